@@ -1,0 +1,18 @@
+# kernels.pxd: the C declarations of csrc/miniclip.h, for the Cython wrappers in _C.pyx.
+cdef extern from "miniclip.h" nogil:
+    ctypedef Py_ssize_t idx_t
+
+    const char *miniclip_compile_flags()
+    int miniclip_has_openmp()
+    int miniclip_max_threads()
+    void miniclip_set_num_threads(int n)
+    int miniclip_debug_build()
+
+    void gemm_naive_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                        const float *A, idx_t rs_a, idx_t cs_a,
+                        const float *B, idx_t rs_b, idx_t cs_b,
+                        float beta, float *C, idx_t rs_c, idx_t cs_c)
+    void gemm_naive_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                        const double *A, idx_t rs_a, idx_t cs_a,
+                        const double *B, idx_t rs_b, idx_t cs_b,
+                        double beta, double *C, idx_t rs_c, idx_t cs_c)

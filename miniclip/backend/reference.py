@@ -1,0 +1,212 @@
+"""Reference kernels: plain NumPy, the executable specification of every kernel.
+
+Each function is what a compiled kernel in ``csrc/`` must reproduce (tests hold
+them equal). They are also the ``numpy`` backend, so everything runs without a
+compiler. Kernels *return* (or write into ``out``) their results; they never
+accumulate into gradients: only the autograd engine does that.
+
+Shape legend: M, N, K GEMM sizes; R rows (all leading axes flattened), C the last axis.
+"""
+
+import numpy as np
+
+KERNELS = (
+    "gemm_naive",
+    "matmul",
+    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "logsumexp",
+    "layer_norm_forward", "layer_norm_backward",
+    "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
+    "cross_entropy_forward", "cross_entropy_backward",
+    "attention_forward", "attention_backward",
+)
+
+
+# --------------------------------------------------------------------------- GEMM
+def gemm_naive(A, B, C, alpha=1.0, beta=0.0):
+    """C = alpha * A @ B + beta * C, written into C (the reference for every GEMM version)."""
+    product = alpha * (A @ B)
+    if beta == 0:  # beta == 0: C is write-only, as in BLAS
+        C[...] = product
+    else:
+        C[...] = product + beta * C
+    return C
+
+
+def matmul(a, b):
+    """a @ b with NumPy's batch broadcasting over leading axes."""
+    return np.matmul(a, b)
+
+
+# ----------------------------------------------------------------- softmax family
+def softmax(x, axis=-1):
+    """softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m), m = max_j x_j (shift for stability)."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_backward(y, dy, axis=-1):
+    """dx = y * (dy - sum(dy * y)): the Jacobian-vector product without forming the Jacobian.
+
+    With y = softmax(x), dy_i/dx_j = y_i (delta_ij - y_j), so
+    dx_j = sum_i dy_i y_i (delta_ij - y_j) = y_j (dy_j - sum_i dy_i y_i).
+    """
+    return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    """log sum_j exp(x_j) = m + log sum_j exp(x_j - m), m = max_j x_j."""
+    m = np.max(x, axis=axis, keepdims=True)
+    # an all -inf row has m = -inf; shift by 0 there so that -inf - -inf never makes NaN
+    m = np.where(np.isfinite(m), m, 0).astype(x.dtype, copy=False)
+    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    """log_softmax(x) = x - logsumexp(x)."""
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def log_softmax_backward(y, dy, axis=-1):
+    """dx = dy - softmax(x) * sum(dy), with y = log_softmax(x) so softmax(x) = exp(y)."""
+    return dy - np.exp(y) * np.sum(dy, axis=axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------- layer norm
+def layer_norm_forward(x, weight, bias, eps=1e-5):
+    """y = (x - mean) * rstd * weight + bias over the last axis, rstd = 1 / sqrt(var + eps).
+
+    Returns (y, mean, rstd); mean and rstd have shape x.shape[:-1] + (1,) and are
+    what the backward needs.
+    """
+    mean = np.mean(x, axis=-1, keepdims=True)
+    xc = x - mean
+    var = np.mean(xc * xc, axis=-1, keepdims=True)  # biased variance, as PyTorch's LayerNorm
+    rstd = 1.0 / np.sqrt(var + eps)
+    rstd = rstd.astype(x.dtype, copy=False)
+    y = xc * rstd
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y, mean, rstd
+
+
+def layer_norm_backward(dy, x, weight, mean, rstd):
+    """Closed-form LayerNorm backward over the last axis (C features).
+
+    With xhat = (x - mean) * rstd and g = dy * weight:
+        dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+        dweight = sum over rows of dy * xhat;  dbias = sum over rows of dy
+    (the two mean terms are the gradient through mean and through rstd).
+    """
+    xhat = (x - mean) * rstd
+    g = dy * weight if weight is not None else dy
+    dx = rstd * (g - np.mean(g, axis=-1, keepdims=True)
+                 - xhat * np.mean(g * xhat, axis=-1, keepdims=True))
+    rows = tuple(range(dy.ndim - 1))
+    dweight = np.sum(dy * xhat, axis=rows) if weight is not None else None
+    dbias = np.sum(dy, axis=rows)
+    return dx, dweight, dbias
+
+
+# ----------------------------------------------------------------------- activations
+_SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2 / pi)
+_GELU_C = 0.044715
+
+
+def gelu_forward(x):
+    """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    inner = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
+    return 0.5 * x * (1.0 + np.tanh(inner))
+
+
+def gelu_backward(x, dy):
+    """d/dx GELU = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2), t = tanh(inner)."""
+    inner = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
+    t = np.tanh(inner)
+    dinner = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner)
+
+
+def _sigmoid(z):
+    """sigmoid(z) = 1 / (1 + exp(-z)), evaluated without overflow for large |z|."""
+    e = np.exp(-np.abs(z))  # in (0, 1]: never overflows
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+
+
+def quick_gelu_forward(x):
+    """QuickGELU (the original CLIP's activation): x * sigmoid(1.702 x)."""
+    return x * _sigmoid(1.702 * x)
+
+
+def quick_gelu_backward(x, dy):
+    """d/dx [x s(1.702 x)] = s + 1.702 x s (1 - s), s = sigmoid(1.702 x)."""
+    s = _sigmoid(1.702 * x)
+    return dy * (s + 1.702 * x * s * (1.0 - s))
+
+
+# --------------------------------------------------------------------- cross entropy
+def cross_entropy_forward(logits, targets):
+    """Mean over rows of -log_softmax(logits)[i, targets[i]]; logits (R, C), targets (R,) ints.
+
+    Returns (loss as a 0-d array, log_probs (R, C)) — log_probs is what the backward needs.
+    """
+    log_probs = log_softmax(logits, axis=-1)
+    rows = np.arange(logits.shape[0])
+    loss = -np.mean(log_probs[rows, targets])
+    return np.asarray(loss, dtype=logits.dtype), log_probs
+
+
+def cross_entropy_backward(log_probs, targets, dloss):
+    """dlogits = dloss * (softmax - one_hot(targets)) / R."""
+    R = log_probs.shape[0]
+    dlogits = np.exp(log_probs)
+    dlogits[np.arange(R), targets] -= 1.0
+    return dlogits * (dloss / R)
+
+
+# ------------------------------------------------------------ multi-head attention
+def _causal_scores(q, k, scale, causal):
+    """S = scale * q k^T, with -inf strictly above the diagonal when causal."""
+    s = np.matmul(q, np.swapaxes(k, -1, -2)) * np.asarray(scale, dtype=q.dtype)  # (B, H, T, T)
+    if causal:
+        T = q.shape[-2]
+        s = np.where(np.triu(np.ones((T, T), dtype=bool), k=1), -np.inf, s).astype(q.dtype, copy=False)
+    return s
+
+
+def attention_forward(q, k, v, scale, causal):
+    """out = softmax(scale * q k^T + mask) v, per batch and head; also returns lse.
+
+    q, k, v: (B, H, T, D). Returns out (B, H, T, D) and lse (B, H, T), the
+    log-sum-exp of each row of scores: all the backward needs to rebuild the
+    probabilities, P = exp(S - lse), without keeping the (T, T) matrix.
+    """
+    s = _causal_scores(q, k, scale, causal)
+    lse = logsumexp(s, axis=-1)                       # (B, H, T)
+    p = np.exp(s - lse[..., None])                    # (B, H, T, T)
+    return np.matmul(p, v), lse
+
+
+def attention_backward(dout, q, k, v, out, lse, scale, causal):
+    """Gradients of attention, recomputing P = exp(S - lse) from the saved lse.
+
+    With P the probabilities and O = P V:
+        dV = P^T dO
+        dP = dO V^T
+        dS = P * (dP - rowsum(dO * O))   (softmax backward: sum_j P_ij dP_ij = dO_i . O_i)
+        dQ = scale * dS K,   dK = scale * dS^T Q
+    Returns dq, dk, dv, each (B, H, T, D).
+    """
+    s = _causal_scores(q, k, scale, causal)
+    p = np.exp(s - lse[..., None])                                    # (B, H, T, T)
+    dv = np.matmul(np.swapaxes(p, -1, -2), dout)
+    dp = np.matmul(dout, np.swapaxes(v, -1, -2))
+    delta = np.sum(dout * out, axis=-1, keepdims=True)               # (B, H, T, 1)
+    ds = p * (dp - delta)
+    sc = np.asarray(scale, dtype=q.dtype)
+    dq = np.matmul(ds, k) * sc
+    dk = np.matmul(np.swapaxes(ds, -1, -2), q) * sc
+    return dq, dk, dv
