@@ -68,27 +68,26 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-8, rtol=1e-6, seed=0, max_checks=No
 
     worst = 0.0
     for (arg, x), a_grad in zip(checked, analytic):
-        flat = x.data.reshape(-1)  # a view: perturbing it perturbs x in place
-        if not np.shares_memory(flat, x.data):
-            raise ValueError(f"gradcheck({name}): argument {arg} must be contiguous to be perturbed")
-        positions = np.arange(flat.size)
-        if max_checks is not None and flat.size > max_checks:
-            positions = np.sort(rng.choice(flat.size, size=max_checks, replace=False))
-        a_flat = a_grad.reshape(-1)
+        data = x.data  # perturbed in place, element by element (any layout, views included)
+        if not data.flags.writeable:
+            raise ValueError(f"gradcheck({name}): argument {arg} is read-only and cannot be perturbed")
+        positions = np.arange(data.size)
+        if max_checks is not None and data.size > max_checks:
+            positions = np.sort(rng.choice(data.size, size=max_checks, replace=False))
         max_diff = max_numeric = 0.0
         for p in positions:
-            original = flat[p]
-            flat[p] = original + eps
+            index = np.unravel_index(p, x.shape)
+            original = data[index]
+            data[index] = original + eps
             plus = objective()
-            flat[p] = original - eps
+            data[index] = original - eps
             minus = objective()
-            flat[p] = original
+            data[index] = original
             numeric = (plus - minus) / (2 * eps)
-            analytic_p = a_flat[p]
+            analytic_p = a_grad[index]
             diff = abs(analytic_p - numeric)
             max_diff, max_numeric = max(max_diff, diff), max(max_numeric, abs(numeric))
             if not diff <= atol + rtol * abs(numeric):
-                index = np.unravel_index(p, x.shape)
                 message = (f"gradcheck({name}) failed for argument {arg} (shape {x.shape}) at index "
                            f"{tuple(int(i) for i in index)}: analytic {analytic_p:.10g}, numeric "
                            f"{numeric:.10g}, |diff| {diff:.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|")
