@@ -66,14 +66,20 @@ class Context:
     def save_for_backward(self, *arrays):
         self._saved = arrays
 
+    _FREED = ("Trying to backward through the graph a second time: its saved arrays were freed "
+              "after the first backward(). Call backward(retain_graph=True) the first time if you "
+              "need to call it again.")
+
     @property
     def saved_tensors(self):
         if self.released:
-            raise RuntimeError(
-                "Trying to backward through the graph a second time: its saved arrays were freed "
-                "after the first backward(). Call backward(retain_graph=True) the first time if you "
-                "need to call it again.")
+            raise RuntimeError(self._FREED)
         return self._saved
+
+    def __getattr__(self, name):  # only called for attributes that are not there
+        if object.__getattribute__(self, "released"):
+            raise RuntimeError(self._FREED)
+        raise AttributeError(name)
 
     def release(self):
         """Free the saved arrays (after backward, unless the graph is retained)."""
