@@ -14,7 +14,7 @@ import pytest
 from clip_tiny import random_images, random_tokens, rel_err
 
 from miniclip import Tensor
-from miniclip.loss import clip_loss
+from miniclip.loss import clip_loss, siglip_loss
 from miniclip.model import build_model, convert_checkpoint, load_npz
 
 torch = pytest.importorskip("torch")
@@ -195,6 +195,30 @@ def test_parity_with_the_original_layout_float64(name):
     print(f"\n{name}: " + ", ".join(f"{k} {v:.2e}" for k, v in errors.items()))
     for k, v in errors.items():
         assert v <= 1e-8, f"{k}: relative error {v:.3g}"
+
+
+def test_siglip_parity_with_a_learnable_bias():
+    ref, _, images, tokens = make_pair("odd-perturbed", seed=4)
+    ref.logit_bias = tnn.Parameter(torch.tensor(-10.0, dtype=torch.float64))
+    with torch.no_grad():
+        ref.logit_scale.fill_(np.log(10))
+    sd = {k: v.detach().numpy().copy() for k, v in ref.state_dict().items()}
+    ours = build_model(sd, vision_heads=3, transformer_heads=3)
+    assert list(ours.state_dict()) == list(sd) and ours.logit_bias.item() == -10.0
+
+    lpi, lpt = ours(images, tokens)
+    loss = siglip_loss(lpi, lpt)
+    rlpi, _ = ref(torch.from_numpy(images), torch.from_numpy(tokens))
+    logits = rlpi + ref.logit_bias
+    labels = 2 * torch.eye(logits.shape[0], dtype=logits.dtype) - 1
+    rloss = -F.logsigmoid(labels * logits).sum() / logits.shape[0]
+    assert rel_err(lpi.data, logits.detach().numpy()) <= 1e-8
+    assert rel_err(loss.data, rloss.detach().numpy()) <= 1e-8
+    loss.backward()
+    rloss.backward()
+    grads = dict(ref.named_parameters())
+    for n, p in ours.named_parameters():
+        assert rel_err(p.grad, grads[n].grad.numpy()) <= 1e-8, n
 
 
 def test_parity_float32_is_close():
