@@ -56,6 +56,7 @@ PRE_SPLIT_PATTERN = (r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|
                      r"""[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""")
 _PRE_SPLIT = regex.compile(PRE_SPLIT_PATTERN, regex.IGNORECASE)
 _WHITESPACE = regex.compile(r"\s+")
+_HAS_SPACE = regex.compile(r"\s")
 _HEADER = "#version: 0.2"  # the original file's header line; miniclip writes the same
 
 
@@ -119,8 +120,10 @@ class BPETokenizer:
     def __init__(self, merges):
         self.merges = [tuple(m) for m in merges]
         for rank, merge in enumerate(self.merges):
-            if len(merge) != 2 or not all(isinstance(s, str) and s for s in merge):
-                raise ValueError(f"merge {rank} must be a pair of non-empty strings, got {merge!r}")
+            valid = len(merge) == 2 and all(isinstance(s, str) and s and not _HAS_SPACE.search(s) for s in merge)
+            if not valid:
+                raise ValueError(f"merge {rank} must be a pair of non-empty strings without whitespace, "
+                                 f"got {merge!r}")
         self.byte_encoder = bytes_to_unicode()
         self.byte_decoder = {c: b for b, c in self.byte_encoder.items()}
         base = list(self.byte_encoder.values())

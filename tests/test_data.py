@@ -97,6 +97,14 @@ def test_random_resized_crop():
     assert a.shape == (3, 32, 32)
     # the own generator is seeded too
     np.testing.assert_array_equal(Preprocess(32, train=True, seed=3)(image), Preprocess(32, train=True, seed=3)(image))
+    # the crop is cut out first and then resized (torchvision's resized_crop)
+    box = random_resized_crop_box(32, 32, np.random.default_rng(5))
+    by_hand = np.asarray(Image.fromarray(image).crop(box).resize((32, 32), Image.BICUBIC))
+    np.testing.assert_allclose(a, (by_hand.transpose(2, 0, 1) / 255 - MEAN) / STD, atol=1e-5)
+    # batch() stacks the same results
+    batch = train.batch([image, image], [np.random.default_rng(5), np.random.default_rng(6)])
+    assert batch.shape == (2, 3, 32, 32)
+    np.testing.assert_array_equal(batch[0], a)
     # scale 1 and ratio 1 on a square image: the crop is the whole image, the same as evaluation
     whole = Preprocess(32, train=True, scale=(1.0, 1.0), ratio=(1.0, 1.0))(image)
     np.testing.assert_allclose(whole, Preprocess(32)(image), atol=1e-6)
@@ -191,6 +199,14 @@ def test_csv_skip_bad_rows_warns_with_count_and_list(bad_csv, tokenizer):
 def test_csv_without_tokenizer_does_not_check_length(bad_csv):
     with pytest.warns(UserWarning, match=r"skipped 4 bad row\(s\)"):
         assert len(CsvDataset(bad_csv, skip_bad_rows=True)) == 3
+
+
+def test_csv_short_row(tmp_path):
+    _write_images(tmp_path, 1)
+    path = tmp_path / "d.csv"
+    path.write_text("filepath,title\n0.png,a\n0.png\n")
+    with pytest.raises(CsvDataError, match=r"d.csv line 3: row has too few fields"):
+        CsvDataset(path)
 
 
 def test_csv_image_broken_after_loading(tmp_path):

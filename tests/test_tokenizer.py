@@ -171,6 +171,8 @@ def test_bad_inputs(tmp_path, small_tokenizer):
         small_tokenizer("a", context_length=1)
     with pytest.raises(ValueError, match="lone surrogate"):
         small_tokenizer.encode("a \ud800 b")
+    with pytest.raises(ValueError, match="merge 1 must be a pair of non-empty strings without whitespace"):
+        BPETokenizer([("a", "b"), ("a b", "c")])
     with pytest.raises(TypeError, match="text must be a str"):
         small_tokenizer.encode(3)
 

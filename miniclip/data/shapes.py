@@ -14,10 +14,10 @@ shuffling and reproducible batches (see ``ShapesDataset``).
 Drawing: the shape's outline is rasterized by Pillow as a mask at S x R pixels and box-filtered down to R
 (anti-aliased edges for little cost); background and shape colors are composited with NumPy.
 
-Command line (the ``miniclip data grid`` command calls the same functions)::
+Command line (``main`` below; ``miniclip data grid`` can call the same functions)::
 
-    python -m miniclip.data.shapes grid shapes_grid.png [--n 32] [--seed 0] [--resolution 48]
-    python -m miniclip.data.shapes export OUT_DIR --n 1000 [--seed 0] [--resolution 48] [--split train]
+    python -m miniclip.data grid shapes_grid.png [--n 32] [--seed 0] [--resolution 48] [--split held_out]
+    python -m miniclip.data export OUT_DIR --n 1000 [--seed 0] [--resolution 48] [--split train]
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def draw_sample(seed: int, index: int, resolution: int = 48, split: str = "train
     R = resolution
 
     # Geometry in pixels: circumradius by size; the center pushed toward the named side.
-    r = R * (rng.uniform(0.10, 0.14) if size == "small" else rng.uniform(0.23, 0.29))
+    r = R * (rng.uniform(0.12, 0.16) if size == "small" else rng.uniform(0.25, 0.30))
     margin = R * rng.uniform(0.02, 0.06)
     jitter = R * rng.uniform(-0.05, 0.05, size=2)
     near, far = r + margin, R - r - margin  # centre coordinate hugging one side or the other
@@ -253,12 +253,11 @@ def export_samples(out_dir, n: int, seed: int = 0, resolution: int = 48, split: 
 def save_sample_grid(path, n: int = 32, seed: int = 0, resolution: int = 48, split: str = "train",
                      columns: int = 8, scale: int = 3) -> Path:
     """Save a PNG grid of ``n`` samples (each enlarged ``scale`` x, nearest neighbour) with their captions."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
 
     rows = math.ceil(n / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.9, rows * 2.3), squeeze=False)
+    fig = Figure(figsize=(columns * 1.9, rows * 2.3))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
@@ -269,7 +268,6 @@ def save_sample_grid(path, n: int = 32, seed: int = 0, resolution: int = 48, spl
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -286,7 +284,7 @@ def _wrap(text: str, width: int) -> str:
 
 def main(argv=None) -> None:
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m miniclip.data.shapes", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m miniclip.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     grid = sub.add_parser("grid", help="save a PNG grid of samples with their captions")
     grid.add_argument("out", help="output PNG path")
@@ -304,6 +302,3 @@ def main(argv=None) -> None:
     else:
         print(export_samples(args.out, args.n, seed=args.seed, resolution=args.resolution, split=args.split))
 
-
-if __name__ == "__main__":
-    main()

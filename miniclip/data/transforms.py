@@ -9,8 +9,9 @@ Evaluation (the original ``clip._transform``)::
 Training (open_clip's ``image_transform(is_train=True)``): ``RandomResizedCrop(R, scale=(0.9, 1.0))``
 with bicubic interpolation -- a random crop covering 90-100% of the area, aspect ratio in [3/4, 4/3],
 resized to R x R -- then the same normalization. Geometry follows torchvision exactly (its integer
-rounding included), so an image preprocessed here matches one preprocessed by the original up to
-Pillow's bicubic kernel, which both use.
+rounding included) and both resample with Pillow's bicubic filter, so the results agree. One deliberate
+difference: images are converted to RGB *first* (the original resizes in the image's own mode and converts
+after, so a palette image would be resized with nearest neighbour).
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ class Preprocess:
             W, H = img.size
             if self.train:
                 box = random_resized_crop_box(W, H, rng if rng is not None else self.rng, self.scale, self.ratio)
-                img = img.resize((R, R), Image.BICUBIC, box=box)  # crop and resize in one resampling
+                # Crop, then resize: as torchvision's resized_crop. (Pillow's resize(box=...) would let the
+                # bicubic kernel read pixels outside the crop and differ at its edges.)
+                img = img.crop(box).resize((R, R), Image.BICUBIC)
             else:
                 if min(W, H) != R:
                     img = img.resize(resized_size(W, H, R), Image.BICUBIC)
