@@ -10,6 +10,8 @@ The pieces, bottom to top (each imports only the ones above it):
     miniclip.loss       clip_loss (symmetric InfoNCE), siglip_loss
     miniclip.tokenizer  BPETokenizer (byte-level BPE, speaks the original CLIP vocabulary)
     miniclip.data       the shapes world, CSV datasets, CLIP preprocessing, the batch loader
+    miniclip.optim      AdamW, warmup-cosine, the temperature clamp
+    miniclip.train, evaluate, checkpoint, plots, api (load), cli: the main job and the user's commands
 """
 
 from . import nn, ops
@@ -19,10 +21,11 @@ from .build import build_info
 from .loss import clip_loss, siglip_loss
 from .model import CLIP, VisionTransformer, build_model, convert_checkpoint, load_npz, save_npz
 from .tokenizer import BPETokenizer
+from .api import load  # noqa: E402  (after the model: load builds one)
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "gradcheck", "GradcheckError",
            "set_backend", "get_backend", "build_info", "nn", "ops",
            "CLIP", "VisionTransformer", "build_model", "convert_checkpoint", "load_npz", "save_npz",
-           "clip_loss", "siglip_loss", "BPETokenizer"]
+           "clip_loss", "siglip_loss", "BPETokenizer", "load"]
