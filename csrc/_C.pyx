@@ -41,21 +41,40 @@ def debug_build():
     return bool(miniclip_debug_build())
 
 
+cdef tuple _shape3(Py_ssize_t *shape):
+    return (shape[0], shape[1], shape[2])
+
+
 cdef inline idx_t _stride(Py_ssize_t byte_stride, Py_ssize_t itemsize):
     return byte_stride // itemsize
 
 
-def gemm_naive(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
-               double alpha=1.0, double beta=0.0):
-    """C = alpha * A @ B + beta * C with the naive triple loop (GEMM v1).
+def set_simd(str mode):
+    """Choose the GEMM micro-kernel: "auto" (the best this CPU supports) or "generic" (portable C)."""
+    if mode not in ("auto", "generic"):
+        raise ValueError(f"set_simd: expected 'auto' or 'generic', got {mode!r}")
+    miniclip_set_simd(1 if mode == "generic" else 0)
 
-    A (M, K), B (K, N), C (M, N): any strides, one dtype. Writes C in place.
+
+def simd_name():
+    """The micro-kernel GEMM v3 uses now: "avx2+fma" or "generic"."""
+    return miniclip_simd_name().decode()
+
+
+def gemm(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
+         double alpha=1.0, double beta=0.0, int version=3):
+    """C = alpha * A @ B + beta * C, written into C, with GEMM v1 (naive), v2 (tiled) or v3 (packed).
+
+    A (M, K), B (K, N), C (M, N): any strides (a transpose is a stride swap), one dtype.
+    beta == 0: C is write-only. C must not overlap A or B.
     """
     cdef idx_t M = A.shape[0], K = A.shape[1], N = B.shape[1]
     if B.shape[0] != K or C.shape[0] != M or C.shape[1] != N:
         raise ValueError(
-            f"gemm_naive: expected A (M, K), B (K, N), C (M, N); got A ({A.shape[0]}, {A.shape[1]}), "
+            f"gemm: expected A (M, K), B (K, N), C (M, N); got A ({A.shape[0]}, {A.shape[1]}), "
             f"B ({B.shape[0]}, {B.shape[1]}), C ({C.shape[0]}, {C.shape[1]})")
+    if version not in (1, 2, 3):
+        raise ValueError(f"gemm: expected version 1, 2 or 3, got {version}")
     if M == 0 or N == 0:
         return
     cdef Py_ssize_t s = sizeof(floating)
@@ -66,8 +85,60 @@ def gemm_naive(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
     cdef const floating *pb = &B[0, 0] if K > 0 else NULL
     with nogil:
         if floating is float:
-            gemm_naive_f32(M, N, K, <float>alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
-                           <float>beta, &C[0, 0], rs_c, cs_c)
+            if version == 1:
+                gemm_naive_f32(M, N, K, <float>alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                               <float>beta, &C[0, 0], rs_c, cs_c)
+            elif version == 2:
+                gemm_tiled_f32(M, N, K, <float>alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                               <float>beta, &C[0, 0], rs_c, cs_c)
+            else:
+                gemm_packed_f32(M, N, K, <float>alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                                <float>beta, &C[0, 0], rs_c, cs_c, 0)
         else:
-            gemm_naive_f64(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
-                           beta, &C[0, 0], rs_c, cs_c)
+            if version == 1:
+                gemm_naive_f64(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                               beta, &C[0, 0], rs_c, cs_c)
+            elif version == 2:
+                gemm_tiled_f64(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                               beta, &C[0, 0], rs_c, cs_c)
+            else:
+                gemm_packed_f64(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                                beta, &C[0, 0], rs_c, cs_c, 0)
+
+
+def gemm_naive(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
+               double alpha=1.0, double beta=0.0):
+    """C = alpha * A @ B + beta * C with the naive triple loop (GEMM v1); see gemm."""
+    gemm(A, B, C, alpha, beta, 1)
+
+
+def gemm_batched(const floating[:, :, :] A, const floating[:, :, :] B, floating[:, :, :] C,
+                 double alpha=1.0, double beta=0.0):
+    """C[b] = alpha * A[b] @ B[b] + beta * C[b] for every b, with GEMM v3.
+
+    A (nb, M, K), B (nb, K, N), C (nb, M, N): any strides; a batch stride of 0 in A or B
+    broadcasts one matrix over the batch. C's batch entries must not overlap.
+    """
+    cdef idx_t nb = C.shape[0], M = A.shape[1], K = A.shape[2], N = B.shape[2]
+    if (A.shape[0] != nb or B.shape[0] != nb or B.shape[1] != K
+            or C.shape[1] != M or C.shape[2] != N):
+        raise ValueError(
+            f"gemm_batched: expected A (nb, M, K), B (nb, K, N), C (nb, M, N); got "
+            f"A {_shape3(A.shape)}, B {_shape3(B.shape)}, C {_shape3(C.shape)}")
+    if nb == 0 or M == 0 or N == 0:
+        return
+    cdef Py_ssize_t s = sizeof(floating)
+    cdef idx_t bs_a = _stride(A.strides[0], s), rs_a = _stride(A.strides[1], s), cs_a = _stride(A.strides[2], s)
+    cdef idx_t bs_b = _stride(B.strides[0], s), rs_b = _stride(B.strides[1], s), cs_b = _stride(B.strides[2], s)
+    cdef idx_t bs_c = _stride(C.strides[0], s), rs_c = _stride(C.strides[1], s), cs_c = _stride(C.strides[2], s)
+    if nb > 1 and bs_c == 0:
+        raise ValueError("gemm_batched: C must not broadcast over the batch (batch stride 0)")
+    cdef const floating *pa = &A[0, 0, 0] if K > 0 else NULL
+    cdef const floating *pb = &B[0, 0, 0] if K > 0 else NULL
+    with nogil:
+        if floating is float:
+            gemm_batched_f32(nb, M, N, K, <float>alpha, pa, bs_a, rs_a, cs_a, pb, bs_b, rs_b, cs_b,
+                             <float>beta, &C[0, 0, 0], bs_c, rs_c, cs_c)
+        else:
+            gemm_batched_f64(nb, M, N, K, alpha, pa, bs_a, rs_a, cs_a, pb, bs_b, rs_b, cs_b,
+                             beta, &C[0, 0, 0], bs_c, rs_c, cs_c)

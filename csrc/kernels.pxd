@@ -16,3 +16,31 @@ cdef extern from "miniclip.h" nogil:
                         const double *A, idx_t rs_a, idx_t cs_a,
                         const double *B, idx_t rs_b, idx_t cs_b,
                         double beta, double *C, idx_t rs_c, idx_t cs_c)
+
+    void gemm_tiled_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                        const float *A, idx_t rs_a, idx_t cs_a,
+                        const float *B, idx_t rs_b, idx_t cs_b,
+                        float beta, float *C, idx_t rs_c, idx_t cs_c)
+    void gemm_tiled_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                        const double *A, idx_t rs_a, idx_t cs_a,
+                        const double *B, idx_t rs_b, idx_t cs_b,
+                        double beta, double *C, idx_t rs_c, idx_t cs_c)
+    void gemm_packed_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                         const float *A, idx_t rs_a, idx_t cs_a,
+                         const float *B, idx_t rs_b, idx_t cs_b,
+                         float beta, float *C, idx_t rs_c, idx_t cs_c, int nthreads)
+    void gemm_packed_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                         const double *A, idx_t rs_a, idx_t cs_a,
+                         const double *B, idx_t rs_b, idx_t cs_b,
+                         double beta, double *C, idx_t rs_c, idx_t cs_c, int nthreads)
+    void gemm_batched_f32(idx_t nbatch, idx_t M, idx_t N, idx_t K, float alpha,
+                          const float *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
+                          const float *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
+                          float beta, float *C, idx_t bs_c, idx_t rs_c, idx_t cs_c)
+    void gemm_batched_f64(idx_t nbatch, idx_t M, idx_t N, idx_t K, double alpha,
+                          const double *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
+                          const double *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
+                          double beta, double *C, idx_t bs_c, idx_t rs_c, idx_t cs_c)
+
+    void miniclip_set_simd(int mode)
+    const char *miniclip_simd_name()

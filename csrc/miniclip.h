@@ -33,4 +33,43 @@ void gemm_naive_f64(idx_t M, idx_t N, idx_t K, double alpha,
                     const double *B, idx_t rs_b, idx_t cs_b,
                     double beta, double *C, idx_t rs_c, idx_t cs_c);
 
+/* ---- GEMM v2: loops reordered (i-p-j) and tiled for the caches (gemm_tiled.c) ---- */
+void gemm_tiled_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                    const float *A, idx_t rs_a, idx_t cs_a,
+                    const float *B, idx_t rs_b, idx_t cs_b,
+                    float beta, float *C, idx_t rs_c, idx_t cs_c);
+void gemm_tiled_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                    const double *A, idx_t rs_a, idx_t cs_a,
+                    const double *B, idx_t rs_b, idx_t cs_b,
+                    double beta, double *C, idx_t rs_c, idx_t cs_c);
+
+/* ---- GEMM v3: packed panels, cache blocking, SIMD micro-kernel, threads (gemm_packed.c) ----
+ * nthreads <= 0 means "the OpenMP default" (miniclip_max_threads()). */
+void gemm_packed_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                     const float *A, idx_t rs_a, idx_t cs_a,
+                     const float *B, idx_t rs_b, idx_t cs_b,
+                     float beta, float *C, idx_t rs_c, idx_t cs_c, int nthreads);
+void gemm_packed_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                     const double *A, idx_t rs_a, idx_t cs_a,
+                     const double *B, idx_t rs_b, idx_t cs_b,
+                     double beta, double *C, idx_t rs_c, idx_t cs_c, int nthreads);
+
+/* Strided batched GEMM v3: for b < nbatch, C_b = alpha * A_b B_b + beta * C_b with
+ * A_b = A + b * bs_a (likewise B, C); a batch stride of 0 reuses one matrix (broadcast).
+ * Threads go over the batch when there are enough products, inside each product otherwise. */
+void gemm_batched_f32(idx_t nbatch, idx_t M, idx_t N, idx_t K, float alpha,
+                      const float *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
+                      const float *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
+                      float beta, float *C, idx_t bs_c, idx_t rs_c, idx_t cs_c);
+void gemm_batched_f64(idx_t nbatch, idx_t M, idx_t N, idx_t K, double alpha,
+                      const double *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
+                      const double *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
+                      double beta, double *C, idx_t bs_c, idx_t rs_c, idx_t cs_c);
+
+/* SIMD selection for the micro-kernels (gemm_microkernel.c):
+ * mode 0 = auto (the best the CPU supports), 1 = force the portable generic C kernel.
+ * The environment variable MINICLIP_FORCE_GENERIC=1 sets mode 1 at load time. */
+void miniclip_set_simd(int mode);
+const char *miniclip_simd_name(void);
+
 #endif

@@ -3,29 +3,161 @@
 Each function here has the same name, arguments and results as its NumPy
 reference in ``reference.py``; tests hold the two equal. A kernel missing here
 falls back to the reference (see ``miniclip.backend.set_backend``).
+
+Shape legend: M, N, K GEMM sizes (C is M x N, the sum runs over K); nb the number
+of products in a batch; B batch, H heads, T tokens, D head dim.
+
+Threads: the kernels run on OpenMP with ``MINICLIP_NUM_THREADS`` threads (falling
+back to ``OMP_NUM_THREADS``, then to every core), set once when this module is
+imported; ``set_num_threads`` changes it later.
 """
 
+import os
+
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
-from .. import _C  # noqa: F401  (ImportError here means the extension is not built)
+from .. import _C  # ImportError here means the extension is not built
+from . import reference
+from .reference import check_gemm_args
 
-__all__ = ["gemm_naive"]
+__all__ = ["gemm", "gemm_naive", "matmul", "set_num_threads", "get_num_threads", "set_simd"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_VERSION_NUMBER = {"v1": 1, "v2": 2, "v3": 3}
 
 
-def gemm_naive(A, B, C, alpha=1.0, beta=0.0):
-    """C = alpha * A @ B + beta * C with the naive triple loop in C (GEMM v1); writes C."""
-    _check_gemm_args("gemm_naive", A, B, C)
-    _C.gemm_naive(A, B, C, alpha, beta)
+# --------------------------------------------------------------------------- threads
+def set_num_threads(n):
+    """Use ``n`` OpenMP threads in every later kernel call."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected n >= 1, got {n}")
+    _C.set_num_threads(n)
+
+
+def get_num_threads():
+    """The number of threads the kernels use."""
+    return _C.max_threads()
+
+
+def _threads_from_env():
+    for var in ("MINICLIP_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            try:
+                n = int(value.split(",")[0])  # OMP_NUM_THREADS may list one count per level
+            except ValueError:
+                raise ValueError(f"{var}: expected a positive integer, got {value!r}") from None
+            if n < 1:
+                raise ValueError(f"{var}: expected a positive integer, got {value!r}")
+            return n
+    return None
+
+
+def set_simd(mode):
+    """GEMM micro-kernel: ``"auto"`` (AVX2+FMA when the CPU has it) or ``"generic"`` (portable C).
+
+    ``MINICLIP_FORCE_GENERIC=1`` in the environment selects ``"generic"`` at import.
+    """
+    _C.set_simd(mode)
+
+
+_n = _threads_from_env()
+if _n is not None:
+    _C.set_num_threads(_n)
+
+
+# --------------------------------------------------------------------------- GEMM
+def gemm(A, B, C, alpha=1.0, beta=0.0, version="v3"):
+    """C = alpha * A @ B + beta * C, written into C; ``version`` v1 naive, v2 tiled, v3 packed.
+
+    Any strides: a transposed or sliced operand is passed as it is, never copied.
+    """
+    check_gemm_args("gemm", A, B, C, version)
+    _C.gemm(A, B, C, alpha, beta, _VERSION_NUMBER[version])
     return C
 
 
-def _check_gemm_args(name, A, B, C):
-    for arg, arr in (("A", A), ("B", B), ("C", C)):
-        if not isinstance(arr, np.ndarray) or arr.ndim != 2:
-            raise ValueError(f"{name}: expected {arg} to be a 2-D ndarray, got {type(arr).__name__} "
-                             f"with shape {getattr(arr, 'shape', None)}")
-    if not (A.dtype == B.dtype == C.dtype) or A.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected A, B, C of one dtype, float32 or float64; "
-                        f"got {A.dtype}, {B.dtype}, {C.dtype}")
-    if not C.flags.writeable:
-        raise ValueError(f"{name}: C must be writeable")
+def gemm_naive(A, B, C, alpha=1.0, beta=0.0):
+    """GEMM v1, the naive triple loop in C; same contract as ``gemm``."""
+    return gemm(A, B, C, alpha, beta, version="v1")
+
+
+def _merge_batch_axes(batch, arrays):
+    """Fold the broadcast batch axes of several arrays into as few axes as possible.
+
+    ``arrays`` all have the leading axes ``batch`` (broadcast views, stride 0 where
+    broadcast). Two neighbouring axes i, i+1 fold into one when, in every array,
+    stepping axis i is the same as stepping axis i+1 shape[i+1] times. Returns
+    ``[(size, [stride of each array])]``, outermost first; axes of size 1 vanish.
+    """
+    merged = []
+    for axis, size in enumerate(batch):
+        if size == 1:
+            continue
+        strides = [x.strides[axis] for x in arrays]
+        if merged:
+            prev_size, prev_strides = merged[-1]
+            if all(ps == s * size for ps, s in zip(prev_strides, strides)):
+                merged[-1] = (prev_size * size, strides)
+                continue
+        merged.append((size, strides))
+    return merged
+
+
+def matmul(a, b):
+    """a @ b with NumPy's batch broadcasting over leading axes, on GEMM v3.
+
+    (..., M, K) @ (..., K, N) -> (..., M, N). No operand is copied: the batch axes
+    become one batch stride where the layout allows it (one C call over the whole
+    batch), and a weight shared by the whole batch (x (B, T, C) @ W (C, N)) becomes
+    one (B*T, C) @ (C, N) product. Anything not float32/float64 of one dtype, or
+    with a 1-D operand, goes to NumPy (``reference.matmul``).
+    """
+    if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.dtype != b.dtype
+            or a.dtype not in _FLOATS or a.ndim < 2 or b.ndim < 2):
+        return reference.matmul(a, b)
+    M, K = a.shape[-2:]
+    if b.shape[-2] != K:
+        raise ValueError(f"matmul: inner sizes differ: {a.shape} @ {b.shape} ({K} != {b.shape[-2]})")
+    N = b.shape[-1]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = np.empty(batch + (M, N), dtype=a.dtype)                  # (..., M, N)
+    if out.size == 0:
+        return out
+    if K == 0:
+        out.fill(0)
+        return out
+    a = np.broadcast_to(a, batch + (M, K))                          # views, stride 0 where broadcast
+    b = np.broadcast_to(b, batch + (K, N))
+    axes = _merge_batch_axes(batch, (a, b, out))
+    s_a, s_b, s_c = a.strides[-2:], b.strides[-2:], out.strides[-2:]
+
+    # one weight for the whole batch (b's batch stride 0) and a's rows stack evenly
+    # (batch stride = M * row stride): the whole batch is one tall product
+    shared_b = len(axes) == 0 or (len(axes) == 1 and axes[0][1][1] == 0 and axes[0][1][0] == M * s_a[0])
+    if shared_b:
+        nb = axes[0][0] if axes else 1
+        a2 = as_strided(a, (nb * M, K), s_a, writeable=False)       # (nb*M, K)
+        b2 = as_strided(b, (K, N), s_b, writeable=False)             # (K, N)
+        c2 = as_strided(out, (nb * M, N), s_c)                       # (nb*M, N), out is C-contiguous
+        _C.gemm(a2, b2, c2, 1.0, 0.0, 3)
+        return out
+
+    if not axes:
+        axes = [(1, [0, 0, 0])]
+    *outer, (nb, inner_strides) = axes
+    outer_shape = tuple(size for size, _ in outer)
+
+    def view(x, k, shape2, strides2, writeable):
+        shape = outer_shape + (nb,) + shape2                          # (outer..., nb, rows, cols)
+        strides = tuple(st[k] for _, st in outer) + (inner_strides[k],) + strides2
+        return as_strided(x, shape, strides, writeable=writeable)
+
+    a3 = view(a, 0, (M, K), s_a, False)
+    b3 = view(b, 1, (K, N), s_b, False)
+    c3 = view(out, 2, (M, N), s_c, True)
+    for index in np.ndindex(*outer_shape):                           # usually no outer axes at all
+        _C.gemm_batched(a3[index], b3[index], c3[index], 1.0, 0.0)
+    return out
