@@ -45,6 +45,13 @@ cdef tuple _shape3(Py_ssize_t *shape):
     return (shape[0], shape[1], shape[2])
 
 
+def _check_same3(str name, tuple expected, **shapes):
+    for arg, shape in shapes.items():
+        got = (shape[0], shape[1], shape[2])
+        if got != expected:
+            raise ValueError(f"{name}: expected {arg} of shape {expected} like q, got {got}")
+
+
 cdef inline idx_t _stride(Py_ssize_t byte_stride, Py_ssize_t itemsize):
     return byte_stride // itemsize
 
@@ -142,3 +149,50 @@ def gemm_batched(const floating[:, :, :] A, const floating[:, :, :] B, floating[
         else:
             gemm_batched_f64(nb, M, N, K, alpha, pa, bs_a, rs_a, cs_a, pb, bs_b, rs_b, cs_b,
                              beta, &C[0, 0, 0], bs_c, rs_c, cs_c)
+
+
+def attention_forward(const floating[:, :, ::1] q, const floating[:, :, ::1] k,
+                      const floating[:, :, ::1] v, floating[:, :, ::1] out,
+                      floating[:, ::1] lse, double scale, bint causal):
+    """Fused attention forward for (BH, T, D) C-contiguous q, k, v: writes out (BH, T, D), lse (BH, T)."""
+    cdef idx_t BH = q.shape[0], T = q.shape[1], D = q.shape[2]
+    _check_same3("attention_forward", (BH, T, D), k=k.shape, v=v.shape, out=out.shape)
+    if lse.shape[0] != BH or lse.shape[1] != T:
+        raise ValueError(f"attention_forward: expected lse ({BH}, {T}), got ({lse.shape[0]}, {lse.shape[1]})")
+    if BH == 0 or T == 0:
+        return
+    if D == 0:
+        raise ValueError("attention_forward: head dim D must be at least 1")
+    with nogil:
+        if floating is float:
+            attention_forward_f32(BH, T, D, <float>scale, causal, &q[0, 0, 0], &k[0, 0, 0], &v[0, 0, 0],
+                                  &out[0, 0, 0], &lse[0, 0])
+        else:
+            attention_forward_f64(BH, T, D, scale, causal, &q[0, 0, 0], &k[0, 0, 0], &v[0, 0, 0],
+                                  &out[0, 0, 0], &lse[0, 0])
+
+
+def attention_backward(const floating[:, :, ::1] dout, const floating[:, :, ::1] q,
+                       const floating[:, :, ::1] k, const floating[:, :, ::1] v,
+                       const floating[:, :, ::1] out, const floating[:, ::1] lse,
+                       floating[:, :, ::1] dq, floating[:, :, ::1] dk, floating[:, :, ::1] dv,
+                       double scale, bint causal):
+    """Fused attention backward for (BH, T, D) C-contiguous arrays: writes dq, dk, dv."""
+    cdef idx_t BH = q.shape[0], T = q.shape[1], D = q.shape[2]
+    _check_same3("attention_backward", (BH, T, D), dout=dout.shape, k=k.shape, v=v.shape,
+                 out=out.shape, dq=dq.shape, dk=dk.shape, dv=dv.shape)
+    if lse.shape[0] != BH or lse.shape[1] != T:
+        raise ValueError(f"attention_backward: expected lse ({BH}, {T}), got ({lse.shape[0]}, {lse.shape[1]})")
+    if BH == 0 or T == 0:
+        return
+    if D == 0:
+        raise ValueError("attention_backward: head dim D must be at least 1")
+    with nogil:
+        if floating is float:
+            attention_backward_f32(BH, T, D, <float>scale, causal, &dout[0, 0, 0], &q[0, 0, 0],
+                                   &k[0, 0, 0], &v[0, 0, 0], &out[0, 0, 0], &lse[0, 0],
+                                   &dq[0, 0, 0], &dk[0, 0, 0], &dv[0, 0, 0])
+        else:
+            attention_backward_f64(BH, T, D, scale, causal, &dout[0, 0, 0], &q[0, 0, 0],
+                                   &k[0, 0, 0], &v[0, 0, 0], &out[0, 0, 0], &lse[0, 0],
+                                   &dq[0, 0, 0], &dk[0, 0, 0], &dv[0, 0, 0])

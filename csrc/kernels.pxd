@@ -44,3 +44,14 @@ cdef extern from "miniclip.h" nogil:
 
     void miniclip_set_simd(int mode)
     const char *miniclip_simd_name()
+
+    void attention_forward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
+                               const float *q, const float *k, const float *v, float *out, float *lse)
+    void attention_forward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
+                               const double *q, const double *k, const double *v, double *out, double *lse)
+    void attention_backward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
+                                const float *dout, const float *q, const float *k, const float *v,
+                                const float *out, const float *lse, float *dq, float *dk, float *dv)
+    void attention_backward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
+                                const double *dout, const double *q, const double *k, const double *v,
+                                const double *out, const double *lse, double *dq, double *dk, double *dv)

@@ -66,6 +66,21 @@ void gemm_batched_f64(idx_t nbatch, idx_t M, idx_t N, idx_t K, double alpha,
                       const double *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
                       double beta, double *C, idx_t bs_c, idx_t rs_c, idx_t cs_c);
 
+/* ---- fused multi-head attention (attention.c) ----
+ * q, k, v, out, dout, dq, dk, dv: (BH, T, D) contiguous; lse: (BH, T) contiguous.
+ * forward:  out = softmax(scale * q k^T + causal mask) v,  lse = row log-sum-exp of the scores
+ * backward: dq, dk, dv from dout, recomputing the probabilities from lse. */
+void attention_forward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
+                           const float *q, const float *k, const float *v, float *out, float *lse);
+void attention_forward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
+                           const double *q, const double *k, const double *v, double *out, double *lse);
+void attention_backward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
+                            const float *dout, const float *q, const float *k, const float *v,
+                            const float *out, const float *lse, float *dq, float *dk, float *dv);
+void attention_backward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
+                            const double *dout, const double *q, const double *k, const double *v,
+                            const double *out, const double *lse, double *dq, double *dk, double *dv);
+
 /* SIMD selection for the micro-kernels (gemm_microkernel.c):
  * mode 0 = auto (the best the CPU supports), 1 = force the portable generic C kernel.
  * The environment variable MINICLIP_FORCE_GENERIC=1 sets mode 1 at load time. */

@@ -21,7 +21,8 @@ from .. import _C  # ImportError here means the extension is not built
 from . import reference
 from .reference import check_gemm_args
 
-__all__ = ["gemm", "gemm_naive", "matmul", "set_num_threads", "get_num_threads", "set_simd"]
+__all__ = ["gemm", "gemm_naive", "matmul", "attention_forward", "attention_backward",
+           "set_num_threads", "get_num_threads", "set_simd"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _VERSION_NUMBER = {"v1": 1, "v2": 2, "v3": 3}
@@ -161,3 +162,62 @@ def matmul(a, b):
     for index in np.ndindex(*outer_shape):                           # usually no outer axes at all
         _C.gemm_batched(a3[index], b3[index], c3[index], 1.0, 0.0)
     return out
+
+
+# ------------------------------------------------------------ multi-head attention
+def _heads(name, arrays, dtype=None):
+    """(B, H, T, D) arrays -> C-contiguous (B*H, T, D) views, copying only non-contiguous ones.
+
+    The C kernel walks each head's (T, D) block with unit stride, so a transposed or
+    sliced input (for example q, k, v split out of one qkv projection) is made
+    contiguous here once; that copy is O(B H T D), small next to the O(B H T^2 D) kernel.
+    """
+    first = arrays[0][1]
+    if not isinstance(first, np.ndarray) or first.ndim != 4:
+        raise ValueError(f"{name}: expected {arrays[0][0]} of shape (B, H, T, D), got "
+                         f"{getattr(first, 'shape', type(first).__name__)}")
+    dtype = first.dtype if dtype is None else dtype
+    if dtype not in _FLOATS:
+        raise TypeError(f"{name}: expected float32 or float64, got {dtype}")
+    out = []
+    for arg, x in arrays:
+        if not isinstance(x, np.ndarray) or x.shape != first.shape or x.dtype != dtype:
+            raise ValueError(f"{name}: expected {arg} of shape {first.shape} and dtype {dtype} "
+                             f"like {arrays[0][0]}, got {getattr(x, 'shape', None)} "
+                             f"{getattr(x, 'dtype', type(x).__name__)}")
+        B, H, T, D = x.shape
+        out.append(np.ascontiguousarray(x).reshape(B * H, T, D))    # (B*H, T, D)
+    return out
+
+
+def attention_forward(q, k, v, scale, causal):
+    """Fused attention (C, one head per OpenMP task); same contract as ``reference.attention_forward``.
+
+    q, k, v (B, H, T, D), any strides (non-contiguous ones are copied to contiguous
+    first). Returns out (B, H, T, D) and lse (B, H, T).
+    """
+    q3, k3, v3 = _heads("attention_forward", [("q", q), ("k", k), ("v", v)])
+    B, H, T, D = q.shape
+    out = np.empty((B, H, T, D), dtype=q.dtype)
+    lse = np.empty((B, H, T), dtype=q.dtype)
+    _C.attention_forward(q3, k3, v3, out.reshape(B * H, T, D), lse.reshape(B * H, T),
+                         float(scale), bool(causal))
+    return out, lse
+
+
+def attention_backward(dout, q, k, v, out, lse, scale, causal):
+    """Fused attention backward (recomputes P from lse); same contract as the reference.
+
+    Returns dq, dk, dv, each (B, H, T, D).
+    """
+    dout3, q3, k3, v3, out3 = _heads("attention_backward", [("dout", dout), ("q", q), ("k", k),
+                                                            ("v", v), ("out", out)])
+    B, H, T, D = q.shape
+    if not isinstance(lse, np.ndarray) or lse.shape != (B, H, T) or lse.dtype != q.dtype:
+        raise ValueError(f"attention_backward: expected lse of shape {(B, H, T)} and dtype {q.dtype}, "
+                         f"got {getattr(lse, 'shape', None)} {getattr(lse, 'dtype', type(lse).__name__)}")
+    lse2 = np.ascontiguousarray(lse).reshape(B * H, T)                # (B*H, T)
+    dq, dk, dv = (np.empty((B, H, T, D), dtype=q.dtype) for _ in range(3))
+    _C.attention_backward(dout3, q3, k3, v3, out3, lse2, dq.reshape(B * H, T, D),
+                          dk.reshape(B * H, T, D), dv.reshape(B * H, T, D), float(scale), bool(causal))
+    return dq, dk, dv
