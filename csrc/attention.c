@@ -42,22 +42,23 @@
 #include <string.h>
 
 #include "miniclip.h"
+#include "vexp.h"
 
 /* rows per causal block: a multiple of the micro-kernel's MR = 6 */
 #define CAUSAL_BLOCK 24
 
 #define REAL float
 #define SFX(name) name##_f32
-#define EXP expf
+#define VEXP exp_shift_sum_f32
 #define LOG logf
 #include "attention_impl.h"
 #undef REAL
 #undef SFX
-#undef EXP
+#undef VEXP
 #undef LOG
 
 #define REAL double
 #define SFX(name) name##_f64
-#define EXP exp
+#define VEXP exp_shift_sum_f64
 #define LOG log
 #include "attention_impl.h"

@@ -1,6 +1,6 @@
 /* attention_impl.h: the body of attention.c, written once for any element type.
  *
- * Included twice by attention.c with REAL (float or double), SFX(name), EXP and LOG
+ * Included twice by attention.c with REAL (float or double), SFX(name), VEXP and LOG
  * defined. Read attention.c first: it states the math; this file is the code.
  * T here is always the token count, REAL the element type.
  */
@@ -10,18 +10,28 @@
     SFX(gemm_packed)((M), (N), (K), (alpha), (A), (rs_a), (cs_a), (B), (rs_b), (cs_b), \
                      (REAL)0, (C), (rs_c), 1, 1)
 
-/* S = scale * q k^T, (T x T) with row stride T; causal: only the blocks with j <= i1. */
+/* kt (D x T) = k (T x D) transposed, so that the products with k^T read rows of kt
+ * contiguously (GEMM v3 then needs no packing at these sizes). */
+static void SFX(transpose_head)(idx_t T, idx_t D, const REAL *k, REAL *kt)
+{
+    for (idx_t t = 0; t < T; t++)
+        for (idx_t d = 0; d < D; d++)
+            kt[d * T + t] = k[t * D + d];
+}
+
+/* S = scale * q k^T, (T x T) with row stride T, given kt = k^T (D x T);
+ * causal: row block [i0, i1) only needs columns 0 .. i1. */
 static void SFX(attn_scores)(idx_t T, idx_t D, REAL scale, int causal,
-                             const REAL *q, const REAL *k, REAL *S)
+                             const REAL *q, const REAL *kt, REAL *S)
 {
     if (!causal) {
-        GEMM1(T, T, D, scale, q, D, 1, k, 1, D, S, T);        /* k^T: rs = 1, cs = D */
+        GEMM1(T, T, D, scale, q, D, 1, kt, T, 1, S, T);
         return;
     }
     for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
         idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
         /* S[i0:i1, 0:i1] = scale * q[i0:i1] k[0:i1]^T */
-        GEMM1(i1 - i0, i1, D, scale, q + i0 * D, D, 1, k, 1, D, S + i0 * T, T);
+        GEMM1(i1 - i0, i1, D, scale, q + i0 * D, D, 1, kt, T, 1, S + i0 * T, T);
     }
 }
 
@@ -61,23 +71,20 @@ void SFX(attention_forward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
 {
     #pragma omp parallel
     {
-        REAL *S = (REAL *)malloc((size_t)T * T * sizeof(REAL));   /* this thread's scores */
+        REAL *S = (REAL *)malloc((size_t)T * (T + D) * sizeof(REAL)); /* scores, then k^T */
+        REAL *kt = S ? S + T * T : NULL;
         #pragma omp for schedule(static)
         for (idx_t h = 0; h < BH; h++) {
             if (!S) continue;                                      /* reported below */
             const REAL *qh = q + h * T * D, *kh = k + h * T * D, *vh = v + h * T * D;
-            SFX(attn_scores)(T, D, scale, causal, qh, kh, S);
+            SFX(transpose_head)(T, D, kh, kt);
+            SFX(attn_scores)(T, D, scale, causal, qh, kt, S);
             for (idx_t i = 0; i < T; i++) {                        /* softmax of each row */
                 REAL *row = S + i * T;
                 idx_t n = causal ? i + 1 : T;                      /* columns i may see */
                 REAL m = row[0];
                 for (idx_t j = 1; j < n; j++) m = row[j] > m ? row[j] : m;
-                REAL sum = 0;
-                for (idx_t j = 0; j < n; j++) {
-                    REAL e = EXP(row[j] - m);
-                    row[j] = e;
-                    sum += e;
-                }
+                REAL sum = VEXP(row, row, n, m);                   /* row = exp(row - m) */
                 lse[h * T + i] = m + LOG(sum);
                 REAL inv = (REAL)1 / sum;
                 for (idx_t j = 0; j < n; j++) row[j] *= inv;
@@ -103,7 +110,8 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
     {
         REAL *P = (REAL *)malloc((size_t)T * T * sizeof(REAL));   /* probabilities */
         REAL *dP = (REAL *)malloc((size_t)T * T * sizeof(REAL));  /* dP, then dS in place */
-        REAL *delta = (REAL *)malloc((size_t)T * sizeof(REAL));
+        REAL *delta = (REAL *)malloc((size_t)T * (1 + D) * sizeof(REAL)); /* delta, then k^T or v^T */
+        REAL *xt = delta ? delta + T : NULL;
         int ok = P && dP && delta;
         #pragma omp for schedule(static)
         for (idx_t h = 0; h < BH; h++) {
@@ -113,16 +121,18 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                 continue;
             }
             /* in the forward pass P = softmax(S) was used and dropped; rebuild it from lse */
-            SFX(attn_scores)(T, D, scale, causal, q + o, k + o, P);
+            SFX(transpose_head)(T, D, k + o, xt);
+            SFX(attn_scores)(T, D, scale, causal, q + o, xt, P);
             for (idx_t i = 0; i < T; i++) {
                 REAL *row = P + i * T, l = lse[h * T + i];
                 idx_t n = causal ? i + 1 : T;
-                for (idx_t j = 0; j < n; j++) row[j] = EXP(row[j] - l);
+                VEXP(row, row, n, l);                              /* row = exp(row - lse) */
                 for (idx_t j = n; j < T; j++) row[j] = 0;
             }
             /* out = P v, so dv = P^T dout and dP = dout v^T */
             SFX(attn_cols_times)(T, D, (REAL)1, causal, P, dout + o, dv + o);
-            SFX(attn_scores)(T, D, (REAL)1, causal, dout + o, v + o, dP);
+            SFX(transpose_head)(T, D, v + o, xt);
+            SFX(attn_scores)(T, D, (REAL)1, causal, dout + o, xt, dP);
             /* P = softmax(S) row-wise, so dS = P * (dP - delta), delta_i = dout_i . out_i */
             for (idx_t i = 0; i < T; i++) {
                 REAL acc = 0;

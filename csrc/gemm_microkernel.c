@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "gemm_microkernel.h"
+#include "vexp.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MINICLIP_HAVE_AVX2_KERNELS 1
@@ -31,16 +32,16 @@
 /* acc[i][j] lives in registers as far as the compiler can manage; the loop over j
  * is the one it vectorises. */
 #define DEFINE_UKR_GENERIC(NAME, T, MR, NR)                                          \
-static void NAME(idx_t kc, T alpha, const T *a, const T *b,                          \
-                 T beta, T *c, idx_t rs_c, idx_t cs_c)                               \
+static void NAME(idx_t kc, T alpha, const T *a, idx_t rs_a, idx_t cs_a,              \
+                 const T *b, idx_t rs_b, T beta, T *c, idx_t rs_c, idx_t cs_c)       \
 {                                                                                    \
     T acc[MR][NR];                                                                   \
     memset(acc, 0, sizeof(acc));                                                     \
     for (idx_t p = 0; p < kc; p++) {                                                 \
         for (int i = 0; i < MR; i++) {                                               \
-            T a_ip = a[p * MR + i];                                                  \
+            T a_ip = a[i * rs_a + p * cs_a];                                         \
             for (int j = 0; j < NR; j++)                                             \
-                acc[i][j] += a_ip * b[p * NR + j];                                   \
+                acc[i][j] += a_ip * b[p * rs_b + j];                                 \
         }                                                                            \
     }                                                                                \
     for (int i = 0; i < MR; i++)                                                     \
@@ -57,11 +58,11 @@ DEFINE_UKR_GENERIC(ukr_generic_f64, double, GEMM_MR_F64, GEMM_NR_F64)
 /* --------------------------------------------------------------- AVX2 + FMA
  * float32, 6 x 16: row i of the tile is two 8-wide vectors c[i][0], c[i][1].
  * Per step p: load the 16 values of b (two aligned vectors), then for each of the
- * 6 rows broadcast a[p*6 + i] and do two FMAs. 12 FMAs per 2 loads + 6 broadcasts.
+ * 6 rows broadcast A[i, p] and do two FMAs. 12 FMAs per 2 loads + 6 broadcasts.
  */
 __attribute__((target("avx2,fma")))
-static void ukr_avx2_f32(idx_t kc, float alpha, const float *a, const float *b,
-                         float beta, float *c, idx_t rs_c, idx_t cs_c)
+static void ukr_avx2_f32(idx_t kc, float alpha, const float *a, idx_t rs_a, idx_t cs_a,
+                         const float *b, idx_t rs_b, float beta, float *c, idx_t rs_c, idx_t cs_c)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -69,17 +70,19 @@ static void ukr_avx2_f32(idx_t kc, float alpha, const float *a, const float *b,
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    for (idx_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);   /* packed: 32-byte aligned */
+    /* one pointer per row of A; step p reads a_i[p * cs_a] (packed: cs_a = MR, rs_a = 1) */
+    const float *a0 = a, *a1 = a + rs_a, *a2 = a + 2 * rs_a, *a3 = a + 3 * rs_a, *a4 = a + 4 * rs_a,
+              *a5 = a + 5 * rs_a;
+    for (idx_t p = 0, pa = 0; p < kc; p++, pa += cs_a) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);   /* one row of B */
         __m256 ai;
-        ai = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
-        a += GEMM_MR_F32;
-        b += GEMM_NR_F32;
+        ai = _mm256_broadcast_ss(a0 + pa); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a1 + pa); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a2 + pa); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a3 + pa); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a4 + pa); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a5 + pa); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
+        b += rs_b;
     }
     /* C = alpha * AB + beta * C, one row (two vectors) at a time */
     __m256 rows[GEMM_MR_F32][2] = {{c00, c01}, {c10, c11}, {c20, c21},
@@ -112,8 +115,8 @@ static void ukr_avx2_f32(idx_t kc, float alpha, const float *a, const float *b,
 
 /* float64, 6 x 8: row i is two 4-wide vectors; the same schedule as float32. */
 __attribute__((target("avx2,fma")))
-static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, const double *b,
-                         double beta, double *c, idx_t rs_c, idx_t cs_c)
+static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, idx_t rs_a, idx_t cs_a,
+                         const double *b, idx_t rs_b, double beta, double *c, idx_t rs_c, idx_t cs_c)
 {
     __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
     __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
@@ -121,17 +124,19 @@ static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, const double *
     __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
     __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
     __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
-    for (idx_t p = 0; p < kc; p++) {
-        __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+    /* one pointer per row of A; step p reads a_i[p * cs_a] (packed: cs_a = MR, rs_a = 1) */
+    const double *a0 = a, *a1 = a + rs_a, *a2 = a + 2 * rs_a, *a3 = a + 3 * rs_a, *a4 = a + 4 * rs_a,
+              *a5 = a + 5 * rs_a;
+    for (idx_t p = 0, pa = 0; p < kc; p++, pa += cs_a) {
+        __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
         __m256d ai;
-        ai = _mm256_broadcast_sd(a + 0); c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
-        ai = _mm256_broadcast_sd(a + 1); c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11);
-        ai = _mm256_broadcast_sd(a + 2); c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21);
-        ai = _mm256_broadcast_sd(a + 3); c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31);
-        ai = _mm256_broadcast_sd(a + 4); c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41);
-        ai = _mm256_broadcast_sd(a + 5); c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
-        a += GEMM_MR_F64;
-        b += GEMM_NR_F64;
+        ai = _mm256_broadcast_sd(a0 + pa); c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
+        ai = _mm256_broadcast_sd(a1 + pa); c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11);
+        ai = _mm256_broadcast_sd(a2 + pa); c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21);
+        ai = _mm256_broadcast_sd(a3 + pa); c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31);
+        ai = _mm256_broadcast_sd(a4 + pa); c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41);
+        ai = _mm256_broadcast_sd(a5 + pa); c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
+        b += rs_b;
     }
     __m256d rows[GEMM_MR_F64][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                     {c30, c31}, {c40, c41}, {c50, c51}};
@@ -164,6 +169,7 @@ static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, const double *
 
 /* ------------------------------------------------------------------ dispatch */
 static int simd_mode = -1;   /* -1: not decided yet; 0 auto; 1 generic forced */
+static int use_avx2(void);
 
 static int cpu_has_avx2_fma(void)
 {
@@ -174,6 +180,8 @@ static int cpu_has_avx2_fma(void)
     return 0;
 #endif
 }
+
+int miniclip_use_avx2(void) { return use_avx2(); }
 
 static int use_avx2(void)
 {

@@ -1,14 +1,18 @@
 /* gemm_microkernel.h: the register-blocked micro-kernels of GEMM v3 (internal header).
  *
- * A micro-kernel computes one MR x NR tile of C from two packed micro-panels:
+ * A micro-kernel computes one MR x NR tile of C:
  *
- *     C[0:MR, 0:NR] = alpha * sum_{p < kc} a[p*MR + i] * b[p*NR + j] + beta * C[0:MR, 0:NR]
+ *     C[0:MR, 0:NR] = alpha * sum_{p < kc} a[i*rs_a + p*cs_a] * b[p*rs_b + j] + beta * C[0:MR, 0:NR]
  *
- *   a: MR x kc micro-panel of A, stored column by column (MR consecutive values per p)
- *   b: kc x NR micro-panel of B, stored row by row       (NR consecutive values per p)
+ *   a: MR x kc, any strides. Packed (gemm_packed.c) it is a micro-panel stored column
+ *      by column: rs_a = 1, cs_a = MR (MR consecutive values per step p).
+ *   b: kc x NR with *contiguous rows* (NR consecutive values per step p, row stride
+ *      rs_b). Packed: rs_b = NR.
  *
- * so at every step p the kernel reads MR values of A and NR values of B, contiguous,
- * and does MR*NR multiply-adds on accumulators that live in registers for all kc steps.
+ * At every step p the kernel broadcasts MR values of A, loads one row of NR values of
+ * B, and does MR*NR multiply-adds on accumulators that stay in registers for all kc
+ * steps. A's values are only ever broadcast, so A need not be packed for the kernel to
+ * run; packing is about the caches (see gemm_packed.c), and small products skip it.
  * beta == 0: C is write-only (never read).
  *
  * Sizes: float32 6 x 16, float64 6 x 8. With AVX2 (16 ymm registers) that is 12
@@ -26,9 +30,11 @@
 #define GEMM_MR_F64 6
 #define GEMM_NR_F64 8
 
-typedef void (*gemm_ukr_f32_t)(idx_t kc, float alpha, const float *a, const float *b,
+typedef void (*gemm_ukr_f32_t)(idx_t kc, float alpha, const float *a, idx_t rs_a, idx_t cs_a,
+                               const float *b, idx_t rs_b,
                                float beta, float *c, idx_t rs_c, idx_t cs_c);
-typedef void (*gemm_ukr_f64_t)(idx_t kc, double alpha, const double *a, const double *b,
+typedef void (*gemm_ukr_f64_t)(idx_t kc, double alpha, const double *a, idx_t rs_a, idx_t cs_a,
+                               const double *b, idx_t rs_b,
                                double beta, double *c, idx_t rs_c, idx_t cs_c);
 
 /* the micro-kernel chosen for this CPU (or the generic one when forced, see miniclip_set_simd) */

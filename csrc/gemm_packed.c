@@ -34,8 +34,10 @@
  * all of them together and shared. When C has too few rows for every thread to get
  * a row block, they split loop 2 (the columns) instead.
  *
- * Tiny products skip packing (gemm_small in gemm_packed_impl.h), small ones run on
- * one thread (starting a team costs microseconds).
+ * Small products run on one thread (starting a team costs microseconds); when B's rows
+ * are contiguous they also skip packing (gemm_direct: the micro-kernel reads A and B in
+ * place, which pays while everything fits in L1/L2); tiny ones skip the micro-kernel
+ * too (gemm_small).
  */
 #include <stdlib.h>
 
@@ -45,8 +47,16 @@
 #ifdef _OPENMP
 #include <omp.h>
 static int omp_thread_id(void) { return omp_get_thread_num(); }
+static int omp_team_size(void) { return omp_get_num_threads(); }
+static void team_barrier(int nt) {
+    if (nt > 1) {
+        #pragma omp barrier
+    }
+}
 #else
 static int omp_thread_id(void) { return 0; }
+static int omp_team_size(void) { return 1; }
+static void team_barrier(int nt) { (void)nt; }
 #endif
 
 /* below this many multiply-adds a product runs on one thread */
@@ -54,6 +64,9 @@ static int omp_thread_id(void) { return 0; }
 /* at most this many multiply-adds and columns: no packing at all */
 #define SMALL_FLOPS (16.0 * 16.0 * 16.0)
 #define SMALL_N_MAX 64
+/* one-thread products with row-major B up to this size run without packing (gemm_direct) */
+#define DIRECT_FLOPS (128.0 * 128.0 * 128.0)
+#define DIRECT_K_MAX 512
 
 /* ---- float32: 6 x 16 micro-kernel ---- */
 #define T float

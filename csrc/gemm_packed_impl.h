@@ -25,6 +25,10 @@ static void SFX(pack_a)(idx_t mc, idx_t kc, const T *A, idx_t rs_a, idx_t cs_a, 
             for (idx_t p = 0; p < kc; p++)
                 for (idx_t i = 0; i < MR; i++)
                     Ap[p * MR + i] = a[p * cs_a + i];
+        } else if (mr == MR && cs_a == 1) {       /* row-major A: read each row contiguously */
+            for (idx_t i = 0; i < MR; i++)
+                for (idx_t p = 0; p < kc; p++)
+                    Ap[p * MR + i] = a[i * rs_a + p];
         } else {
             for (idx_t p = 0; p < kc; p++) {
                 for (idx_t i = 0; i < mr; i++)
@@ -45,6 +49,10 @@ static void SFX(pack_b_panel)(idx_t kc, idx_t nr, const T *B, idx_t rs_b, idx_t 
         for (idx_t p = 0; p < kc; p++)
             for (idx_t j = 0; j < NR; j++)
                 Bp[p * NR + j] = B[p * rs_b + j];
+    } else if (nr == NR && rs_b == 1) {            /* op(B) = B^T of a row-major array */
+        for (idx_t j = 0; j < NR; j++)
+            for (idx_t p = 0; p < kc; p++)
+                Bp[p * NR + j] = B[p + j * cs_b];
     } else {
         for (idx_t p = 0; p < kc; p++) {
             for (idx_t j = 0; j < nr; j++)
@@ -53,6 +61,17 @@ static void SFX(pack_b_panel)(idx_t kc, idx_t nr, const T *B, idx_t rs_b, idx_t 
                 Bp[p * NR + j] = 0;
         }
     }
+}
+
+/* C[0:mr, 0:nr] = alpha * edge + beta * C (beta == 0: C write-only); edge is MR x NR. */
+static void SFX(merge_edge)(idx_t mr, idx_t nr, T alpha, const T *edge, T beta,
+                            T *c, idx_t rs_c, idx_t cs_c)
+{
+    for (idx_t i = 0; i < mr; i++)
+        for (idx_t j = 0; j < nr; j++) {
+            T *cij = &c[i * rs_c + j * cs_c];
+            *cij = (beta == 0) ? alpha * edge[i * NR + j] : alpha * edge[i * NR + j] + beta * *cij;
+        }
 }
 
 /* ---- macro-kernel --------------------------------------------------------
@@ -73,15 +92,10 @@ static void SFX(macro_kernel)(idx_t mc, idx_t nc, idx_t kc, idx_t jp0, idx_t jp1
             idx_t mr = mc - i < MR ? mc - i : MR;
             T *c = C + i * rs_c + j * cs_c;
             if (mr == MR && nr == NR) {
-                ukr(kc, alpha, Ap + i * kc, Bp + j * kc, beta, c, rs_c, cs_c);
+                ukr(kc, alpha, Ap + i * kc, 1, MR, Bp + j * kc, NR, beta, c, rs_c, cs_c);
             } else {
-                ukr(kc, (T)1, Ap + i * kc, Bp + j * kc, (T)0, edge, NR, 1);
-                for (idx_t ii = 0; ii < mr; ii++)
-                    for (idx_t jj = 0; jj < nr; jj++) {
-                        T *cij = &c[ii * rs_c + jj * cs_c];
-                        *cij = (beta == 0) ? alpha * edge[ii * NR + jj]
-                                           : alpha * edge[ii * NR + jj] + beta * *cij;
-                    }
+                ukr(kc, (T)1, Ap + i * kc, 1, MR, Bp + j * kc, NR, (T)0, edge, NR, 1);
+                SFX(merge_edge)(mr, nr, alpha, edge, beta, c, rs_c, cs_c);
             }
         }
     }
@@ -113,6 +127,99 @@ static void SFX(gemm_small)(idx_t M, idx_t N, idx_t K, T alpha,
     }
 }
 
+/* ---- small and medium products with row-major B: (almost) no packing ----------
+ * The micro-kernel only broadcasts values of A, and reads B a row of NR at a time, so
+ * when B's rows are contiguous (cs_b == 1) and the whole product is small enough to
+ * live in L1/L2, it can run on A and B where they are. Only the edges are packed
+ * (zero-padded into a full MR x K or K x NR panel) so the kernel never reads past
+ * the last row or column. Runs on the calling thread. */
+static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, T alpha,
+                            const T *A, idx_t rs_a, idx_t cs_a,
+                            const T *B, idx_t rs_b,
+                            T beta, T *C, idx_t rs_c, idx_t cs_c, UKR_T ukr)
+{
+    idx_t m_full = M / MR * MR, n_full = N / NR * NR;
+    T *a_edge = NULL, *b_edge = NULL;
+    if (m_full < M && !(a_edge = (T *)malloc((size_t)MR * K * sizeof(T)))) return 0;
+    if (n_full < N && !(b_edge = (T *)malloc((size_t)K * NR * sizeof(T)))) { free(a_edge); return 0; }
+    if (a_edge) SFX(pack_a)(M - m_full, K, A + m_full * rs_a, rs_a, cs_a, a_edge);
+    T edge[MR * NR];
+    for (idx_t j = 0; j < N; j += NR) {
+        idx_t nr = N - j < NR ? N - j : NR;
+        const T *b = B + j;
+        idx_t rs_bj = rs_b;
+        if (nr < NR) {                                  /* last columns: a padded copy */
+            SFX(pack_b_panel)(K, nr, b, rs_b, 1, b_edge);
+            b = b_edge;
+            rs_bj = NR;
+        }
+        for (idx_t i = 0; i < M; i += MR) {
+            idx_t mr = M - i < MR ? M - i : MR;
+            T *c = C + i * rs_c + j * cs_c;
+            if (mr == MR && nr == NR) {
+                ukr(K, alpha, A + i * rs_a, rs_a, cs_a, b, rs_bj, beta, c, rs_c, cs_c);
+            } else if (mr == MR) {
+                ukr(K, (T)1, A + i * rs_a, rs_a, cs_a, b, rs_bj, (T)0, edge, NR, 1);
+                SFX(merge_edge)(mr, nr, alpha, edge, beta, c, rs_c, cs_c);
+            } else {                                    /* last rows: the padded copy */
+                ukr(K, (T)1, a_edge, 1, MR, b, rs_bj, (T)0, edge, NR, 1);
+                SFX(merge_edge)(mr, nr, alpha, edge, beta, c, rs_c, cs_c);
+            }
+        }
+    }
+    free(a_edge);
+    free(b_edge);
+    return 1;
+}
+
+/* Loops 5 and 4 around packing and the macro-kernel, run by thread `tid` of a team of
+ * `nt` (nt = 1: called directly, no OpenMP at all). Work is split by hand, statically:
+ * thread tid packs B~ micro-panels tid, tid + nt, ... and takes a contiguous share of
+ * the (row block, column share) units; a barrier separates packing B~ from using it
+ * and using it from repacking it. Ap is this thread's private A~ buffer. */
+static void SFX(gemm_loops)(idx_t M, idx_t N, idx_t K, T alpha,
+                            const T *A, idx_t rs_a, idx_t cs_a,
+                            const T *B, idx_t rs_b, idx_t cs_b,
+                            T beta, T *C, idx_t rs_c, idx_t cs_c,
+                            idx_t mc, idx_t n_ic, idx_t n_js, T *Bp, T *Ap, UKR_T ukr,
+                            int tid, int nt)
+{
+    idx_t n_units = n_ic * n_js;
+    idx_t u0 = n_units * tid / nt, u1 = n_units * (tid + 1) / nt;
+    for (idx_t jc = 0; jc < N; jc += NC) {                      /* loop 5: NC columns (L3) */
+        idx_t nc = N - jc < NC ? N - jc : NC;
+        idx_t n_panels = (nc + NR - 1) / NR;
+        for (idx_t pc = 0; pc < K; pc += KC) {                  /* loop 4: KC of the sum */
+            idx_t kc = K - pc < KC ? K - pc : KC;
+            T beta_pc = pc == 0 ? beta : (T)1;                  /* later slices accumulate */
+
+            /* pack B[pc:pc+kc, jc:jc+nc] -> B~, the threads sharing the micro-panels */
+            for (idx_t jp = tid; jp < n_panels; jp += nt) {
+                idx_t j = jp * NR;
+                idx_t nr = nc - j < NR ? nc - j : NR;
+                SFX(pack_b_panel)(kc, nr, B + pc * rs_b + (jc + j) * cs_b, rs_b, cs_b, Bp + j * kc);
+            }
+            team_barrier(nt);                                   /* B~ complete before use */
+
+            idx_t packed_ic = -1;
+            for (idx_t u = u0; u < u1; u++) {                   /* loop 3: MC rows (L2) */
+                idx_t ic_blk = u / n_js, js = u % n_js;
+                idx_t ic = ic_blk * mc;
+                idx_t mcur = M - ic < mc ? M - ic : mc;
+                if (ic_blk != packed_ic) {
+                    SFX(pack_a)(mcur, kc, A + ic * rs_a + pc * cs_a, rs_a, cs_a, Ap);
+                    packed_ic = ic_blk;
+                }
+                idx_t jp0 = n_panels * js / n_js, jp1 = n_panels * (js + 1) / n_js;
+                /* loops 2 and 1 (JR, IR) and the micro-kernel */
+                SFX(macro_kernel)(mcur, nc, kc, jp0, jp1, alpha, Ap, Bp, beta_pc,
+                                  C + ic * rs_c + jc * cs_c, rs_c, cs_c, ukr);
+            }
+            team_barrier(nt);                                   /* nobody repacks B~ in use */
+        }
+    }
+}
+
 /* ---- the driver: the five loops of Goto's algorithm around the micro-kernel ---- */
 void SFX(gemm_packed)(idx_t M, idx_t N, idx_t K, T alpha,
                       const T *A, idx_t rs_a, idx_t cs_a,
@@ -135,6 +242,9 @@ void SFX(gemm_packed)(idx_t M, idx_t N, idx_t K, T alpha,
     int nt = nthreads > 0 ? nthreads : miniclip_max_threads();
     if ((double)M * N * K < PARALLEL_FLOPS) nt = 1; /* too little work to share */
     UKR_T ukr = GET_UKR();
+    if (nt == 1 && cs_b == 1 && K <= DIRECT_K_MAX && (double)M * N * K <= DIRECT_FLOPS
+            && SFX(gemm_direct)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, beta, C, rs_c, cs_c, ukr))
+        return;
 
     /* Row blocks of C (the IC loop, split between threads): n_ic blocks of mc rows,
      * mc <= MC, a multiple of MR, and n_ic a multiple of the thread count so that
@@ -161,43 +271,14 @@ void SFX(gemm_packed)(idx_t M, idx_t N, idx_t K, T alpha,
         return;
     }
 
-    #pragma omp parallel num_threads(nt) if(nt > 1)
-    {
-        T *Ap = (T *)((char *)Ap_all + a_size * omp_thread_id());
-        for (idx_t jc = 0; jc < N; jc += NC) {                  /* loop 5: NC columns (L3) */
-            idx_t nc = N - jc < NC ? N - jc : NC;
-            idx_t n_panels = (nc + NR - 1) / NR;
-            for (idx_t pc = 0; pc < K; pc += KC) {              /* loop 4: KC of the sum */
-                idx_t kc = K - pc < KC ? K - pc : KC;
-                T beta_pc = pc == 0 ? beta : (T)1;              /* later blocks accumulate */
-
-                /* pack B[pc:pc+kc, jc:jc+nc] -> B~, the threads sharing the panels */
-                #pragma omp for schedule(static)
-                for (idx_t jp = 0; jp < n_panels; jp++) {
-                    idx_t j = jp * NR;
-                    idx_t nr = nc - j < NR ? nc - j : NR;
-                    SFX(pack_b_panel)(kc, nr, B + pc * rs_b + (jc + j) * cs_b, rs_b, cs_b, Bp + j * kc);
-                }
-                /* (implicit barrier: B~ is complete before anyone uses it) */
-
-                idx_t packed_ic = -1;
-                #pragma omp for schedule(static)
-                for (idx_t u = 0; u < n_ic * n_js; u++) {       /* loop 3: MC rows (L2) */
-                    idx_t ic_blk = u / n_js, js = u % n_js;
-                    idx_t ic = ic_blk * mc;
-                    idx_t mcur = M - ic < mc ? M - ic : mc;
-                    if (ic_blk != packed_ic) {
-                        SFX(pack_a)(mcur, kc, A + ic * rs_a + pc * cs_a, rs_a, cs_a, Ap);
-                        packed_ic = ic_blk;
-                    }
-                    idx_t jp0 = n_panels * js / n_js, jp1 = n_panels * (js + 1) / n_js;
-                    /* loops 2 and 1 (JR, IR) and the micro-kernel */
-                    SFX(macro_kernel)(mcur, nc, kc, jp0, jp1, alpha, Ap, Bp, beta_pc,
-                                      C + ic * rs_c + jc * cs_c, rs_c, cs_c, ukr);
-                }
-                /* (implicit barrier: nobody repacks B~ while it is still in use) */
-            }
-        }
+    if (nt == 1) {                                 /* no team, no barriers */
+        SFX(gemm_loops)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c,
+                        mc, n_ic, n_js, Bp, Ap_all, ukr, 0, 1);
+    } else {
+        #pragma omp parallel num_threads(nt)
+        SFX(gemm_loops)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c,
+                        mc, n_ic, n_js, Bp, (T *)((char *)Ap_all + a_size * omp_thread_id()), ukr,
+                        omp_thread_id(), omp_team_size());
     }
     free(Bp);
     free(Ap_all);
