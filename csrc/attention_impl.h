@@ -136,6 +136,9 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
             /* P = softmax(S) row-wise, so dS = P * (dP - delta), delta_i = dout_i . out_i */
             for (idx_t i = 0; i < T; i++) {
                 REAL acc = 0;
+                /* simd reduction: lanes sum separately, then together (an allowed reordering
+                 * of this one sum; the rest of the build stays strict IEEE, no fast-math) */
+                #pragma omp simd reduction(+:acc)
                 for (idx_t d = 0; d < D; d++) acc += dout[o + i * D + d] * out[o + i * D + d];
                 delta[i] = acc;
             }

@@ -127,48 +127,53 @@ static void SFX(gemm_small)(idx_t M, idx_t N, idx_t K, T alpha,
     }
 }
 
-/* ---- small and medium products with row-major B: (almost) no packing ----------
+/* ---- small and medium products with row-major B: no packing -------------------
  * The micro-kernel only broadcasts values of A, and reads B a row of NR at a time, so
  * when B's rows are contiguous (cs_b == 1) and the whole product is small enough to
- * live in L1/L2, it can run on A and B where they are. Only the edges are packed
- * (zero-padded into a full MR x K or K x NR panel) so the kernel never reads past
- * the last row or column. Runs on the calling thread. */
+ * live in L1/L2, it can run on A and B where they are.
+ * Edges without copies: when fewer than MR rows (NR columns) are left, the last tile
+ * is moved back to end exactly at row M (column N), overlapping the tile before it;
+ * it is computed into a small buffer and only its new rows (columns) are merged into C.
+ * (Only a product smaller than one tile, M < MR or N < NR, needs a zero-padded copy.)
+ * Runs on the calling thread. Returns 0 when a buffer cannot be allocated. */
 static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, T alpha,
                             const T *A, idx_t rs_a, idx_t cs_a,
                             const T *B, idx_t rs_b,
                             T beta, T *C, idx_t rs_c, idx_t cs_c, UKR_T ukr)
 {
-    idx_t m_full = M / MR * MR, n_full = N / NR * NR;
-    T *a_edge = NULL, *b_edge = NULL;
-    if (m_full < M && !(a_edge = (T *)malloc((size_t)MR * K * sizeof(T)))) return 0;
-    if (n_full < N && !(b_edge = (T *)malloc((size_t)K * NR * sizeof(T)))) { free(a_edge); return 0; }
-    if (a_edge) SFX(pack_a)(M - m_full, K, A + m_full * rs_a, rs_a, cs_a, a_edge);
+    T *a_pad = NULL, *b_pad = NULL;                     /* only for M < MR or N < NR */
+    idx_t rs_bp = rs_b;
+    if (M < MR) {
+        if (!(a_pad = (T *)malloc((size_t)MR * K * sizeof(T)))) return 0;
+        SFX(pack_a)(M, K, A, rs_a, cs_a, a_pad);
+        A = a_pad; rs_a = 1; cs_a = MR;
+    }
+    if (N < NR) {
+        if (!(b_pad = (T *)malloc((size_t)K * NR * sizeof(T)))) { free(a_pad); return 0; }
+        SFX(pack_b_panel)(K, N, B, rs_b, 1, b_pad);
+        B = b_pad; rs_bp = NR;
+    }
     T edge[MR * NR];
     for (idx_t j = 0; j < N; j += NR) {
-        idx_t nr = N - j < NR ? N - j : NR;
-        const T *b = B + j;
-        idx_t rs_bj = rs_b;
-        if (nr < NR) {                                  /* last columns: a padded copy */
-            SFX(pack_b_panel)(K, nr, b, rs_b, 1, b_edge);
-            b = b_edge;
-            rs_bj = NR;
-        }
+        idx_t j_tile = j + NR <= N || N < NR ? j : N - NR; /* last tile moved back */
+        idx_t new_j = j - j_tile;                          /* its first column not done yet */
+        idx_t nr = (N < NR ? N : j_tile + NR) - j;
         for (idx_t i = 0; i < M; i += MR) {
-            idx_t mr = M - i < MR ? M - i : MR;
-            T *c = C + i * rs_c + j * cs_c;
-            if (mr == MR && nr == NR) {
-                ukr(K, alpha, A + i * rs_a, rs_a, cs_a, b, rs_bj, beta, c, rs_c, cs_c);
-            } else if (mr == MR) {
-                ukr(K, (T)1, A + i * rs_a, rs_a, cs_a, b, rs_bj, (T)0, edge, NR, 1);
-                SFX(merge_edge)(mr, nr, alpha, edge, beta, c, rs_c, cs_c);
-            } else {                                    /* last rows: the padded copy */
-                ukr(K, (T)1, a_edge, 1, MR, b, rs_bj, (T)0, edge, NR, 1);
-                SFX(merge_edge)(mr, nr, alpha, edge, beta, c, rs_c, cs_c);
+            idx_t i_tile = i + MR <= M || M < MR ? i : M - MR;
+            idx_t new_i = i - i_tile;
+            idx_t mr = (M < MR ? M : i_tile + MR) - i;
+            const T *a = A + i_tile * rs_a, *b = B + j_tile;
+            if (new_i == 0 && new_j == 0 && mr == MR && nr == NR) {
+                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i * rs_c + j * cs_c, rs_c, cs_c);
+            } else {
+                ukr(K, (T)1, a, rs_a, cs_a, b, rs_bp, (T)0, edge, NR, 1);
+                SFX(merge_edge)(mr, nr, alpha, edge + new_i * NR + new_j, beta,
+                                C + i * rs_c + j * cs_c, rs_c, cs_c);
             }
         }
     }
-    free(a_edge);
-    free(b_edge);
+    free(a_pad);
+    free(b_pad);
     return 1;
 }
 
