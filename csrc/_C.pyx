@@ -196,3 +196,152 @@ def attention_backward(const floating[:, :, ::1] dout, const floating[:, :, ::1]
             attention_backward_f64(BH, T, D, scale, causal, &dout[0, 0, 0], &q[0, 0, 0],
                                    &k[0, 0, 0], &v[0, 0, 0], &out[0, 0, 0], &lse[0, 0],
                                    &dq[0, 0, 0], &dk[0, 0, 0], &dv[0, 0, 0])
+
+
+# ------------------------------------------------------------------ row kernels
+# Rows are (R, C) C-contiguous views: the Python wrappers in miniclip/backend/compiled.py
+# flatten the leading axes and make the arrays contiguous first.
+
+def softmax_rows(const floating[:, ::1] x, floating[:, ::1] y, bint log_space):
+    """y = softmax(x) (or log_softmax when log_space) over each row."""
+    cdef idx_t R = x.shape[0], C = x.shape[1]
+    if y.shape[0] != R or y.shape[1] != C:
+        raise ValueError("softmax_rows: y must have the shape of x")
+    if R == 0 or C == 0:
+        return
+    with nogil:
+        if floating is float:
+            softmax_rows_f32(R, C, &x[0, 0], &y[0, 0], log_space)
+        else:
+            softmax_rows_f64(R, C, &x[0, 0], &y[0, 0], log_space)
+
+
+def softmax_backward_rows(const floating[:, ::1] y, const floating[:, ::1] dy,
+                          floating[:, ::1] dx, bint log_space):
+    """dx from y = softmax(x) (or log_softmax) and dy, row by row."""
+    cdef idx_t R = y.shape[0], C = y.shape[1]
+    if dy.shape[0] != R or dy.shape[1] != C or dx.shape[0] != R or dx.shape[1] != C:
+        raise ValueError("softmax_backward_rows: y, dy, dx must have one shape")
+    if R == 0 or C == 0:
+        return
+    with nogil:
+        if floating is float:
+            softmax_backward_rows_f32(R, C, &y[0, 0], &dy[0, 0], &dx[0, 0], log_space)
+        else:
+            softmax_backward_rows_f64(R, C, &y[0, 0], &dy[0, 0], &dx[0, 0], log_space)
+
+
+def layer_norm_forward_rows(const floating[:, ::1] x, const floating[::1] weight,
+                            const floating[::1] bias, double eps, floating[:, ::1] y,
+                            floating[::1] mean, floating[::1] rstd):
+    """LayerNorm of each row of x (R, C); weight/bias (C,) or None; writes y, mean (R,), rstd (R,)."""
+    cdef idx_t R = x.shape[0], C = x.shape[1]
+    if (y.shape[0] != R or y.shape[1] != C or mean.shape[0] != R or rstd.shape[0] != R
+            or (weight is not None and weight.shape[0] != C) or (bias is not None and bias.shape[0] != C)):
+        raise ValueError("layer_norm_forward_rows: shapes differ")
+    if R == 0 or C == 0:
+        return
+    cdef const floating *pw = &weight[0] if weight is not None else NULL
+    cdef const floating *pb = &bias[0] if bias is not None else NULL
+    with nogil:
+        if floating is float:
+            layer_norm_forward_f32(R, C, &x[0, 0], pw, pb, <float>eps, &y[0, 0], &mean[0], &rstd[0])
+        else:
+            layer_norm_forward_f64(R, C, &x[0, 0], pw, pb, eps, &y[0, 0], &mean[0], &rstd[0])
+
+
+def layer_norm_backward_rows(const floating[:, ::1] dy, const floating[:, ::1] x,
+                             const floating[::1] weight, const floating[::1] mean,
+                             const floating[::1] rstd, floating[:, ::1] dx,
+                             floating[::1] dweight, floating[::1] dbias):
+    """LayerNorm backward over rows: writes dx (R, C), dweight (C,) (when weight given), dbias (C,)."""
+    cdef idx_t R = x.shape[0], C = x.shape[1]
+    if (dy.shape[0] != R or dy.shape[1] != C or dx.shape[0] != R or dx.shape[1] != C
+            or mean.shape[0] != R or rstd.shape[0] != R or dbias.shape[0] != C
+            or (weight is not None and (weight.shape[0] != C or dweight is None or dweight.shape[0] != C))):
+        raise ValueError("layer_norm_backward_rows: shapes differ")
+    if C == 0:
+        return
+    cdef const floating *pw = &weight[0] if weight is not None else NULL
+    cdef floating *pdw = &dweight[0] if weight is not None else NULL
+    cdef int ok = 1
+    if R == 0:
+        for j in range(C):
+            dbias[j] = 0
+            if pdw != NULL:
+                pdw[j] = 0
+        return
+    with nogil:
+        if floating is float:
+            ok = layer_norm_backward_f32(R, C, &dy[0, 0], &x[0, 0], pw, &mean[0], &rstd[0],
+                                         &dx[0, 0], pdw, &dbias[0])
+        else:
+            ok = layer_norm_backward_f64(R, C, &dy[0, 0], &x[0, 0], pw, &mean[0], &rstd[0],
+                                         &dx[0, 0], pdw, &dbias[0])
+    if not ok:
+        raise MemoryError("layer_norm_backward: out of memory")
+
+
+# ------------------------------------------------------------------ elementwise
+def activation(str name, const floating[::1] x, floating[::1] y):
+    """y = name(x) for name in gelu, quick_gelu; x and y flat and contiguous."""
+    cdef idx_t n = x.shape[0]
+    if y.shape[0] != n:
+        raise ValueError("activation: x and y differ in size")
+    if n == 0:
+        return
+    cdef int which = 0 if name == "gelu" else 1 if name == "quick_gelu" else -1
+    if which < 0:
+        raise ValueError(f"activation: expected 'gelu' or 'quick_gelu', got {name!r}")
+    with nogil:
+        if floating is float:
+            if which == 0:
+                gelu_forward_f32(n, &x[0], &y[0])
+            else:
+                quick_gelu_forward_f32(n, &x[0], &y[0])
+        else:
+            if which == 0:
+                gelu_forward_f64(n, &x[0], &y[0])
+            else:
+                quick_gelu_forward_f64(n, &x[0], &y[0])
+
+
+def activation_backward(str name, const floating[::1] x, const floating[::1] dy, floating[::1] dx):
+    """dx = dy * name'(x) for name in gelu, quick_gelu."""
+    cdef idx_t n = x.shape[0]
+    if dy.shape[0] != n or dx.shape[0] != n:
+        raise ValueError("activation_backward: x, dy, dx differ in size")
+    if n == 0:
+        return
+    cdef int which = 0 if name == "gelu" else 1 if name == "quick_gelu" else -1
+    if which < 0:
+        raise ValueError(f"activation_backward: expected 'gelu' or 'quick_gelu', got {name!r}")
+    with nogil:
+        if floating is float:
+            if which == 0:
+                gelu_backward_f32(n, &x[0], &dy[0], &dx[0])
+            else:
+                quick_gelu_backward_f32(n, &x[0], &dy[0], &dx[0])
+        else:
+            if which == 0:
+                gelu_backward_f64(n, &x[0], &dy[0], &dx[0])
+            else:
+                quick_gelu_backward_f64(n, &x[0], &dy[0], &dx[0])
+
+
+def adamw_step(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
+               double decay, double beta1, double beta2, double step_size, double inv_sqrt_bc2,
+               double eps):
+    """One AdamW update of flat contiguous p, m, v in place (coefficients from compiled.adamw_step)."""
+    cdef idx_t n = p.shape[0]
+    if g.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
+        raise ValueError("adamw_step: p, g, m, v differ in size")
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            adamw_step_f32(n, &p[0], &g[0], &m[0], &v[0], <float>decay, <float>beta1, <float>beta2,
+                           <float>step_size, <float>inv_sqrt_bc2, <float>eps)
+        else:
+            adamw_step_f64(n, &p[0], &g[0], &m[0], &v[0], decay, beta1, beta2, step_size,
+                           inv_sqrt_bc2, eps)

@@ -81,6 +81,40 @@ void attention_backward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal
                             const double *dout, const double *q, const double *k, const double *v,
                             const double *out, const double *lse, double *dq, double *dk, double *dv);
 
+/* ---- softmax family (softmax.c); x, y, dy, dx (R, C) contiguous, rows independent ----
+ * log_space = 0: softmax, 1: log_softmax. */
+void softmax_rows_f32(idx_t R, idx_t C, const float *x, float *y, int log_space);
+void softmax_rows_f64(idx_t R, idx_t C, const double *x, double *y, int log_space);
+void softmax_backward_rows_f32(idx_t R, idx_t C, const float *y, const float *dy, float *dx, int log_space);
+void softmax_backward_rows_f64(idx_t R, idx_t C, const double *y, const double *dy, double *dx, int log_space);
+
+/* ---- layer norm over the last axis (layernorm.c); weight/bias/dweight may be NULL.
+ * backward returns 0 when out of memory (nothing written), 1 otherwise. */
+void layer_norm_forward_f32(idx_t R, idx_t C, const float *x, const float *weight, const float *bias,
+                            float eps, float *y, float *mean, float *rstd);
+void layer_norm_forward_f64(idx_t R, idx_t C, const double *x, const double *weight, const double *bias,
+                            double eps, double *y, double *mean, double *rstd);
+int layer_norm_backward_f32(idx_t R, idx_t C, const float *dy, const float *x, const float *weight,
+                            const float *mean, const float *rstd, float *dx, float *dweight, float *dbias);
+int layer_norm_backward_f64(idx_t R, idx_t C, const double *dy, const double *x, const double *weight,
+                            const double *mean, const double *rstd, double *dx, double *dweight, double *dbias);
+
+/* ---- activations, elementwise over n values (activation.c) ---- */
+void gelu_forward_f32(idx_t n, const float *x, float *y);
+void gelu_forward_f64(idx_t n, const double *x, double *y);
+void gelu_backward_f32(idx_t n, const float *x, const float *dy, float *dx);
+void gelu_backward_f64(idx_t n, const double *x, const double *dy, double *dx);
+void quick_gelu_forward_f32(idx_t n, const float *x, float *y);
+void quick_gelu_forward_f64(idx_t n, const double *x, double *y);
+void quick_gelu_backward_f32(idx_t n, const float *x, const float *dy, float *dx);
+void quick_gelu_backward_f64(idx_t n, const double *x, const double *dy, double *dx);
+
+/* ---- AdamW, in place over n values (adamw.c); see adamw.c for the formula ---- */
+void adamw_step_f32(idx_t n, float *p, const float *g, float *m, float *v, float decay, float beta1,
+                    float beta2, float step_size, float inv_sqrt_bc2, float eps);
+void adamw_step_f64(idx_t n, double *p, const double *g, double *m, double *v, double decay, double beta1,
+                    double beta2, double step_size, double inv_sqrt_bc2, double eps);
+
 /* SIMD selection for the micro-kernels (gemm_microkernel.c):
  * mode 0 = auto (the best the CPU supports), 1 = force the portable generic C kernel.
  * The environment variable MINICLIP_FORCE_GENERIC=1 sets mode 1 at load time. */

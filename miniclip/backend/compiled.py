@@ -22,7 +22,10 @@ from . import reference
 from .reference import check_gemm_args
 
 __all__ = ["gemm", "gemm_naive", "matmul", "attention_forward", "attention_backward",
-           "set_num_threads", "get_num_threads", "set_simd"]
+           "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+           "layer_norm_forward", "layer_norm_backward",
+           "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
+           "adamw_step", "set_num_threads", "get_num_threads", "set_simd"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _VERSION_NUMBER = {"v1": 1, "v2": 2, "v3": 3}
@@ -221,3 +224,155 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal):
     _C.attention_backward(dout3, q3, k3, v3, out3, lse2, dq.reshape(B * H, T, D),
                           dk.reshape(B * H, T, D), dv.reshape(B * H, T, D), float(scale), bool(causal))
     return dq, dk, dv
+
+
+# ---------------------------------------------------------------- row-wise kernels
+# Shape legend: R rows (every leading axis flattened), C the last axis.
+def _float_array(*arrays):
+    """True when every argument is a float32/float64 ndarray of one dtype."""
+    first = arrays[0]
+    return all(isinstance(x, np.ndarray) and x.dtype == first.dtype for x in arrays) \
+        and first.dtype in _FLOATS
+
+
+def _rows(x):
+    """x (..., C) as a C-contiguous (R, C) array (a view when x is already contiguous)."""
+    x = np.ascontiguousarray(x)
+    return x.reshape(-1, x.shape[-1])                                # (R, C)
+
+
+def _last_axis(x, axis):
+    return x.ndim >= 1 and axis in (-1, x.ndim - 1)
+
+
+def _softmax_rows(x, axis, log_space, fallback):
+    if not (_float_array(x) and _last_axis(x, axis)):
+        return fallback(x, axis)
+    y = np.empty(x.shape, dtype=x.dtype)
+    _C.softmax_rows(_rows(x), y.reshape(-1, x.shape[-1]), log_space)
+    return y
+
+
+def softmax(x, axis=-1):
+    """softmax over ``axis`` in one C pass per row (the last axis; other axes use NumPy)."""
+    return _softmax_rows(x, axis, False, reference.softmax)
+
+
+def log_softmax(x, axis=-1):
+    """log_softmax over ``axis`` (the last axis in C; other axes use NumPy)."""
+    return _softmax_rows(x, axis, True, reference.log_softmax)
+
+
+def softmax_backward(y, dy, axis=-1):
+    """dx = y * (dy - sum(dy * y)) over the last axis, in C."""
+    if not (_float_array(y, dy) and y.shape == dy.shape and _last_axis(y, axis)):
+        return reference.softmax_backward(y, dy, axis)
+    dx = np.empty(y.shape, dtype=y.dtype)
+    _C.softmax_backward_rows(_rows(y), _rows(dy), dx.reshape(-1, y.shape[-1]), False)
+    return dx
+
+
+def log_softmax_backward(y, dy, axis=-1):
+    """dx = dy - exp(y) * sum(dy) over the last axis, in C (float32; float64 measured
+    slower than NumPy, whose exp is vectorised where libm's is not, so it stays NumPy)."""
+    if not (_float_array(y, dy) and y.shape == dy.shape and _last_axis(y, axis)
+            and y.dtype == np.float32):
+        return reference.log_softmax_backward(y, dy, axis)
+    dx = np.empty(y.shape, dtype=y.dtype)
+    _C.softmax_backward_rows(_rows(y), _rows(dy), dx.reshape(-1, y.shape[-1]), True)
+    return dx
+
+
+# cross_entropy_forward / _backward stay NumPy (reference.py): at CLIP's sizes the logits are
+# (batch, batch), a few thousand values, and a C pass measured no faster than NumPy's
+# (the call overhead is the cost; see benchmarks/README.md).
+
+
+def layer_norm_forward(x, weight, bias, eps=1e-5):
+    """LayerNorm over the last axis in C; returns (y, mean, rstd), mean/rstd of shape (..., 1)."""
+    params = [a for a in (weight, bias) if a is not None]
+    if not (_float_array(x, *params) and x.ndim >= 1
+            and all(a.shape == x.shape[-1:] for a in params)):
+        return reference.layer_norm_forward(x, weight, bias, eps)
+    C = x.shape[-1]
+    y = np.empty(x.shape, dtype=x.dtype)
+    mean = np.empty(x.shape[:-1] + (1,), dtype=x.dtype)              # (..., 1)
+    rstd = np.empty(x.shape[:-1] + (1,), dtype=x.dtype)
+    _C.layer_norm_forward_rows(_rows(x), None if weight is None else np.ascontiguousarray(weight),
+                               None if bias is None else np.ascontiguousarray(bias), float(eps),
+                               y.reshape(-1, C), mean.reshape(-1), rstd.reshape(-1))
+    return y, mean, rstd
+
+
+def layer_norm_backward(dy, x, weight, mean, rstd):
+    """LayerNorm backward over the last axis in C; returns (dx, dweight or None, dbias)."""
+    params = [a for a in (weight,) if a is not None]
+    if not (_float_array(dy, x, mean, rstd, *params) and x.ndim >= 1 and dy.shape == x.shape
+            and mean.shape == x.shape[:-1] + (1,) and rstd.shape == mean.shape
+            and all(a.shape == x.shape[-1:] for a in params)):
+        return reference.layer_norm_backward(dy, x, weight, mean, rstd)
+    C = x.shape[-1]
+    dx = np.empty(x.shape, dtype=x.dtype)
+    dweight = None if weight is None else np.empty((C,), dtype=x.dtype)
+    dbias = np.empty((C,), dtype=x.dtype)
+    _C.layer_norm_backward_rows(_rows(dy), _rows(x), None if weight is None else np.ascontiguousarray(weight),
+                                np.ascontiguousarray(mean).reshape(-1), np.ascontiguousarray(rstd).reshape(-1),
+                                dx.reshape(-1, C), dweight, dbias)
+    return dx, dweight, dbias
+
+
+# ----------------------------------------------------------------------- activations
+def _elementwise(name, x, *more):
+    y = np.empty(x.shape, dtype=x.dtype)
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in (x,) + more]
+    if more:
+        _C.activation_backward(name, *flat, y.reshape(-1))
+    else:
+        _C.activation(name, flat[0], y.reshape(-1))
+    return y
+
+
+# float64 GELU stays NumPy: libm's scalar tanh lost to NumPy's SIMD tanh (0.7x measured);
+# float32 uses the vectorised exp and wins about 8x.
+def gelu_forward(x):
+    """GELU (tanh form), one C pass (float32; float64 uses the NumPy reference)."""
+    if not (_float_array(x) and x.dtype == np.float32):
+        return reference.gelu_forward(x)
+    return _elementwise("gelu", x)
+
+
+def gelu_backward(x, dy):
+    """dy * GELU'(x), one C pass (float32; float64 uses the NumPy reference)."""
+    if not (_float_array(x, dy) and x.shape == dy.shape and x.dtype == np.float32):
+        return reference.gelu_backward(x, dy)
+    return _elementwise("gelu", x, dy)
+
+
+def quick_gelu_forward(x):
+    """QuickGELU x * sigmoid(1.702 x), one C pass."""
+    return _elementwise("quick_gelu", x) if _float_array(x) else reference.quick_gelu_forward(x)
+
+
+def quick_gelu_backward(x, dy):
+    """dy * QuickGELU'(x), one C pass."""
+    if not (_float_array(x, dy) and x.shape == dy.shape):
+        return reference.quick_gelu_backward(x, dy)
+    return _elementwise("quick_gelu", x, dy)
+
+
+# ----------------------------------------------------------------------------- AdamW
+def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One AdamW update in place, in one C pass; same formula as ``reference.adamw_step``.
+
+    param, m, v must be C-contiguous and writeable (they are updated where they are;
+    otherwise the NumPy reference runs); grad may have any layout.
+    """
+    if step < 1:
+        raise ValueError(f"adamw_step: expected step >= 1 (the number of this update), got {step}")
+    if not (_float_array(param, grad, m, v) and param.shape == grad.shape == m.shape == v.shape
+            and all(a.flags.c_contiguous and a.flags.writeable for a in (param, m, v))):
+        return reference.adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    _C.adamw_step(param.reshape(-1), np.ascontiguousarray(grad).reshape(-1), m.reshape(-1), v.reshape(-1),
+                  1.0 - lr * weight_decay, beta1, beta2, lr / bc1, 1.0 / np.sqrt(bc2), eps)

@@ -18,6 +18,7 @@ KERNELS = (
     "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
+    "adamw_step",
 )
 
 
@@ -245,3 +246,27 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal):
     dq = np.matmul(ds, k) * sc
     dk = np.matmul(np.swapaxes(ds, -1, -2), q) * sc
     return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------- AdamW
+def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One AdamW update (Loshchilov & Hutter 2019; torch.optim.AdamW), in place on param, m, v.
+
+    With t = step (1 for the first update):
+        p = p * (1 - lr * weight_decay)                  decoupled weight decay, applied first
+        m = beta1 m + (1 - beta1) g                      first moment
+        v = beta2 v + (1 - beta2) g^2                    second moment
+        p = p - lr * mhat / (sqrt(vhat) + eps),  mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t)
+    the last line arranged as PyTorch does: p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
+    Returns None; param, m and v are updated where they are.
+    """
+    if step < 1:
+        raise ValueError(f"adamw_step: expected step >= 1 (the number of this update), got {step}")
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    param *= 1.0 - lr * weight_decay
+    m *= beta1
+    m += (1.0 - beta1) * grad
+    v *= beta2
+    v += (1.0 - beta2) * grad * grad
+    param -= (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps)
