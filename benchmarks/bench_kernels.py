@@ -4,7 +4,8 @@
     python benchmarks/bench_kernels.py --quick         # fewer shapes and rounds
     python benchmarks/bench_kernels.py --tokens 2176 --width 256
 
-Prints, per GEMM shape: NumPy/OpenBLAS GFLOP/s, ours v1 (small sizes only), v2, v3 and the
+Prints, per GEMM shape: NumPy/OpenBLAS GFLOP/s (``np.matmul``), ours v1 (small sizes only)
+and v2 (``gemm(version=...)``), v3 (``compiled.matmul``, the call the ops make) and the
 ratio v3 / OpenBLAS; per attention shape: forward+backward milliseconds for the naive
 NumPy formulas (``reference.attention_*``: matmul, softmax, matmul and their backward),
 ours, PyTorch's ``scaled_dot_product_attention`` and PyTorch's unfused ops, and the ratios.
@@ -15,8 +16,10 @@ default all cores) for OpenMP, OpenBLAS and PyTorch. Before starting we wait (at
 Each measurement repeats a call until it takes at least ``--min-time`` seconds, and is
 repeated ``--rounds`` times with the implementations interleaved; the table keeps the
 fastest round (the least disturbed by anything else on the machine). Between two
-implementations we pause briefly, so one thread pool stops spinning before another
-starts. Shape legend: M, N, K GEMM sizes; B batch, H heads, T tokens, D head dim.
+implementations we pause 0.3 s: OpenBLAS's idle threads keep spinning (sched_yield) for
+about 0.1 s after each call, and measured right after NumPy our threads would share the
+cores with them -- the very contention the compiled backend avoids in training by
+limiting BLAS to one thread. Shape legend: M, N, K GEMM sizes; B batch, H heads, T tokens, D head dim.
 """
 
 import argparse
@@ -59,7 +62,7 @@ def time_call(fn, min_time):
         reps = max(reps * 2, int(reps * min_time / max(elapsed, 1e-9)) + 1)
 
 
-def fastest(fns, rounds, min_time, pause=0.05):
+def fastest(fns, rounds, min_time, pause=0.3):
     """{name: best seconds per call}, the implementations interleaved round by round."""
     best = {name: float("inf") for name in fns}
     for _ in range(rounds):
@@ -91,12 +94,14 @@ def bench_gemm(args, dtype, rng):
         A = A.T if transpose_a else A                           # (M, K), maybe a transposed view
         B = rng.standard_normal((K, N)).astype(dtype)
         C = np.empty((M, N), dtype=dtype)
-        fns = {"numpy": lambda: np.matmul(A, B, out=C)}
+        # numpy and v3 both through the matmul the ops call (each allocates its result);
+        # v1 and v2 through gemm(version=...), writing into C
+        fns = {"numpy": lambda: reference.matmul(A, B)}
         if max(M, N, K) <= 256:
             fns["v1"] = lambda: compiled.gemm(A, B, C, version="v1")
         if M * N * K <= 1024 ** 3:
             fns["v2"] = lambda: compiled.gemm(A, B, C, version="v2")
-        fns["v3"] = lambda: compiled.gemm(A, B, C, version="v3")
+        fns["v3"] = lambda: compiled.matmul(A, B)
         best = fastest(fns, args.rounds, args.min_time)
         gflops = {name: 2.0 * M * N * K / t / 1e9 for name, t in best.items()}
         rows.append((label, M, N, K, gflops))

@@ -22,8 +22,9 @@
  * diagonal, so about half of the multiply-adds and exps are skipped. Masked entries
  * of P and dS are written as exact zeros.
  *
- * Threads: OpenMP over the BH heads (static schedule: every head costs the same);
- * the GEMMs inside run on the calling thread only (nthreads = 1).
+ * Threads: OpenMP over the BH heads, handed out 4 at a time (dynamic schedule: every
+ * head costs the same, but on a shared machine a thread that loses its core for a while
+ * should not hold the others up at the end); the GEMMs inside run on the calling thread.
  *
  * Exact per-head softmax vs online softmax. At CLIP's sizes (T <= a few hundred) one
  * head's T x T scores fit in L2 (77 x 77 x 4 B = 23 KiB), so we compute the whole

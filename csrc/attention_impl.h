@@ -73,7 +73,7 @@ void SFX(attention_forward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
     {
         REAL *S = (REAL *)malloc((size_t)T * (T + D) * sizeof(REAL)); /* scores, then k^T */
         REAL *kt = S ? S + T * T : NULL;
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic, 4)
         for (idx_t h = 0; h < BH; h++) {
             if (!S) continue;                                      /* reported below */
             const REAL *qh = q + h * T * D, *kh = k + h * T * D, *vh = v + h * T * D;
@@ -113,7 +113,7 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
         REAL *delta = (REAL *)malloc((size_t)T * (1 + D) * sizeof(REAL)); /* delta, then k^T or v^T */
         REAL *xt = delta ? delta + T : NULL;
         int ok = P && dP && delta;
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic, 4)
         for (idx_t h = 0; h < BH; h++) {
             idx_t o = h * T * D;
             if (!ok) {

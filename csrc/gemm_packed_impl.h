@@ -165,6 +165,11 @@ static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, T alpha,
             const T *a = A + i_tile * rs_a, *b = B + j_tile;
             if (new_i == 0 && new_j == 0 && mr == MR && nr == NR) {
                 ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i * rs_c + j * cs_c, rs_c, cs_c);
+            } else if (beta == 0 && M >= MR && N >= NR) {
+                /* C write-only: the overlapping part of a moved-back tile is recomputed with
+                 * the same operands in the same order, so it is bit-identical and can
+                 * simply be written again; no buffer, no merge */
+                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i_tile * rs_c + j_tile * cs_c, rs_c, cs_c);
             } else {
                 ukr(K, (T)1, a, rs_a, cs_a, b, rs_bp, (T)0, edge, NR, 1);
                 SFX(merge_edge)(mr, nr, alpha, edge + new_i * NR + new_j, beta,

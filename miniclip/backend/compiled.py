@@ -126,6 +126,14 @@ def matmul(a, b):
     if b.shape[-2] != K:
         raise ValueError(f"matmul: inner sizes differ: {a.shape} @ {b.shape} ({K} != {b.shape[-2]})")
     N = b.shape[-1]
+    if b.ndim == 2 and K > 0 and (a.ndim == 2 or a.flags.c_contiguous):
+        # the common cases first, with as little Python as possible (it costs microseconds,
+        # as much as a whole 64 x 64 product): (M, K) @ (K, N), and x (..., M, K) @ W (K, N)
+        # as one (R, K) @ (K, N) product over the R = (...) * M rows of a contiguous x
+        out = np.empty(a.shape[:-1] + (N,), dtype=a.dtype)          # (..., M, N)
+        if out.size:
+            _C.gemm(a.reshape(-1, K), b, out.reshape(-1, N), 1.0, 0.0, 3)
+        return out
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = np.empty(batch + (M, N), dtype=a.dtype)                  # (..., M, N)
     if out.size == 0:
