@@ -75,24 +75,26 @@ def fastest(fns, rounds, min_time, pause=0.3):
 # --------------------------------------------------------------------------- GEMM
 def gemm_shapes(tokens, width, quick):
     squares = [64, 128, 256, 512, 1024] if quick else [64, 128, 256, 512, 1024, 2048]
-    shapes = [(f"square {n}", n, n, n, False) for n in squares]
-    # the default model's products: x (tokens, width) @ W; the backward's dW = x^T dy
-    # (A transposed: a stride swap for us, a transposed view for NumPy) and dx = dy W^T
+    shapes = [(f"square {n}", n, n, n, False, False) for n in squares]
+    # the default model's products, as miniclip.nn.Linear makes them on x (R, C), R = batch x
+    # tokens: y = x @ W^T (W^T a transposed view), dx = dy @ W, dW^T = x^T @ dy
     shapes += [
-        ("qkv   x@W (T*B,C)x(C,3C)", tokens, 3 * width, width, False),
-        ("fc    x@W (T*B,C)x(C,4C)", tokens, 4 * width, width, False),
-        ("proj  x@W (T*B,4C)x(4C,C)", tokens, width, 4 * width, False),
-        ("dW  x^T@dy (C,T*B)x(T*B,4C)", width, 4 * width, tokens, True),
+        ("qkv  x@W^T (R,C)x(C,3C)", tokens, 3 * width, width, False, True),
+        ("fc   x@W^T (R,C)x(C,4C)", tokens, 4 * width, width, False, True),
+        ("proj x@W^T (R,4C)x(4C,C)", tokens, width, 4 * width, False, True),
+        ("dx  dy@W (R,4C)x(4C,C)", tokens, width, 4 * width, False, False),
+        ("dW  x^T@dy (C,R)x(R,4C)", width, 4 * width, tokens, True, False),
     ]
     return shapes
 
 
 def bench_gemm(args, dtype, rng):
     rows = []
-    for label, M, N, K, transpose_a in gemm_shapes(args.tokens, args.width, args.quick):
+    for label, M, N, K, transpose_a, transpose_b in gemm_shapes(args.tokens, args.width, args.quick):
         A = rng.standard_normal((K, M) if transpose_a else (M, K)).astype(dtype)
         A = A.T if transpose_a else A                           # (M, K), maybe a transposed view
-        B = rng.standard_normal((K, N)).astype(dtype)
+        B = rng.standard_normal((N, K) if transpose_b else (K, N)).astype(dtype)
+        B = B.T if transpose_b else B                           # (K, N), maybe a transposed view
         C = np.empty((M, N), dtype=dtype)
         # numpy and v3 both through the matmul the ops call (each allocates its result);
         # v1 and v2 through gemm(version=...), writing into C

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "miniclip.h"
+#include "transpose.h"
 #include "vexp.h"
 
 /* rows per causal block: a multiple of the micro-kernel's MR = 6 */

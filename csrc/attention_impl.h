@@ -14,9 +14,7 @@
  * contiguously (GEMM v3 then needs no packing at these sizes). */
 static void SFX(transpose_head)(idx_t T, idx_t D, const REAL *k, REAL *kt)
 {
-    for (idx_t t = 0; t < T; t++)
-        for (idx_t d = 0; d < D; d++)
-            kt[d * T + t] = k[t * D + d];
+    SFX(transpose)(T, D, k, D, kt, T);
 }
 
 /* S = scale * q k^T, (T x T) with row stride T, given kt = k^T (D x T);
