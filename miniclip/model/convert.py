@@ -46,6 +46,8 @@ def load_npz(path):
 
 def read_torch_checkpoint(path):
     """{name: ndarray} from an original PyTorch checkpoint; needs torch."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"convert_checkpoint: no checkpoint file at {os.fspath(path)!r}")
     try:
         import torch
     except ImportError:

@@ -21,3 +21,15 @@ def test_info_command_prints_json(capsys):
 def test_help_lists_the_commands(capsys):
     assert main([]) == 0
     assert "gradcheck" in capsys.readouterr().out
+
+
+def test_data_grid_command_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["data", "grid", str(out), "--n", "4", "--resolution", "32"]) == 0
+    assert out.exists() and out.stat().st_size > 0
+
+
+def test_convert_reports_a_missing_file_without_a_traceback(tmp_path, capsys):
+    assert main(["convert", str(tmp_path / "missing.pt"), str(tmp_path / "out.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "missing.pt" in err and "Traceback" not in err
