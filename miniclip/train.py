@@ -36,7 +36,7 @@ import numpy as np
 
 from .api import ContextTokenizer, merges_text, tokenizer_from_merges
 from .autograd import no_grad
-from .checkpoint import CheckpointManager, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, save_checkpoint
 from .evaluate import image_text_similarity, retrieval_metrics, zero_shot_accuracy, zero_shot_classifier
 from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
 from .model import CLIP
@@ -519,7 +519,7 @@ def _train(config, resume, on_step, log):
                                          config.image_resolution, "held_out", preprocess))
             record, arrays = evaluate_shapes(model, tokenizer, config, *sets, batch_size=256)
         record = {"kind": "final" if final else "eval", "step": step, **record}
-        np.savez(os.path.join(run_dir, ARRAYS_FILE), **arrays)
+        atomic_write_npz(os.path.join(run_dir, ARRAYS_FILE), arrays)
         timing["eval_seconds"] += time.perf_counter() - t
         return record
 
@@ -605,8 +605,12 @@ def _train(config, resume, on_step, log):
         metrics.close()
         if not updating and step > start and manager.latest() != manager.path_for(step):
             checkpoint(step)
-        log(f"\ninterrupted after step {step}; checkpoint in {manager.directory}. "
-            f"Continue with: miniclip train --resume {run_dir}")
+        latest = manager.latest()
+        if latest is None:
+            log(f"\ninterrupted after step {step}, before the first checkpoint; nothing to resume")
+        else:
+            log(f"\ninterrupted after step {step}; newest checkpoint {latest}. "
+                f"Continue with: miniclip train --resume {run_dir}")
         raise
     except BaseException:
         bar.close()
