@@ -66,9 +66,14 @@ TRAIN_OPTIONS = (
     ("--seed", "seed", int, "S", "seed of the initialization and of the data stream"),
     ("--threads", "threads", int, "N", "compute threads for BLAS and the compiled kernels; a second "
                                        "thread always draws the next batch"),
+    ("--data-workers", "data_workers", int, "N", "1: draw batches in a separate process (the default of this "
+                                                "command); 0: in a thread of the training process"),
     ("--eval-every", "eval_every", int, "N", "steps between evaluations"),
     ("--checkpoint-every", "checkpoint_every", int, "N", "steps between checkpoints"),
 )
+
+# where the command's default differs from TrainConfig's (a process is safe here: main() is guarded)
+CLI_DEFAULTS = {"data_workers": 1}
 
 
 def _add_train_parser(sub):
@@ -89,6 +94,7 @@ def _add_train_parser(sub):
     for flag, name, typ, metavar, text in TRAIN_OPTIONS:
         default = defaults[name].default
         kwargs = {"choices": metavar.strip("{}").split(",")} if metavar.startswith("{") else {"metavar": metavar}
+        default = CLI_DEFAULTS.get(name, default)
         shown = "" if default is None else f" (default: {default})"
         p.add_argument(flag, dest=name, type=typ, default=None, help=text + shown, **kwargs)
     p.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,
@@ -115,7 +121,7 @@ def _cmd_train(args):
             config = TrainConfig(out=args.resume, progress=not args.no_progress, plots=not args.no_plots)
             result = train(config, resume=True)
         else:
-            config = TrainConfig(**given, progress=not args.no_progress, plots=not args.no_plots)
+            config = TrainConfig(**{**CLI_DEFAULTS, **given}, progress=not args.no_progress, plots=not args.no_plots)
             result = train(config)
     except KeyboardInterrupt:
         return 130

@@ -71,7 +71,7 @@ def test_resume_continues_the_identical_trajectory(tmp_path):
         if step == 12:
             raise KeyboardInterrupt
 
-    config = tiny(tmp_path, "stopped")
+    config = tiny(tmp_path, "stopped", data_workers=1)  # batches from a worker process: the same batches
     with pytest.raises(KeyboardInterrupt):
         train(config, on_step=interrupt_at_12, log=quiet)
     assert CheckpointManager(os.path.join(config.out, "checkpoints")).latest().endswith("step_00000012.npz")
