@@ -78,6 +78,7 @@ static void team_barrier(int nt) { (void)nt; }
 #define NC 4080
 #define UKR_T gemm_ukr_f32_t
 #define GET_UKR gemm_ukr_f32
+#define PACK_A_ROWMAJOR gemm_pack_a_rowmajor_f32
 #include "gemm_packed_impl.h"
 #undef T
 #undef SFX
@@ -88,6 +89,7 @@ static void team_barrier(int nt) { (void)nt; }
 #undef NC
 #undef UKR_T
 #undef GET_UKR
+#undef PACK_A_ROWMAJOR
 
 /* ---- float64: 6 x 8 micro-kernel ---- */
 #define T double
@@ -99,4 +101,5 @@ static void team_barrier(int nt) { (void)nt; }
 #define NC 4080
 #define UKR_T gemm_ukr_f64_t
 #define GET_UKR gemm_ukr_f64
+#define PACK_A_ROWMAJOR(kc, a, rs_a, Ap) 0   /* float64: the portable loop */
 #include "gemm_packed_impl.h"
