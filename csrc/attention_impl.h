@@ -81,6 +81,7 @@ void SFX(attention_forward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                 REAL *row = S + i * T;
                 idx_t n = causal ? i + 1 : T;                      /* columns i may see */
                 REAL m = row[0];
+                #pragma omp simd reduction(max:m)
                 for (idx_t j = 1; j < n; j++) m = row[j] > m ? row[j] : m;
                 REAL sum = VEXP(row, row, n, m);                   /* row = exp(row - m) */
                 lse[h * T + i] = m + LOG(sum);
