@@ -59,8 +59,9 @@ static int omp_team_size(void) { return 1; }
 static void team_barrier(int nt) { (void)nt; }
 #endif
 
-/* below this many multiply-adds a product runs on one thread */
-#define PARALLEL_FLOPS (64.0 * 64.0 * 64.0)
+/* below this many multiply-adds a product runs on one thread (waking a second thread
+ * costs microseconds on a quiet machine, and far more when the core is busy) */
+#define PARALLEL_FLOPS (100.0 * 100.0 * 100.0)
 /* at most this many multiply-adds and columns: no packing at all */
 #define SMALL_FLOPS (16.0 * 16.0 * 16.0)
 #define SMALL_N_MAX 64
