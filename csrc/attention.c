@@ -51,6 +51,12 @@
 
 /* rows per causal block: a multiple of the micro-kernel's MR = 6 */
 #define CAUSAL_BLOCK 24
+/* row stride of the T x T scratch (S, P, dP): T rounded up to 16 values (64 bytes in
+ * float32), so every row starts on a cache line and the micro-kernel's row stores do not
+ * straddle two lines (a 17-token row would otherwise start at every 68th byte) */
+#define SCORE_LD(T) (((T) + 15) / 16 * 16)
+/* scratch buffers start on a cache line (aligned_alloc wants a multiple of the alignment) */
+#define SCRATCH_ALLOC(bytes) aligned_alloc(64, ((bytes) + 63) / 64 * 64)
 
 #define REAL float
 #define SFX(name) name##_f32
