@@ -55,6 +55,9 @@
  * float32), so every row starts on a cache line and the micro-kernel's row stores do not
  * straddle two lines (a 17-token row would otherwise start at every 68th byte) */
 #define SCORE_LD(T) (((T) + 15) / 16 * 16)
+/* multiply-adds (B*H * T*T * D) below which one thread does the whole attention: on a
+ * 2-core machine waking the second thread costs more than a tiny attention (as in gemm) */
+#define ATTENTION_PARALLEL_WORK 1e6
 /* scratch buffers start on a cache line (aligned_alloc wants a multiple of the alignment) */
 #define SCRATCH_ALLOC(bytes) aligned_alloc(64, ((bytes) + 63) / 64 * 64)
 

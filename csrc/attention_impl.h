@@ -67,7 +67,8 @@ void SFX(attention_forward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                             const REAL *q, const REAL *k, const REAL *v,
                             REAL *out, REAL *lse)
 {
-    #pragma omp parallel
+    /* threads only for enough work: waking a team costs more than a tiny attention */
+    #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
     {
         idx_t ld = SCORE_LD(T);
         REAL *S = (REAL *)SCRATCH_ALLOC((size_t)(T * ld + T * D) * sizeof(REAL)); /* scores, then k^T */
@@ -106,7 +107,7 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                              const REAL *out, const REAL *lse,
                              REAL *dq, REAL *dk, REAL *dv)
 {
-    #pragma omp parallel
+    #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
     {
         idx_t ld = SCORE_LD(T);
         REAL *P = (REAL *)SCRATCH_ALLOC((size_t)T * ld * sizeof(REAL));  /* probabilities */
