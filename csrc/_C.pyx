@@ -9,6 +9,11 @@
 
 from kernels cimport *
 
+import numpy as _np
+
+_FLOAT32 = _np.dtype(_np.float32)
+_FLOAT64 = _np.dtype(_np.float64)
+
 ctypedef fused floating:
     float
     double
@@ -68,13 +73,26 @@ def simd_name():
     return miniclip_simd_name().decode()
 
 
-def gemm(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
-         double alpha=1.0, double beta=0.0, int version=3):
+def gemm(A, B, C, double alpha=1.0, double beta=0.0, int version=3):
     """C = alpha * A @ B + beta * C, written into C, with GEMM v1 (naive), v2 (tiled) or v3 (packed).
 
-    A (M, K), B (K, N), C (M, N): any strides (a transpose is a stride swap), one dtype.
-    beta == 0: C is write-only. C must not overlap A or B.
+    A (M, K), B (K, N), C (M, N): any strides (a transpose is a stride swap), one dtype,
+    float32 or float64. beta == 0: C is write-only. C must not overlap A or B.
     """
+    # choose the float or double version here from the dtype: a fused `def` would pick
+    # it by trying each signature's buffer conversion, which costs microseconds, as much
+    # as a whole 64 x 64 product
+    dtype = getattr(A, "dtype", None)
+    if dtype == _FLOAT32:
+        _gemm[float](A, B, C, alpha, beta, version)
+    elif dtype == _FLOAT64:
+        _gemm[double](A, B, C, alpha, beta, version)
+    else:
+        raise TypeError(f"gemm: expected float32 or float64 arrays, got {dtype}")
+
+
+cdef _gemm(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
+           double alpha, double beta, int version):
     cdef idx_t M = A.shape[0], K = A.shape[1], N = B.shape[1]
     if B.shape[0] != K or C.shape[0] != M or C.shape[1] != N:
         raise ValueError(

@@ -1,5 +1,6 @@
 /* adamw.c: one AdamW step (Loshchilov & Hutter 2019, as torch.optim.AdamW), in place.
  *
+ * p (parameter), g (its gradient), m, v (the two moments): n contiguous values each.
  * For every element, with step t >= 1 (the number of this update):
  *     p = p - lr * weight_decay * p                      decoupled weight decay (first)
  *     m = beta1 * m + (1 - beta1) * g                    first moment

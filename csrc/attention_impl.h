@@ -17,49 +17,49 @@ static void SFX(transpose_head)(idx_t T, idx_t D, const REAL *k, REAL *kt)
     SFX(transpose)(T, D, k, D, kt, T);
 }
 
-/* S = scale * q k^T, (T x T) with row stride T, given kt = k^T (D x T);
+/* S = scale * q k^T, (T x T) with row stride ld, given kt = k^T (D x T);
  * causal: row block [i0, i1) only needs columns 0 .. i1. */
-static void SFX(attn_scores)(idx_t T, idx_t D, REAL scale, int causal,
+static void SFX(attn_scores)(idx_t T, idx_t D, idx_t ld, REAL scale, int causal,
                              const REAL *q, const REAL *kt, REAL *S)
 {
     if (!causal) {
-        GEMM1(T, T, D, scale, q, D, 1, kt, T, 1, S, T);
+        GEMM1(T, T, D, scale, q, D, 1, kt, T, 1, S, ld);
         return;
     }
     for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
         idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
         /* S[i0:i1, 0:i1] = scale * q[i0:i1] k[0:i1]^T */
-        GEMM1(i1 - i0, i1, D, scale, q + i0 * D, D, 1, kt, T, 1, S + i0 * T, T);
+        GEMM1(i1 - i0, i1, D, scale, q + i0 * D, D, 1, kt, T, 1, S + i0 * ld, ld);
     }
 }
 
 /* C (T x D) = alpha * P C-rows: out = P v (or dq = scale * dS k); causal: row i only
  * needs columns j <= i of P, so row block [i0, i1) multiplies P[i0:i1, 0:i1] V[0:i1]. */
-static void SFX(attn_rows_times)(idx_t T, idx_t D, REAL alpha, int causal,
+static void SFX(attn_rows_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int causal,
                                  const REAL *P, const REAL *V, REAL *C)
 {
     if (!causal) {
-        GEMM1(T, D, T, alpha, P, T, 1, V, D, 1, C, D);
+        GEMM1(T, D, T, alpha, P, ld, 1, V, D, 1, C, D);
         return;
     }
     for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
         idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
-        GEMM1(i1 - i0, D, i1, alpha, P + i0 * T, T, 1, V, D, 1, C + i0 * D, D);
+        GEMM1(i1 - i0, D, i1, alpha, P + i0 * ld, ld, 1, V, D, 1, C + i0 * D, D);
     }
 }
 
 /* C (T x D) = alpha * P^T X: dv = P^T dout (or dk = scale * dS^T q); causal: column
  * j of P is nonzero only for rows i >= j, so block [j0, j1) uses rows j0 .. T. */
-static void SFX(attn_cols_times)(idx_t T, idx_t D, REAL alpha, int causal,
+static void SFX(attn_cols_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int causal,
                                  const REAL *P, const REAL *X, REAL *C)
 {
     if (!causal) {
-        GEMM1(T, D, T, alpha, P, 1, T, X, D, 1, C, D);        /* P^T: rs = 1, cs = T */
+        GEMM1(T, D, T, alpha, P, 1, ld, X, D, 1, C, D);       /* P^T: rs = 1, cs = ld */
         return;
     }
     for (idx_t j0 = 0; j0 < T; j0 += CAUSAL_BLOCK) {
         idx_t j1 = j0 + CAUSAL_BLOCK < T ? j0 + CAUSAL_BLOCK : T;
-        GEMM1(j1 - j0, D, T - j0, alpha, P + j0 * T + j0, 1, T, X + j0 * D, D, 1, C + j0 * D, D);
+        GEMM1(j1 - j0, D, T - j0, alpha, P + j0 * ld + j0, 1, ld, X + j0 * D, D, 1, C + j0 * D, D);
     }
 }
 
@@ -67,20 +67,23 @@ void SFX(attention_forward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                             const REAL *q, const REAL *k, const REAL *v,
                             REAL *out, REAL *lse)
 {
-    #pragma omp parallel
+    /* threads only for enough work: waking a team costs more than a tiny attention */
+    #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
     {
-        REAL *S = (REAL *)malloc((size_t)T * (T + D) * sizeof(REAL)); /* scores, then k^T */
-        REAL *kt = S ? S + T * T : NULL;
+        idx_t ld = SCORE_LD(T);
+        REAL *S = (REAL *)SCRATCH_ALLOC((size_t)(T * ld + T * D) * sizeof(REAL)); /* scores, then k^T */
+        REAL *kt = S ? S + T * ld : NULL;
         #pragma omp for schedule(dynamic, 4)
         for (idx_t h = 0; h < BH; h++) {
             if (!S) continue;                                      /* reported below */
             const REAL *qh = q + h * T * D, *kh = k + h * T * D, *vh = v + h * T * D;
             SFX(transpose_head)(T, D, kh, kt);
-            SFX(attn_scores)(T, D, scale, causal, qh, kt, S);
+            SFX(attn_scores)(T, D, ld, scale, causal, qh, kt, S);
             for (idx_t i = 0; i < T; i++) {                        /* softmax of each row */
-                REAL *row = S + i * T;
+                REAL *row = S + i * ld;
                 idx_t n = causal ? i + 1 : T;                      /* columns i may see */
                 REAL m = row[0];
+                #pragma omp simd reduction(max:m)
                 for (idx_t j = 1; j < n; j++) m = row[j] > m ? row[j] : m;
                 REAL sum = VEXP(row, row, n, m);                   /* row = exp(row - m) */
                 lse[h * T + i] = m + LOG(sum);
@@ -88,7 +91,7 @@ void SFX(attention_forward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                 for (idx_t j = 0; j < n; j++) row[j] *= inv;
                 for (idx_t j = n; j < T; j++) row[j] = 0;         /* the mask: exact zeros */
             }
-            SFX(attn_rows_times)(T, D, (REAL)1, causal, S, vh, out + h * T * D);
+            SFX(attn_rows_times)(T, D, ld, (REAL)1, causal, S, vh, out + h * T * D);
         }
         if (!S) {                                                  /* out of memory: NaN, never garbage */
             #pragma omp for schedule(static)
@@ -104,10 +107,11 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                              const REAL *out, const REAL *lse,
                              REAL *dq, REAL *dk, REAL *dv)
 {
-    #pragma omp parallel
+    #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
     {
-        REAL *P = (REAL *)malloc((size_t)T * T * sizeof(REAL));   /* probabilities */
-        REAL *dP = (REAL *)malloc((size_t)T * T * sizeof(REAL));  /* dP, then dS in place */
+        idx_t ld = SCORE_LD(T);
+        REAL *P = (REAL *)SCRATCH_ALLOC((size_t)T * ld * sizeof(REAL));  /* probabilities */
+        REAL *dP = (REAL *)SCRATCH_ALLOC((size_t)T * ld * sizeof(REAL)); /* dP, then dS in place */
         REAL *delta = (REAL *)malloc((size_t)T * (1 + D) * sizeof(REAL)); /* delta, then k^T or v^T */
         REAL *xt = delta ? delta + T : NULL;
         int ok = P && dP && delta;
@@ -120,17 +124,17 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
             }
             /* in the forward pass P = softmax(S) was used and dropped; rebuild it from lse */
             SFX(transpose_head)(T, D, k + o, xt);
-            SFX(attn_scores)(T, D, scale, causal, q + o, xt, P);
+            SFX(attn_scores)(T, D, ld, scale, causal, q + o, xt, P);
             for (idx_t i = 0; i < T; i++) {
-                REAL *row = P + i * T, l = lse[h * T + i];
+                REAL *row = P + i * ld, l = lse[h * T + i];
                 idx_t n = causal ? i + 1 : T;
                 VEXP(row, row, n, l);                              /* row = exp(row - lse) */
                 for (idx_t j = n; j < T; j++) row[j] = 0;
             }
             /* out = P v, so dv = P^T dout and dP = dout v^T */
-            SFX(attn_cols_times)(T, D, (REAL)1, causal, P, dout + o, dv + o);
+            SFX(attn_cols_times)(T, D, ld, (REAL)1, causal, P, dout + o, dv + o);
             SFX(transpose_head)(T, D, v + o, xt);
-            SFX(attn_scores)(T, D, (REAL)1, causal, dout + o, xt, dP);
+            SFX(attn_scores)(T, D, ld, (REAL)1, causal, dout + o, xt, dP);
             /* P = softmax(S) row-wise, so dS = P * (dP - delta), delta_i = dout_i . out_i */
             for (idx_t i = 0; i < T; i++) {
                 REAL acc = 0;
@@ -141,15 +145,15 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                 delta[i] = acc;
             }
             for (idx_t i = 0; i < T; i++) {
-                REAL *ds = dP + i * T;
-                const REAL *p = P + i * T;
+                REAL *ds = dP + i * ld;
+                const REAL *p = P + i * ld;
                 idx_t n = causal ? i + 1 : T;
                 for (idx_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - delta[i]);
                 for (idx_t j = n; j < T; j++) ds[j] = 0;           /* never computed: zero it */
             }
             /* S = scale * q k^T, so dq = scale * dS k and dk = scale * dS^T q */
-            SFX(attn_rows_times)(T, D, scale, causal, dP, k + o, dq + o);
-            SFX(attn_cols_times)(T, D, scale, causal, dP, q + o, dk + o);
+            SFX(attn_rows_times)(T, D, ld, scale, causal, dP, k + o, dq + o);
+            SFX(attn_cols_times)(T, D, ld, scale, causal, dP, q + o, dk + o);
         }
         free(P);
         free(dP);

@@ -165,6 +165,46 @@ static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, idx_t rs_a, id
             }
     }
 }
+
+/* Packing a row-major A (cs_a == 1) for float32 is a 6 x kc -> kc x 6 transpose; done one
+ * value at a time it costs about as much as the micro-kernel when N is small. Here 8
+ * columns at a time: load 8 values of each of the 6 rows, transpose 8 x 8 in registers
+ * (rows 6 and 7 are zero), and store each column as 6 values. Each 8-wide store spills 2
+ * values into the next column's slots, which that column's store then overwrites; the
+ * last column of a group is stored as 4 + 2 values, so nothing is written past Ap. */
+__attribute__((target("avx2")))
+static void pack_a_rowmajor_avx2_f32(idx_t kc, const float *a, idx_t rs_a, float *Ap)
+{
+    idx_t p = 0;
+    __m256 zero = _mm256_setzero_ps();
+    for (; p + 8 <= kc; p += 8) {
+        __m256 r0 = _mm256_loadu_ps(a + p), r1 = _mm256_loadu_ps(a + rs_a + p);
+        __m256 r2 = _mm256_loadu_ps(a + 2 * rs_a + p), r3 = _mm256_loadu_ps(a + 3 * rs_a + p);
+        __m256 r4 = _mm256_loadu_ps(a + 4 * rs_a + p), r5 = _mm256_loadu_ps(a + 5 * rs_a + p);
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+        __m256 t6 = _mm256_unpacklo_ps(zero, zero), t7 = t6;
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        float *d = Ap + p * GEMM_MR_F32;
+        _mm256_storeu_ps(d + 0 * GEMM_MR_F32, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_storeu_ps(d + 1 * GEMM_MR_F32, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(d + 2 * GEMM_MR_F32, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(d + 3 * GEMM_MR_F32, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(d + 4 * GEMM_MR_F32, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(d + 5 * GEMM_MR_F32, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(d + 6 * GEMM_MR_F32, _mm256_permute2f128_ps(u2, u6, 0x31));
+        __m256 last = _mm256_permute2f128_ps(u3, u7, 0x31);           /* column p + 7 */
+        _mm_storeu_ps(d + 7 * GEMM_MR_F32, _mm256_castps256_ps128(last));
+        _mm_storel_pi((__m64 *)(d + 7 * GEMM_MR_F32 + 4), _mm256_extractf128_ps(last, 1));
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < GEMM_MR_F32; i++)
+            Ap[p * GEMM_MR_F32 + i] = a[i * rs_a + p];
+}
 #endif /* MINICLIP_HAVE_AVX2_KERNELS */
 
 /* ------------------------------------------------------------------ dispatch */
@@ -202,6 +242,18 @@ gemm_ukr_f32_t gemm_ukr_f32(void)
     if (use_avx2()) return ukr_avx2_f32;
 #endif
     return ukr_generic_f32;
+}
+
+int gemm_pack_a_rowmajor_f32(idx_t kc, const float *a, idx_t rs_a, float *Ap)
+{
+#if MINICLIP_HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        pack_a_rowmajor_avx2_f32(kc, a, rs_a, Ap);
+        return 1;
+    }
+#endif
+    (void)kc; (void)a; (void)rs_a; (void)Ap;
+    return 0;
 }
 
 gemm_ukr_f64_t gemm_ukr_f64(void)

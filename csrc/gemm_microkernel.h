@@ -41,4 +41,8 @@ typedef void (*gemm_ukr_f64_t)(idx_t kc, double alpha, const double *a, idx_t rs
 gemm_ukr_f32_t gemm_ukr_f32(void);
 gemm_ukr_f64_t gemm_ukr_f64(void);
 
+/* Pack one full MR-row micro-panel of a row-major float32 A (cs_a == 1) with SIMD:
+ * Ap[p * MR + i] = a[i * rs_a + p]. Returns 0 (nothing done) without AVX2. */
+int gemm_pack_a_rowmajor_f32(idx_t kc, const float *a, idx_t rs_a, float *Ap);
+
 #endif

@@ -59,8 +59,9 @@ static int omp_team_size(void) { return 1; }
 static void team_barrier(int nt) { (void)nt; }
 #endif
 
-/* below this many multiply-adds a product runs on one thread */
-#define PARALLEL_FLOPS (64.0 * 64.0 * 64.0)
+/* below this many multiply-adds a product runs on one thread (waking a second thread
+ * costs microseconds on a quiet machine, and far more when the core is busy) */
+#define PARALLEL_FLOPS (100.0 * 100.0 * 100.0)
 /* at most this many multiply-adds and columns: no packing at all */
 #define SMALL_FLOPS (16.0 * 16.0 * 16.0)
 #define SMALL_N_MAX 64
@@ -78,6 +79,7 @@ static void team_barrier(int nt) { (void)nt; }
 #define NC 4080
 #define UKR_T gemm_ukr_f32_t
 #define GET_UKR gemm_ukr_f32
+#define PACK_A_ROWMAJOR gemm_pack_a_rowmajor_f32
 #include "gemm_packed_impl.h"
 #undef T
 #undef SFX
@@ -88,6 +90,7 @@ static void team_barrier(int nt) { (void)nt; }
 #undef NC
 #undef UKR_T
 #undef GET_UKR
+#undef PACK_A_ROWMAJOR
 
 /* ---- float64: 6 x 8 micro-kernel ---- */
 #define T double
@@ -99,4 +102,5 @@ static void team_barrier(int nt) { (void)nt; }
 #define NC 4080
 #define UKR_T gemm_ukr_f64_t
 #define GET_UKR gemm_ukr_f64
+#define PACK_A_ROWMAJOR(kc, a, rs_a, Ap) 0   /* float64: the portable loop */
 #include "gemm_packed_impl.h"

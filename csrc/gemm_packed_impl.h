@@ -26,6 +26,10 @@ static void SFX(pack_a)(idx_t mc, idx_t kc, const T *A, idx_t rs_a, idx_t cs_a, 
                 for (idx_t i = 0; i < MR; i++)
                     Ap[p * MR + i] = a[p * cs_a + i];
         } else if (mr == MR && cs_a == 1) {       /* row-major A: read each row contiguously */
+            if (PACK_A_ROWMAJOR(kc, a, rs_a, Ap)) {   /* SIMD transpose where there is one */
+                Ap += MR * kc;
+                continue;
+            }
             for (idx_t i = 0; i < MR; i++)
                 for (idx_t p = 0; p < kc; p++)
                     Ap[p * MR + i] = a[i * rs_a + p];

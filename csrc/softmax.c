@@ -26,6 +26,7 @@ void softmax_rows##SFX(idx_t R, idx_t C, const T *x, T *y, int log_space)       
         const T *xr = x + r * C;                                                         \
         T *yr = y + r * C;                                                               \
         T m = xr[0];                                                                     \
+        _Pragma("omp simd reduction(max:m)")                                             \
         for (idx_t j = 1; j < C; j++) m = xr[j] > m ? xr[j] : m;                         \
         if (!isfinite(m)) m = isnan(m) ? m : 0; /* all -inf row: shift by 0, not -inf */ \
         T sum = exp_shift_sum##SFX(xr, yr, C, m);              /* yr = exp(x - m) */     \

@@ -21,7 +21,7 @@ from .build import build_info
 from .loss import clip_loss, siglip_loss
 from .model import CLIP, VisionTransformer, build_model, convert_checkpoint, load_npz, save_npz
 from .tokenizer import BPETokenizer
-from .api import load  # noqa: E402  (after the model: load builds one)
+from .api import load  # after the model: load builds one
 
 __version__ = "0.1.0"
 

@@ -8,11 +8,16 @@ elementwise, so each test compares |ours - exact| against the scale |alpha| |A| 
 product is computed in float64 by NumPy.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import miniclip
 from miniclip.backend import compiled, reference
 
 _C = pytest.importorskip("miniclip._C")
@@ -171,3 +176,41 @@ def test_gemm_batched_batch_strides(dtype):
         C_shared = np.lib.stride_tricks.as_strided(np.empty((11, 9), dtype), (6, 11, 9),
                                                    (0, 9 * A.itemsize, A.itemsize))
         _C.gemm_batched(A, B, C_shared, 1.0, 0.0)
+
+
+# ----------------------------------------------------------------- threads
+def test_blas_limited_to_one_thread_while_compiled_is_active():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+
+    before = miniclip.get_backend()
+    try:
+        miniclip.set_backend("compiled")
+        assert all(n == 1 for n in blas_threads())
+        miniclip.set_backend("numpy")                       # numpy's BLAS gets its threads back
+        miniclip.set_backend("compiled")
+        assert all(n == 1 for n in blas_threads())
+    finally:
+        miniclip.set_backend(before)
+
+
+def test_num_threads_from_environment():
+    code = "import miniclip; i = miniclip.build_info(); print(i['threads'], miniclip.get_num_threads())"
+    for env_var in ("MINICLIP_NUM_THREADS", "OMP_NUM_THREADS"):
+        env = {k: v for k, v in os.environ.items() if k not in ("MINICLIP_NUM_THREADS", "OMP_NUM_THREADS")}
+        env[env_var] = "1"
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.split() == ["1", "1"]
+
+
+def test_set_num_threads_round_trip():
+    before = miniclip.get_num_threads()
+    try:
+        miniclip.set_num_threads(1)
+        assert miniclip.get_num_threads() == 1 and miniclip.build_info()["threads"] == 1
+    finally:
+        miniclip.set_num_threads(before)
+    with pytest.raises(ValueError, match="n >= 1"):
+        compiled.set_num_threads(0)

@@ -130,9 +130,14 @@ def matmul(a, b):
         # the common cases first, with as little Python as possible (it costs microseconds,
         # as much as a whole 64 x 64 product): (M, K) @ (K, N), and x (..., M, K) @ W (K, N)
         # as one (R, K) @ (K, N) product over the R = (...) * M rows of a contiguous x
-        out = np.empty(a.shape[:-1] + (N,), dtype=a.dtype)          # (..., M, N)
+        if a.ndim == 2:
+            out = np.empty((M, N), a.dtype)
+            if M and N:
+                _C.gemm(a, b, out, 1.0, 0.0, 3)
+            return out
+        out = np.empty(a.shape[:-1] + (N,), a.dtype)                 # (..., M, N)
         if out.size:
-            _C.gemm(a.reshape(-1, K), b, out.reshape(-1, N), 1.0, 0.0, 3)
+            _C.gemm(a.reshape(-1, K), b, out.reshape(-1, N), 1.0, 0.0, 3)  # (R, K) @ (K, N)
         return out
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = np.empty(batch + (M, N), dtype=a.dtype)                  # (..., M, N)
