@@ -109,7 +109,7 @@ class TrainConfig:
     # for the default model); like PyTorch's DataLoader workers it needs `if __name__ == "__main__":`
     # in a script. The `miniclip train` command uses 1. The batches are the same either way.
     threads: int = 1                  # compute threads (BLAS / OpenMP); None: the libraries' default.
-    # One compute thread while a second thread draws the next batch: on a 2-core machine that other
+    # One compute thread while the next batches are drawn beside it: on a 2-core machine that other
     # programs also use, two spinning compute threads made steps several times slower.
     progress: bool = True             # tqdm progress bar
     plots: bool = True
