@@ -9,8 +9,10 @@ from .attention import scaled_dot_product_attention
 from .elementwise import add, div, exp, log, mul, neg, pow, sigmoid, sqrt, sub, tanh
 from .embedding import embedding
 from .layernorm import layer_norm
+from .logsigmoid import logsigmoid
 from .loss import cross_entropy
 from .matmul import matmul
+from .narrow import narrow
 from .normalize import normalize
 from .reduce import max, mean, sum
 from .shape import astype, concatenate, gather, getitem, permute, reshape, stack, transpose
@@ -21,4 +23,5 @@ __all__ = [
     "matmul", "sum", "mean", "max", "reshape", "transpose", "permute", "getitem", "gather",
     "concatenate", "stack", "astype", "softmax", "log_softmax", "logsumexp", "layer_norm",
     "gelu", "quick_gelu", "embedding", "cross_entropy", "normalize", "scaled_dot_product_attention",
+    "logsigmoid", "narrow",
 ]

@@ -1,0 +1,9 @@
+"""CLIP itself: the ViT image encoder, the CLIP model (text tower inside), checkpoints."""
+
+from .build import build_model, infer_config
+from .clip import CLIP
+from .convert import convert_checkpoint, load_npz, save_npz
+from .vit import VisionTransformer
+
+__all__ = ["CLIP", "VisionTransformer", "build_model", "infer_config",
+           "convert_checkpoint", "load_npz", "save_npz"]

@@ -1,0 +1,78 @@
+"""Checkpoint files: original PyTorch CLIP checkpoints -> ``.npz``, and ``.npz`` state dicts.
+
+    convert_checkpoint("ViT-B-32.pt", "ViT-B-32.npz")      # needs torch, once
+    model = build_model(load_npz("ViT-B-32.npz"))          # no torch from here on
+
+``convert_checkpoint`` reads both kinds of file the original ``clip.load`` reads:
+a TorchScript archive (the files OpenAI publishes) and a plain pickled state dict
+(including ``{"state_dict": ...}`` training checkpoints with a ``module.`` prefix).
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+from ..autograd.tensor import Tensor
+
+
+def save_npz(state_dict, path):
+    """Write {name: array} to ``path`` as an uncompressed .npz, atomically.
+
+    The file is written beside the target and renamed into place (``os.replace``),
+    so a crash never leaves a half-written checkpoint under the final name.
+    """
+    arrays = {k: (v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in state_dict.items()}
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_npz(path):
+    """{name: ndarray} from a .npz written by ``save_npz`` / ``convert_checkpoint`` (key order kept)."""
+    with np.load(os.fspath(path), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def read_torch_checkpoint(path):
+    """{name: ndarray} from an original PyTorch checkpoint; needs torch."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("convert_checkpoint: reading a PyTorch checkpoint needs PyTorch, which miniclip "
+                          "does not otherwise use. Install it once with `pip install torch`, convert, "
+                          "and run the .npz without it.") from None
+    try:  # a TorchScript archive, as published by OpenAI (what clip.load(jit=True) reads)
+        sd = torch.jit.load(os.fspath(path), map_location="cpu").state_dict()
+    except RuntimeError:  # not TorchScript: a pickled state dict
+        sd = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        if isinstance(sd, dict) and "state_dict" in sd:
+            sd = sd["state_dict"]
+        if not isinstance(sd, dict):
+            raise ValueError(f"convert_checkpoint: {path} holds a {type(sd).__name__}, not a state dict")
+        sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+    out = {}
+    for k, v in sd.items():
+        v = v.detach().cpu()
+        if v.dtype == torch.bfloat16:  # NumPy has no bfloat16
+            v = v.float()
+        out[k] = v.numpy()
+    return out
+
+
+def convert_checkpoint(path_pt, out_npz):
+    """Convert an original CLIP checkpoint (``.pt``) to an ``.npz`` state dict; returns ``out_npz``.
+
+    Keys and shapes are kept as they are (float16 stays float16; ``build_model``
+    computes in float32). ``miniclip convert MODEL.pt OUT.npz`` calls this.
+    """
+    return save_npz(read_torch_checkpoint(path_pt), out_npz)

@@ -1,0 +1,67 @@
+"""``MultiheadAttention`` with the packed parameters of ``torch.nn.MultiheadAttention``.
+
+Shape legend: B batch, T tokens, C channels (embed dim), H heads, D = C / H head dim.
+
+    [q | k | v] = x @ in_proj_weight^T + in_proj_bias        in_proj_weight (3C, C): rows [Wq; Wk; Wv]
+    head h reads columns h*D:(h+1)*D of q, k and v
+    out_h = softmax(q_h k_h^T / sqrt(D) + mask) v_h          (one fused op over all heads)
+    y = concat_h(out_h) @ out_proj.weight^T + out_proj.bias
+
+The original runs its transformer on (T, B, C) tensors (PyTorch's default
+``batch_first=False``); miniclip runs (B, T, C). That is only a permute of the
+input and output: the weights and the arithmetic are identical.
+"""
+
+import numpy as np
+
+from .. import ops
+from . import init
+from .linear import Linear
+from .module import Module
+from .parameter import Parameter
+
+
+class MultiheadAttention(Module):
+    """Self-attention over (B, T, C); ``causal=True`` lets position t see only positions <= t.
+
+    Init, as PyTorch's ``nn.MultiheadAttention`` (kept by CLIP's vision tower;
+    the text tower re-initializes the weights in ``CLIP.initialize_parameters``):
+    ``in_proj_weight`` xavier-uniform, ``in_proj_bias`` 0, ``out_proj.weight``
+    U(+-1/sqrt(C)) (Linear's default), ``out_proj.bias`` 0.
+    """
+
+    def __init__(self, embed_dim, num_heads, dtype=np.float32, rng=None):
+        super().__init__()
+        if num_heads < 1 or embed_dim % num_heads:
+            raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by "
+                             f"num_heads ({num_heads})")
+        rng = init.as_rng(rng)
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.head_dim = embed_dim // num_heads
+        C = embed_dim
+        self.in_proj_weight = Parameter(init.xavier_uniform(rng, (3 * C, C), dtype))
+        self.in_proj_bias = Parameter(np.zeros(3 * C, dtype=dtype))
+        self.out_proj = Linear(C, C, dtype=dtype, rng=rng)
+        self.out_proj.bias.data[...] = 0  # PyTorch's MHA zeroes out_proj.bias
+
+    def forward(self, x, causal=False):
+        B, T, C = x.shape
+        if C != self.embed_dim:
+            raise ValueError(f"MultiheadAttention: expected input (B, T, {self.embed_dim}), got {x.shape}")
+        H, D = self.num_heads, self.head_dim
+        x2 = ops.reshape(x, (B * T, C))                                  # (B, T, C) -> (B*T, C)
+        qkv = ops.matmul(x2, self.in_proj_weight.T) + self.in_proj_bias  # (B*T, C) @ (C, 3C) -> (B*T, 3C)
+
+        def heads(i):  # the i-th third (q, k or v), split into heads
+            part = ops.narrow(qkv, 1, i * C, C)                          # (B*T, 3C) -> (B*T, C)
+            part = ops.reshape(part, (B, T, H, D))                       # (B*T, C) -> (B, T, H, D): head h = cols h*D:(h+1)*D
+            return ops.permute(part, (0, 2, 1, 3))                       # (B, T, H, D) -> (B, H, T, D)
+
+        q, k, v = heads(0), heads(1), heads(2)
+        out = ops.scaled_dot_product_attention(q, k, v, causal=causal)  # (B, H, T, D), scale 1/sqrt(D)
+        out = ops.permute(out, (0, 2, 1, 3))                             # (B, H, T, D) -> (B, T, H, D)
+        out = ops.reshape(out, (B, T, C))                                # (B, T, H, D) -> (B, T, C): heads concatenated
+        return self.out_proj(out)                                        # (B, T, C)
+
+    def extra_repr(self):
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
