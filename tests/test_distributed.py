@@ -1,0 +1,180 @@
+"""Data-parallel training over MPI (miniclip/distributed.py).
+
+Single-process tests run everywhere (the size-1 World needs no mpi4py). The multi-rank tests spawn
+``mpiexec -n P python tests/mpi_scripts/<script>.py`` with a timeout and read back the JSON that rank
+0 writes; they are skipped when mpi4py or mpiexec is missing (``pip install -e ".[mpi]"``).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from miniclip import gradcheck, ops
+from miniclip.autograd import Tensor
+from miniclip.distributed import (AllGather, DistributedUnavailableError, World, all_gather,
+                                  all_reduce_gradients, broadcast_parameters, distributed_clip_loss,
+                                  init_distributed, local_batch_size, rank_seed, rank_slice, shard)
+from miniclip.loss import clip_loss
+
+SCRIPTS = Path(__file__).resolve().parent / "mpi_scripts"
+TIMEOUT = 120  # seconds: a bound on a hung job, never a performance assertion
+
+
+# ----------------------------------------------------------------------------- one process
+def test_single_process_world_is_the_identity():
+    world = World()
+    assert (world.rank, world.size, world.is_main, world.comm) == (0, 1, True, None)
+    x = np.arange(6.0).reshape(3, 2)
+    for out in (world.allgather(x), world.reduce_scatter(x), world.allreduce(x, average=True)):
+        np.testing.assert_array_equal(out, x)
+        assert out is not x  # a fresh array, as MPI would give
+    assert world.mean(2.5) == 2.5
+    assert world.allgather_object("a") == ["a"] and world.broadcast_object(7) == 7
+    world.barrier()
+
+
+def test_init_without_launcher_is_single_process(monkeypatch):
+    for name in ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK", "MPI_LOCALNRANKS"):
+        monkeypatch.delenv(name, raising=False)
+    world = init_distributed(required=False)
+    assert world.size == 1 and world.comm is None
+
+
+def test_distributed_without_mpi4py_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # makes `from mpi4py import MPI` raise ImportError
+    with pytest.raises(DistributedUnavailableError, match=r'pip install -e "\.\[mpi\]"'):
+        init_distributed(required=True)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2), (2, 3, 2)])
+def test_allgather_gradcheck_single_process(shape):
+    x = Tensor(np.random.default_rng(1).standard_normal(shape), requires_grad=True)
+    assert gradcheck(lambda t: all_gather(t, World()), x) < 1e-8
+
+
+def test_allgather_backward_is_the_adjoint():
+    """<AllGather(x), g> = <x, AllGather^T(g)>: the defining property of the backward."""
+    rng = np.random.default_rng(2)
+    x = Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    g = rng.standard_normal((4, 3))
+    y = AllGather.apply(x, World())
+    y.backward(g)
+    assert np.isclose(np.sum(y.data * g), np.sum(x.data * x.grad), rtol=1e-14)
+
+
+@pytest.mark.parametrize("local_loss", [False, True])
+def test_distributed_clip_loss_single_process_is_clip_loss(local_loss):
+    rng = np.random.default_rng(3)
+    image = Tensor(ops.normalize(Tensor(rng.standard_normal((5, 4))), -1).data, requires_grad=True)
+    text = Tensor(ops.normalize(Tensor(rng.standard_normal((5, 4))), -1).data, requires_grad=True)
+    scale = Tensor(np.array(np.log(1 / 0.07)), requires_grad=True)
+    ours = distributed_clip_loss(image, text, scale, World(), local_loss=local_loss)
+    ours.backward()
+    grads = [t.grad.copy() for t in (image, text, scale)]
+    for t in (image, text, scale):
+        t.grad = None
+    logits = scale.exp() * (image @ text.T)
+    reference = clip_loss(logits, logits.T)
+    reference.backward()
+    assert np.isclose(ours.item(), reference.item(), rtol=1e-14)
+    for g, t in zip(grads, (image, text, scale)):
+        np.testing.assert_allclose(g, t.grad, rtol=1e-13, atol=1e-15)
+    gradcheck(lambda i, t, s: distributed_clip_loss(i, t, s, World(), local_loss=local_loss),
+              image, text, scale)
+
+
+def test_distributed_clip_loss_rejects_mismatched_features():
+    with pytest.raises(ValueError, match="same shape"):
+        distributed_clip_loss(np.zeros((3, 4)), np.zeros((2, 4)), 0.0, World())
+
+
+def test_gradient_and_parameter_helpers_are_no_ops_in_one_process():
+    p = Tensor(np.ones(3), requires_grad=True)
+    p.grad = np.full(3, 2.0)
+    all_reduce_gradients([p], World())
+    broadcast_parameters([p], World())
+    np.testing.assert_array_equal(p.grad, 2.0)
+    np.testing.assert_array_equal(p.data, 1.0)
+
+
+def test_shards_tile_the_global_batch_in_rank_order():
+    class Rank(World):
+        def __init__(self, rank, size):
+            super().__init__()
+            self.rank, self.size = rank, size
+
+    indices = np.arange(12) * 10
+    for size in (1, 2, 3, 4):
+        worlds = [Rank(r, size) for r in range(size)]
+        np.testing.assert_array_equal(np.concatenate([shard(indices, w) for w in worlds]), indices)
+        assert [rank_slice(12, w) for w in worlds][-1] == slice(12 - 12 // size, 12)
+    with pytest.raises(ValueError, match="divisible by the number of ranks"):
+        local_batch_size(10, Rank(0, 4))
+    streams = [np.random.default_rng(rank_seed(0, Rank(r, 2))).random() for r in range(2)]
+    assert streams[0] != streams[1]
+    assert streams[0] == np.random.default_rng(rank_seed(0, Rank(0, 2))).random()
+
+
+# ----------------------------------------------------------------------------- under mpiexec
+def _mpiexec():
+    here = Path(sys.executable).parent / "mpiexec"
+    return str(here) if here.exists() else shutil.which("mpiexec")
+
+
+def _mpi_available():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return _mpiexec() is not None
+
+
+needs_mpi = pytest.mark.skipif(not _mpi_available(),
+                               reason='needs mpi4py and mpiexec: pip install -e ".[mpi]"')
+
+
+def run_mpi(script, n, *args, timeout=TIMEOUT):
+    """Run ``script`` on ``n`` ranks; return the CompletedProcess (raises on timeout: a hang)."""
+    mpiexec = _mpiexec()
+    version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True).stdout
+    # Open MPI counts cores as slots: 3 ranks on a 2-core machine need --oversubscribe
+    extra = ["--oversubscribe"] if ("Open MPI" in version or "prte" in version.lower()) else []
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [mpiexec, *extra, "-n", str(n), sys.executable, str(SCRIPTS / script), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def run_mpi_json(script, n, tmp_path, *args):
+    out = tmp_path / f"{Path(script).stem}_{n}.json"
+    proc = run_mpi(script, n, out, *args)
+    assert proc.returncode == 0, f"mpiexec -n {n} {script} failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(out.read_text())
+
+
+@needs_mpi
+@pytest.mark.parametrize("n", [2, 3])
+def test_allgather_and_losses_gradcheck_under_mpiexec(n, tmp_path):
+    result = run_mpi_json("gradcheck_allgather.py", n, tmp_path)
+    assert result["size"] == n
+    for variant in ("allgather", "loss_global", "loss_local"):
+        assert result[f"{variant}_gradcheck"] < 1e-6, result
+    for variant in ("loss_global", "loss_local"):
+        assert result[f"{variant}_vs_single"] < 1e-12, result
+
+
+@needs_mpi
+@pytest.mark.parametrize("mode", ["raise", "uncaught", "die"])
+def test_a_failing_rank_ends_the_job(mode):
+    proc = run_mpi("rank_failure.py", 3, mode)  # subprocess.TimeoutExpired here would mean a hang
+    assert proc.returncode != 0
+    assert "unreachable" not in proc.stdout
+    if mode != "die":
+        assert f"simulated failure on rank 2 (mode {mode})" in proc.stderr
+        assert "[rank 2/3] aborting every rank of the job" in proc.stderr
