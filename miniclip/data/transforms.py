@@ -1,0 +1,134 @@
+"""CLIP's image preprocessing: one callable shared by training, evaluation and loading.
+
+Shape legend:  R resolution (model input side),  H, W input image height and width,  B batch.
+
+Evaluation (the original ``clip._transform``)::
+
+    resize the shorter side to R (bicubic) -> center crop R x R -> RGB -> [0, 1] -> (x - mean) / std
+
+Training (open_clip's ``image_transform(is_train=True)``): ``RandomResizedCrop(R, scale=(0.9, 1.0))``
+with bicubic interpolation -- a random crop covering 90-100% of the area, aspect ratio in [3/4, 4/3],
+resized to R x R -- then the same normalization. Geometry follows torchvision exactly (its integer
+rounding included) and both resample with Pillow's bicubic filter, so the results agree. One deliberate
+difference: images are converted to RGB *first* (the original resizes in the image's own mode and converts
+after, so a palette image would be resized with nearest neighbour).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def to_rgb_image(image) -> Image.Image:
+    """A Pillow RGB image from a Pillow image (any mode) or a uint8 array (H, W) or (H, W, 3)."""
+    if isinstance(image, Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise TypeError(f"image must be a PIL image or a uint8 array (H, W) or (H, W, 3), "
+                        f"got {type(image).__name__} dtype={array.dtype} shape={array.shape}")
+    return Image.fromarray(array).convert("RGB")
+
+
+def resized_size(width: int, height: int, resolution: int) -> tuple[int, int]:
+    """(width, height) after scaling the shorter side to ``resolution`` (torchvision's Resize(int) rounding)."""
+    if width <= height:
+        return resolution, int(resolution * height / width)
+    return int(resolution * width / height), resolution
+
+
+def center_crop_box(width: int, height: int, resolution: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centered R x R crop (torchvision's CenterCrop rounding)."""
+    top = int(round((height - resolution) / 2.0))
+    left = int(round((width - resolution) / 2.0))
+    return left, top, left + resolution, top + resolution
+
+
+def random_resized_crop_box(width: int, height: int, rng: np.random.Generator, scale=(0.9, 1.0),
+                            ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of a random crop with area fraction in ``scale`` and aspect ratio
+    (w / h) in ``ratio``, log-uniform; 10 tries, then the largest centered crop in the ratio range
+    (torchvision's ``RandomResizedCrop.get_params``)."""
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return left, top, left + w, top + h
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w, h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        w, h = int(round(height * max(ratio))), height
+    else:
+        w, h = width, height
+    top, left = (height - h) // 2, (width - w) // 2
+    return left, top, left + w, top + h
+
+
+class Preprocess:
+    """``Preprocess(R)(image) -> (3, R, R)`` normalized array; ``train=True`` adds the random resized crop.
+
+    image: a Pillow image or a uint8 array (H, W, 3). The training crop draws from ``rng`` when one is
+    passed (the loader passes one per (seed, epoch, index), so batches are reproducible whatever thread
+    runs them), else from the preprocessor's own generator seeded with ``seed``.
+    """
+
+    def __init__(self, resolution: int, train: bool = False, dtype=np.float32, seed: int = 0,
+                 scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3)):
+        if not isinstance(resolution, (int, np.integer)) or resolution < 1:
+            raise ValueError(f"resolution must be a positive int, got {resolution!r}")
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale!r}")
+        self.resolution, self.train, self.dtype = int(resolution), bool(train), np.dtype(dtype)
+        self.scale, self.ratio = tuple(scale), tuple(ratio)
+        self.rng = np.random.default_rng(seed)
+        self.mean = np.array(OPENAI_CLIP_MEAN, dtype=self.dtype).reshape(3, 1, 1)  # (3, 1, 1)
+        self.std = np.array(OPENAI_CLIP_STD, dtype=self.dtype).reshape(3, 1, 1)  # (3, 1, 1)
+
+    def __call__(self, image, rng: np.random.Generator | None = None) -> np.ndarray:
+        R = self.resolution
+        if (not self.train and isinstance(image, np.ndarray) and image.dtype == np.uint8
+                and image.shape == (R, R, 3)):
+            pixels = image  # already R x R RGB: resize and crop are the identity (the shapes world)
+        else:
+            img = to_rgb_image(image)
+            W, H = img.size
+            if self.train:
+                box = random_resized_crop_box(W, H, rng if rng is not None else self.rng, self.scale, self.ratio)
+                # Crop, then resize: as torchvision's resized_crop. (Pillow's resize(box=...) would let the
+                # bicubic kernel read pixels outside the crop and differ at its edges.)
+                img = img.crop(box).resize((R, R), Image.BICUBIC)
+            else:
+                if min(W, H) != R:
+                    img = img.resize(resized_size(W, H, R), Image.BICUBIC)
+                if img.size != (R, R):
+                    img = img.crop(center_crop_box(*img.size, R))
+            pixels = np.asarray(img)  # (R, R, 3) uint8
+        x = pixels.transpose(2, 0, 1).astype(self.dtype) / self.dtype.type(255)  # (R, R, 3) -> (3, R, R)
+        return (x - self.mean) / self.std
+
+    def batch(self, images, rngs=None) -> np.ndarray:
+        """Stack of ``self(image)`` for each image: (B, 3, R, R)."""
+        rngs = [None] * len(images) if rngs is None else rngs
+        out = np.empty((len(images), 3, self.resolution, self.resolution), dtype=self.dtype)  # (B, 3, R, R)
+        for k, (image, rng) in enumerate(zip(images, rngs)):
+            out[k] = self(image, rng)
+        return out
+
+    def __repr__(self) -> str:
+        extra = f", scale={self.scale}" if self.train else ""
+        return f"Preprocess(resolution={self.resolution}, train={self.train}, dtype={self.dtype}{extra})"

@@ -1,0 +1,182 @@
+"""The pictures of a run: PNGs in the run folder, redrawn from ``metrics.jsonl`` at any time.
+
+    loss.png         train loss per step and eval loss at each evaluation
+    lr_temperature.png  the learning-rate schedule and the learned temperature exp(logit_scale)
+    zero_shot.png    zero-shot top-1 over time: all 48 names and the held-out pairs
+    similarity.png   image-text cosine similarities of one eval batch (a good model: a bright diagonal)
+    confusion.png    zero-shot confusion matrix over the classes (rows true, columns predicted)
+    samples.png      sample images with their caption and the model's top guess
+
+``metrics.jsonl`` has one JSON object per line with ``"kind": "train"`` (step, loss, lr,
+temperature, ...) or ``"kind": "eval"`` (step, eval_loss, zeroshot_top1_all, zeroshot_top1_heldout,
+...). The matrices and samples come from ``eval_arrays.npz``, written beside it at each evaluation.
+
+Uses matplotlib's Agg backend (files only, no window), so it works on a headless machine.
+"""
+
+import json
+import os
+
+import numpy as np
+
+METRICS_FILE = "metrics.jsonl"
+ARRAYS_FILE = "eval_arrays.npz"
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def read_metrics(path):
+    """The records of a ``metrics.jsonl`` file, in order; a clear error names a bad line."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}, line {lineno}: not valid JSON ({exc})") from exc
+    return records
+
+
+def _series(records, kind, key):
+    rows = [r for r in records if r.get("kind") == kind and r.get(key) is not None]
+    return np.array([r["step"] for r in rows]), np.array([r[key] for r in rows], dtype=float)
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_losses(records, path):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps, loss = _series(records, "train", "loss")
+    ax.plot(steps, loss, lw=0.8, alpha=0.5, label="train loss")
+    if len(loss) >= 20:  # a running mean makes the trend readable through batch noise
+        w = max(len(loss) // 50, 5)
+        ax.plot(steps[w - 1:], np.convolve(loss, np.ones(w) / w, mode="valid"), lw=1.5,
+                label=f"train loss (mean of {w})")
+    steps, loss = _series(records, "eval", "eval_loss")
+    if len(loss):
+        ax.plot(steps, loss, "o-", label="eval loss (fresh images)")
+    train_batch = next((r.get("batch_size") for r in records if r.get("kind") == "train"), None)
+    if train_batch:
+        ax.axhline(np.log(train_batch), ls=":", c="gray", label=f"chance = ln({train_batch})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("contrastive loss")
+    ax.legend()
+    ax.set_title("loss")
+    return _save(fig, path)
+
+
+def plot_lr_temperature(records, path):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps, lr = _series(records, "train", "lr")
+    ax.plot(steps, lr, c="tab:blue")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate", color="tab:blue")
+    ax2 = ax.twinx()
+    steps, temp = _series(records, "train", "temperature")
+    ax2.plot(steps, temp, c="tab:red")
+    ax2.set_ylabel("temperature exp(logit_scale)", color="tab:red")
+    ax.set_title("schedule and learned temperature")
+    return _save(fig, path)
+
+
+def plot_zero_shot(records, path):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("zeroshot_top1_all", "top-1, all names"),
+                       ("zeroshot_top1_heldout", "top-1, held-out pairs"),
+                       ("zeroshot_top5_all", "top-5, all names")):
+        steps, acc = _series(records, "eval", key)
+        if len(acc):
+            ax.plot(steps, 100 * acc, "o-", label=label)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("step")
+    ax.set_ylabel("zero-shot accuracy (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax.set_title("zero-shot accuracy on freshly drawn images")
+    return _save(fig, path)
+
+
+def plot_similarity(similarity, path, captions=None):
+    plt = _pyplot()
+    n = similarity.shape[0]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(similarity, cmap="viridis")
+    fig.colorbar(im, ax=ax, label="cosine similarity")
+    ax.set_xlabel("caption j")
+    ax.set_ylabel("image i")
+    if captions is not None and n <= 24:
+        ax.set_xticks(range(n), [str(c) for c in captions], rotation=90, fontsize=6)
+    ax.set_title("image-text similarity of an eval batch")
+    return _save(fig, path)
+
+
+def plot_confusion(confusion, classnames, path):
+    plt = _pyplot()
+    n = confusion.shape[0]
+    fig, ax = plt.subplots(figsize=(10, 9))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(n), classnames, rotation=90, fontsize=5)
+    ax.set_yticks(range(n), classnames, fontsize=5)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("zero-shot confusion matrix")
+    return _save(fig, path)
+
+
+def plot_samples(images, captions, guesses, path, correct=None):
+    """``images``: (K, R, R, 3) uint8; captions and guesses: K strings each."""
+    plt = _pyplot()
+    k = len(images)
+    cols = min(k, 6)
+    rows = (k + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.6 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= k:
+            continue
+        ax.imshow(images[i], interpolation="nearest")
+        ok = None if correct is None else bool(correct[i])
+        color = "black" if ok is None else ("tab:green" if ok else "tab:red")
+        ax.set_title(f"{captions[i]}\nguess: {guesses[i]}", fontsize=7, color=color)
+    fig.suptitle("samples: caption / model's top zero-shot guess")
+    return _save(fig, path)
+
+
+def plot_run(run_dir):
+    """Redraw every plot of ``run_dir`` from its metrics.jsonl (and eval_arrays.npz). Returns the paths."""
+    metrics_path = os.path.join(run_dir, METRICS_FILE)
+    if not os.path.exists(metrics_path):
+        raise FileNotFoundError(f"plot_run: {metrics_path} does not exist (is {run_dir!r} a run folder?)")
+    records = read_metrics(metrics_path)
+    out = [plot_losses(records, os.path.join(run_dir, "loss.png")),
+           plot_lr_temperature(records, os.path.join(run_dir, "lr_temperature.png")),
+           plot_zero_shot(records, os.path.join(run_dir, "zero_shot.png"))]
+    arrays_path = os.path.join(run_dir, ARRAYS_FILE)
+    if os.path.exists(arrays_path):
+        with np.load(arrays_path, allow_pickle=False) as a:
+            if "similarity" in a:
+                out.append(plot_similarity(a["similarity"], os.path.join(run_dir, "similarity.png"),
+                                           a["similarity_captions"] if "similarity_captions" in a else None))
+            if "confusion" in a:
+                out.append(plot_confusion(a["confusion"], list(a["classnames"]),
+                                          os.path.join(run_dir, "confusion.png")))
+            if "sample_images" in a:
+                out.append(plot_samples(a["sample_images"], list(a["sample_captions"]),
+                                        list(a["sample_guesses"]), os.path.join(run_dir, "samples.png"),
+                                        a["sample_correct"] if "sample_correct" in a else None))
+    return out
