@@ -300,6 +300,22 @@ def distributed_clip_loss(image_features, text_features, logit_scale, world: Wor
     return (ops.cross_entropy(logits_per_image, labels) + ops.cross_entropy(logits_per_text, labels)) / 2
 
 
+def distributed_model_loss(model, images, tokens, world: World, local_loss: bool = False):
+    """This rank's CLIP loss for its shard of the global batch: encode, normalize, gather, InfoNCE.
+
+    ``images`` (n, 3, R, R) and ``tokens`` (n, T) are rank r's rows [r n, (r + 1) n) of the global
+    batch. The same computation as ``clip_loss(*model(images, tokens))`` on the whole batch, cut at
+    the features: the encoders see only the local shard (that is the work that scales), the logits
+    see every pair (that is what the contrastive loss needs).
+    """
+    if getattr(model, "logit_bias", None) is not None:
+        raise ValueError("distributed_model_loss: this model has a SigLIP logit_bias; the gathered loss here "
+                         "is CLIP's InfoNCE (use --loss clip with --distributed)")
+    image_features = ops.normalize(model.encode_image(images), axis=-1)  # (n, E), unit rows
+    text_features = ops.normalize(model.encode_text(tokens), axis=-1)    # (n, E), unit rows
+    return distributed_clip_loss(image_features, text_features, model.logit_scale, world, local_loss=local_loss)
+
+
 # --------------------------------------------------------------------- parameters and gradients
 def _flat_groups(arrays):
     """Group arrays by dtype: {dtype: [index, ...]} in first-seen order, so each group fits one buffer."""

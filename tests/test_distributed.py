@@ -170,6 +170,21 @@ def test_allgather_and_losses_gradcheck_under_mpiexec(n, tmp_path):
 
 
 @needs_mpi
+@pytest.mark.parametrize("n", [2, 3])
+def test_data_parallel_steps_equal_one_process(n, tmp_path):
+    """A tiny CLIP in float64: one step's loss and all 62 gradients, then 20 AdamW steps, against one
+    process on the concatenated batch, for open_clip's global and local losses."""
+    result = run_mpi_json("train_equivalence.py", n, tmp_path)
+    for variant in ("global", "local"):
+        assert result[f"{variant}_step_loss_rel_err"] <= 1e-10, result
+        assert result[f"{variant}_step_grad_rel_err"] <= 1e-10, result
+        assert result[f"{variant}_trajectory_rel_err"] <= 1e-10, result
+        assert result[f"{variant}_trajectory_loss_drop"] > 0, result
+        assert result[f"{variant}_final_param_rel_err"] <= 1e-10, result
+        assert result[f"{variant}_ranks_bitwise_in_sync"], result
+
+
+@needs_mpi
 @pytest.mark.parametrize("mode", ["raise", "uncaught", "die"])
 def test_a_failing_rank_ends_the_job(mode):
     proc = run_mpi("rank_failure.py", 3, mode)  # subprocess.TimeoutExpired here would mean a hang
