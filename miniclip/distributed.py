@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -68,6 +69,7 @@ class World:
         self.comm = comm
         self.rank = 0 if comm is None else comm.Get_rank()
         self.size = 1 if comm is None else comm.Get_size()
+        self.communication_seconds = 0.0  # wall time spent inside array collectives (for benchmarks)
 
     @property
     def is_main(self) -> bool:
@@ -78,6 +80,14 @@ class World:
         kind = "single process" if self.comm is None else "MPI"
         return f"World(rank={self.rank}, size={self.size}, {kind})"
 
+    @contextlib.contextmanager
+    def _timed(self):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.communication_seconds += time.perf_counter() - start
+
     # ----------------------------------------------------------------- collectives on arrays
     def allgather(self, x: np.ndarray) -> np.ndarray:
         """(n, ...) on every rank -> (P * n, ...): the ranks' arrays stacked in rank order."""
@@ -85,7 +95,8 @@ class World:
         if self.comm is None:
             return x.copy()
         out = np.empty((self.size * x.shape[0],) + x.shape[1:], dtype=x.dtype)  # (P*n, ...)
-        self.comm.Allgather(x, out)
+        with self._timed():
+            self.comm.Allgather(x, out)
         return out
 
     def reduce_scatter(self, x: np.ndarray) -> np.ndarray:
@@ -99,7 +110,8 @@ class World:
             return x.copy()
         out = np.empty((n,) + x.shape[1:], dtype=x.dtype)  # (n, ...)
         from mpi4py import MPI
-        self.comm.Reduce_scatter_block(x, out, op=MPI.SUM)
+        with self._timed():
+            self.comm.Reduce_scatter_block(x, out, op=MPI.SUM)
         return out
 
     def allreduce(self, x: np.ndarray, average: bool = False) -> np.ndarray:
@@ -107,7 +119,8 @@ class World:
         out = np.array(x, copy=True, order="C")
         if self.comm is not None:
             from mpi4py import MPI
-            self.comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
+            with self._timed():
+                self.comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
         if average and self.size > 1:
             out /= self.size
         return out
@@ -121,7 +134,8 @@ class World:
         if self.comm is not None:
             if not x.flags.c_contiguous or not x.flags.writeable:
                 raise ValueError("broadcast: the array must be C-contiguous and writable (it is received in place)")
-            self.comm.Bcast(x, root=root)
+            with self._timed():
+                self.comm.Bcast(x, root=root)
         return x
 
     def broadcast_object(self, obj=None, root: int = 0):

@@ -1,0 +1,191 @@
+"""Data parallelism on this machine: throughput of ranks vs threads, and accuracy vs global batch size.
+
+    python benchmarks/bench_distributed.py throughput   # 1 rank x 2 threads  vs  2 ranks x 1 thread
+    python benchmarks/bench_distributed.py batch-size   # zero-shot accuracy after a fixed number of images
+    python benchmarks/bench_distributed.py all
+
+Needs the [mpi] extra for the 2-rank row (``pip install -e ".[mpi]"``); as root, Open MPI also needs
+OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 (set here for the child processes).
+
+Throughput: the default model of ``miniclip train`` (float32), a global batch of ``--batch-size``
+random images and captions, and the whole training step -- encode the local shard, gather the
+features, the loss, backward, all-reduce the gradients, AdamW. Images/s counts the global batch.
+Data loading is left out (it is the same work split the same way). Communication time (the two
+feature gathers and the gradient all-reduce) is measured on its own, so the table says what the
+ranks cost in messages, not only in total.
+
+Batch size: CLIP's contrastive loss asks each image to pick its caption out of the whole batch, so
+the batch size sets how many negatives every example sees -- it is part of the objective, not only a
+speed knob. The runs here train the same small model on the same number of images with several
+global batch sizes (a data-parallel run with P ranks computes exactly the one-process result, see
+tests/test_distributed.py, so one process stands for any number of ranks) and report zero-shot top-1.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+
+# the default model of `miniclip train` (TrainConfig's defaults)
+DEFAULT_MODEL = dict(embed_dim=128, image_resolution=32, vision_layers=3, vision_width=128, vision_patch_size=4,
+                     context_length=16, vocab_size=1024, transformer_width=128, transformer_heads=2,
+                     transformer_layers=2, vision_heads=2)
+
+
+# ------------------------------------------------------------------------------ throughput
+def worker(args):
+    """One rank (or the only process) of the throughput measurement; rank 0 prints a JSON line."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from miniclip.distributed import (all_reduce_gradients, distributed_model_loss, init_distributed,
+                                      local_batch_size)
+    from miniclip.model import CLIP
+    from miniclip.optim import AdamW, clamp_logit_scale
+
+    world = init_distributed(required=args.distributed)
+    with world.abort_on_error(), threadpool_limits(limits=args.threads):
+        model = CLIP(**DEFAULT_MODEL, dtype=np.float32, seed=0)
+        optimizer = AdamW(model.named_parameters(), lr=1e-4)
+        n = local_batch_size(args.batch_size, world)
+        rng = np.random.default_rng([0, world.rank])  # synthetic shards: throughput does not care what they show
+        R, T, V = model.image_resolution, model.context_length, model.vocab_size
+        images = rng.standard_normal((n, 3, R, R)).astype(np.float32)
+        tokens = rng.integers(1, V - 1, size=(n, T))
+        tokens[:, T - 4] = V - 1                     # end-of-text, then padding
+        tokens[:, T - 3:] = 0
+
+        def step():
+            model.zero_grad()
+            loss = distributed_model_loss(model, images, tokens, world)
+            loss.backward()
+            all_reduce_gradients(model.parameters(), world)
+            optimizer.step()
+            clamp_logit_scale(model)
+
+        for _ in range(args.warmup):
+            step()
+        world.barrier()
+        world.communication_seconds = 0.0  # the gathers, their reduce-scatters, the gradient all-reduce
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        world.barrier()
+        seconds = time.perf_counter() - t0
+        comm = world.mean(world.communication_seconds)
+        if world.is_main:
+            print(json.dumps({"ranks": world.size, "threads": args.threads, "batch_size": args.batch_size,
+                              "steps": args.steps, "seconds": seconds,
+                              "images_per_second": args.batch_size * args.steps / seconds,
+                              "communication_fraction": comm / seconds}), flush=True)
+
+
+def mpiexec():
+    here = Path(sys.executable).parent / "mpiexec"
+    return str(here) if here.exists() else shutil.which("mpiexec")
+
+
+def run_worker(ranks, threads, args):
+    cmd = [sys.executable, str(HERE), "_worker", "--threads", str(threads), "--batch-size", str(args.batch_size),
+           "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    env = dict(os.environ, **MPI_ENV, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    if ranks > 1:
+        launcher = mpiexec()
+        if launcher is None:
+            return None
+        cmd = [launcher, "--oversubscribe", "-n", str(ranks), "--bind-to", "none", *cmd, "--distributed"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def throughput(args):
+    rows = []
+    for ranks, threads in ((1, 1), (1, 2), (2, 1)):
+        row = run_worker(ranks, threads, args)
+        if row is None:
+            print(f"(skipping {ranks} ranks: no mpiexec; pip install -e \".[mpi]\")")
+            continue
+        rows.append(row)
+    base = rows[0]["images_per_second"]
+    print(f"\nthroughput, default model, float32, global batch {args.batch_size}, {args.steps} timed steps "
+          f"({os.cpu_count()} cores)")
+    print(f"{'ranks x threads':>16} {'images/s':>10} {'speed-up':>9} {'communication':>14}")
+    for r in rows:
+        print(f"{r['ranks']:>9} x {r['threads']:<5} {r['images_per_second']:>10.1f} "
+              f"{r['images_per_second'] / base:>8.2f}x {100 * r['communication_fraction']:>13.1f}%")
+    return rows
+
+
+# ------------------------------------------------------------------------------ batch size
+def batch_size_sweep(args):
+    from miniclip.train import TrainConfig, train
+
+    rows = []
+    for b in args.batch_sizes:
+        steps = args.images // b
+        with tempfile.TemporaryDirectory() as tmp:
+            config = TrainConfig(out=os.path.join(tmp, f"b{b}"), steps=steps, batch_size=b, lr=args.lr,
+                                 warmup_steps=max(1, steps // 10), eval_every=steps, checkpoint_every=steps,
+                                 eval_images=480, eval_heldout_images=160, final_eval_images=960,
+                                 final_eval_heldout_images=320, threads=args.threads, progress=False,
+                                 plots=False, seed=args.seed, **SMALL_MODEL)
+            t = time.perf_counter()
+            result = train(config, log=lambda *a, **k: None)
+            seconds = time.perf_counter() - t
+        row = {"batch_size": b, "steps": steps, "images": steps * b, "seconds": seconds,
+               "zeroshot_top1_all": result.final["zeroshot_top1_all"],
+               "zeroshot_top1_heldout": result.final["zeroshot_top1_heldout"],
+               "retrieval_image_to_text_R@1": result.final["retrieval_image_to_text_R@1"]}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print(f"\nzero-shot top-1 after {args.images} training images (48 names, chance 2.1%), lr {args.lr}")
+    print(f"{'global batch':>12} {'steps':>6} {'all 48':>7} {'held-out':>9} {'R@1 i->t':>9} {'seconds':>8}")
+    for r in rows:
+        print(f"{r['batch_size']:>12} {r['steps']:>6} {100 * r['zeroshot_top1_all']:>6.1f}% "
+              f"{100 * r['zeroshot_top1_heldout']:>8.1f}% {100 * r['retrieval_image_to_text_R@1']:>8.1f}% "
+              f"{r['seconds']:>8.1f}")
+    return rows
+
+
+# a smaller model than the default run, so that the sweep takes minutes, not an hour
+SMALL_MODEL = dict(image_resolution=32, vision_patch_size=8, vision_width=64, vision_layers=2, vision_heads=2,
+                   embed_dim=64, transformer_width=64, transformer_layers=2, transformer_heads=2)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["throughput", "batch-size", "all", "_worker"])
+    parser.add_argument("--batch-size", type=int, default=128, help="global batch for throughput")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps for throughput")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--distributed", action="store_true")
+    parser.add_argument("--images", type=int, default=16384, help="training images per batch-size run")
+    parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32, 128, 512])
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args(argv)
+    if args.what == "_worker":
+        return worker(args)
+    results = {}
+    if args.what in ("throughput", "all"):
+        results["throughput"] = throughput(args)
+    if args.what in ("batch-size", "all"):
+        results["batch_size"] = batch_size_sweep(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
