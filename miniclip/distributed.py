@@ -314,19 +314,45 @@ def distributed_clip_loss(image_features, text_features, logit_scale, world: Wor
     return (ops.cross_entropy(logits_per_image, labels) + ops.cross_entropy(logits_per_text, labels)) / 2
 
 
+def distributed_siglip_loss(image_features, text_features, logit_scale, logit_bias, world: World,
+                            local_loss: bool = False):
+    """SigLIP's pairwise sigmoid loss over the global batch, from this rank's normalized features.
+
+    logits = exp(logit_scale) I T^T + logit_bias, labels +1 on the diagonal and -1 elsewhere,
+    loss = -sum_ij log sigmoid(label_ij logit_ij) / N. ``local_loss=False``: every rank computes the
+    full (N, N) loss. ``local_loss=True``: rank r sums only its n image rows against all N captions
+    and divides by n, so that mean_r L_r = L again (each cell (i, j) belongs to exactly one rank).
+    (The SigLIP paper passes text chunks around a ring instead of gathering; the gradient is the same.)
+    """
+    all_text = all_gather(text_features, world)  # (N, d)
+    scale = logit_scale.exp() if isinstance(logit_scale, Tensor) else float(np.exp(logit_scale))
+    if not local_loss:
+        all_image = all_gather(image_features, world)  # (N, d)
+        logits = scale * (all_image @ all_text.T) + logit_bias  # (N, N)
+        rows = 0
+    else:
+        logits = scale * (image_features @ all_text.T) + logit_bias  # (n, N) my images x every caption
+        rows = image_features.shape[0] * world.rank                  # my first row in the global batch
+    n_rows, N = logits.shape
+    labels = -np.ones((n_rows, N), dtype=logits.dtype)                # -1: a negative pair ...
+    labels[np.arange(n_rows), rows + np.arange(n_rows)] = 1           # ... +1: image i with caption i
+    return -ops.logsigmoid(logits * labels).sum() / n_rows
+
+
 def distributed_model_loss(model, images, tokens, world: World, local_loss: bool = False):
-    """This rank's CLIP loss for its shard of the global batch: encode, normalize, gather, InfoNCE.
+    """This rank's loss for its shard of the global batch: encode, normalize, gather, contrast.
 
     ``images`` (n, 3, R, R) and ``tokens`` (n, T) are rank r's rows [r n, (r + 1) n) of the global
-    batch. The same computation as ``clip_loss(*model(images, tokens))`` on the whole batch, cut at
-    the features: the encoders see only the local shard (that is the work that scales), the logits
-    see every pair (that is what the contrastive loss needs).
+    batch. The same computation as ``loss(*model(images, tokens))`` on the whole batch, cut at the
+    features: the encoders see only the local shard (that is the work that scales), the logits see
+    every pair (that is what the contrastive loss needs). A model with a ``logit_bias`` (built for
+    SigLIP) gets ``distributed_siglip_loss``, any other ``distributed_clip_loss``.
     """
-    if getattr(model, "logit_bias", None) is not None:
-        raise ValueError("distributed_model_loss: this model has a SigLIP logit_bias; the gathered loss here "
-                         "is CLIP's InfoNCE (use --loss clip with --distributed)")
     image_features = ops.normalize(model.encode_image(images), axis=-1)  # (n, E), unit rows
     text_features = ops.normalize(model.encode_text(tokens), axis=-1)    # (n, E), unit rows
+    if getattr(model, "logit_bias", None) is not None:
+        return distributed_siglip_loss(image_features, text_features, model.logit_scale, model.logit_bias, world,
+                                       local_loss=local_loss)
     return distributed_clip_loss(image_features, text_features, model.logit_scale, world, local_loss=local_loss)
 
 

@@ -163,19 +163,21 @@ def run_mpi_json(script, n, tmp_path, *args):
 def test_allgather_and_losses_gradcheck_under_mpiexec(n, tmp_path):
     result = run_mpi_json("gradcheck_allgather.py", n, tmp_path)
     assert result["size"] == n
-    for variant in ("allgather", "loss_global", "loss_local"):
-        assert result[f"{variant}_gradcheck"] < 1e-6, result
-    for variant in ("loss_global", "loss_local"):
-        assert result[f"{variant}_vs_single"] < 1e-12, result
+    losses = [f"loss_{kind}_{variant}" for kind in ("clip", "siglip") for variant in ("global", "local")]
+    for name in ["allgather"] + losses:
+        assert result[f"{name}_gradcheck"] < 1e-6, result
+    for name in losses:
+        assert result[f"{name}_vs_single"] < 1e-12, result
 
 
 @needs_mpi
 @pytest.mark.parametrize("n", [2, 3])
 def test_data_parallel_steps_equal_one_process(n, tmp_path):
-    """A tiny CLIP in float64: one step's loss and all 62 gradients, then 20 AdamW steps, against one
-    process on the concatenated batch, for open_clip's global and local losses."""
+    """A tiny CLIP in float64: one step's loss and every gradient, then 20 AdamW steps, against one
+    process on the concatenated batch, for CLIP's and SigLIP's losses in open_clip's global and local
+    variants."""
     result = run_mpi_json("train_equivalence.py", n, tmp_path)
-    for variant in ("global", "local"):
+    for variant in ("clip_global", "clip_local", "siglip_global", "siglip_local"):
         assert result[f"{variant}_step_loss_rel_err"] <= 1e-10, result
         assert result[f"{variant}_step_grad_rel_err"] <= 1e-10, result
         assert result[f"{variant}_trajectory_rel_err"] <= 1e-10, result

@@ -1,5 +1,5 @@
-"""Under mpiexec: gradient-check AllGather and both distributed CLIP losses, and compare them with
-one process on the concatenated batch. Usage: mpiexec -n P python gradcheck_allgather.py OUT.json"""
+"""Under mpiexec: gradient-check AllGather and the distributed CLIP and SigLIP losses (global and
+local), and compare them with one process on the concatenated batch. Usage: mpiexec -n P python gradcheck_allgather.py OUT.json"""
 
 import sys
 
@@ -8,8 +8,9 @@ from mpi_helpers import collective_gradcheck, rel_err, write_result
 
 from miniclip import ops
 from miniclip.autograd import Tensor
-from miniclip.distributed import all_gather, distributed_clip_loss, init_distributed, rank_slice
-from miniclip.loss import clip_loss
+from miniclip.distributed import (all_gather, distributed_clip_loss, distributed_siglip_loss, init_distributed,
+                                  rank_slice)
+from miniclip.loss import clip_loss, siglip_loss
 
 world = init_distributed(required=True)
 with world.abort_on_error():
@@ -27,26 +28,32 @@ with world.abort_on_error():
     # 2. Both loss variants: gradcheck w.r.t. this rank's features and its copy of logit_scale.
     image_all = ops.normalize(Tensor(rng.standard_normal((N, d))), -1).data  # (N, d) unit rows
     text_all = ops.normalize(Tensor(rng.standard_normal((N, d))), -1).data
-    for local_loss in (False, True):
-        name = "local" if local_loss else "global"
+    for kind, local_loss in (("clip", False), ("clip", True), ("siglip", False), ("siglip", True)):
+        name = f"{kind}_{'local' if local_loss else 'global'}"
         image = Tensor(image_all[rank_slice(N, world)].copy(), requires_grad=True)  # (n, d)
         text = Tensor(text_all[rank_slice(N, world)].copy(), requires_grad=True)
         scale = Tensor(np.array(np.log(1 / 0.07)), requires_grad=True)
+        bias = Tensor(np.array(-1.5), requires_grad=True)
+        inputs = [image, text, scale] + ([bias] if kind == "siglip" else [])
 
-        def loss(i, t, s, local_loss=local_loss):
-            return distributed_clip_loss(i, t, s, world, local_loss=local_loss)
+        def loss(i, t, s, b=None, kind=kind, local_loss=local_loss):
+            if kind == "clip":
+                return distributed_clip_loss(i, t, s, world, local_loss=local_loss)
+            return distributed_siglip_loss(i, t, s, b, world, local_loss=local_loss)
 
-        result[f"loss_{name}_gradcheck"] = collective_gradcheck(loss, [image, text, scale], world)
+        result[f"loss_{name}_gradcheck"] = collective_gradcheck(loss, inputs, world)
 
-        # 3. Against one process on the concatenated batch: loss, feature and temperature gradients.
-        image.grad = text.grad = scale.grad = None  # the gradcheck left its own gradients there
-        mine = loss(image, text, scale)
+        # 3. Against one process on the concatenated batch: loss, feature, temperature (and bias) gradients.
+        for t in inputs:
+            t.grad = None  # the gradcheck left its own gradients there
+        mine = loss(*inputs)
         mine.backward()
         I = Tensor(image_all, requires_grad=True)
         T = Tensor(text_all, requires_grad=True)
         S = Tensor(np.array(np.log(1 / 0.07)), requires_grad=True)
+        B = Tensor(np.array(-1.5), requires_grad=True)
         logits = S.exp() * (I @ T.T)
-        single = clip_loss(logits, logits.T)
+        single = clip_loss(logits, logits.T) if kind == "clip" else siglip_loss(logits + B)
         single.backward()
         errors = [
             rel_err(world.mean(mine.item()), single.item()),
@@ -55,6 +62,8 @@ with world.abort_on_error():
             rel_err(world.allgather(text.grad / P), T.grad),
             rel_err(world.allreduce(scale.grad, average=True), S.grad),
         ]
+        if kind == "siglip":
+            errors.append(rel_err(world.allreduce(bias.grad, average=True), B.grad))
         result[f"loss_{name}_vs_single"] = max(errors)
 
     for key, value in result.items():

@@ -1,6 +1,7 @@
 """Under mpiexec: data-parallel steps of a tiny CLIP equal one process on the concatenated batch.
 
-Usage: mpiexec -n P python train_equivalence.py OUT.json. Float64. For both loss variants:
+Usage: mpiexec -n P python train_equivalence.py OUT.json. Float64. For CLIP's and SigLIP's losses,
+each in open_clip's two variants (global logits on every rank; local rows against global columns):
 1. one step: the global loss and every parameter's averaged gradient against one process;
 2. 20 AdamW steps: the loss trajectory and the final parameters against one process, and every
    rank's parameters bitwise identical to every other's after each step.
@@ -14,7 +15,7 @@ from clip_tiny import random_images, random_tokens, tiny_clip  # noqa: I001
 
 from miniclip.distributed import (all_reduce_gradients, broadcast_parameters, distributed_model_loss,
                                   init_distributed, parameters_in_sync, rank_slice)
-from miniclip.loss import clip_loss
+from miniclip.loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
 from miniclip.optim import AdamW, clamp_logit_scale
 
 N_LOCAL, STEPS = 2, 20
@@ -32,7 +33,8 @@ def global_batch(seed, model):
 
 def single_step(model, images, tokens):
     model.zero_grad()
-    loss = clip_loss(*model(images, tokens))
+    loss_fn = clip_loss if model.logit_bias is None else siglip_loss
+    loss = loss_fn(*model(images, tokens))
     loss.backward()
     return loss.item()
 
@@ -48,10 +50,12 @@ def distributed_step(model, images, tokens, local_loss):
 
 with world.abort_on_error():
     result = {"size": world.size}
-    for local_loss in (False, True):
-        name = "local" if local_loss else "global"
+    for kind, local_loss in (("clip", False), ("clip", True), ("siglip", False), ("siglip", True)):
+        name = f"{kind}_{'local' if local_loss else 'global'}"
+        extra = {} if kind == "clip" else dict(init_logit_scale=SIGLIP_INIT_LOGIT_SCALE,
+                                               init_logit_bias=SIGLIP_INIT_LOGIT_BIAS)
         # ---- 1. one step: loss and every gradient
-        single, ours = tiny_clip(seed=0), tiny_clip(seed=1)  # different seeds: the broadcast must fix it
+        single, ours = tiny_clip(seed=0, **extra), tiny_clip(seed=1, **extra)  # the broadcast must fix seed 1
         if world.is_main:
             ours.load_state_dict(single.state_dict())
         broadcast_parameters(ours.parameters(), world)  # rank 0's weights everywhere
@@ -66,7 +70,7 @@ with world.abort_on_error():
         result["n_parameters"] = len(errors)
 
         # ---- 2. twenty AdamW steps on fresh global batches
-        single, ours = tiny_clip(seed=0), tiny_clip(seed=0)
+        single, ours = tiny_clip(seed=0, **extra), tiny_clip(seed=0, **extra)
         opt_single = AdamW(single.named_parameters(), lr=3e-3, weight_decay=0.2)
         opt_ours = AdamW(ours.named_parameters(), lr=3e-3, weight_decay=0.2)
         losses_single, losses_ours, in_sync = [], [], True
