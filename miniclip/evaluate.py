@@ -142,3 +142,11 @@ def image_text_similarity(model, images, tokens, batch_size=256):
     image_features = _l2_normalize(_encode(model.encode_image, images, batch_size))  # (N, E)
     text_features = _l2_normalize(_encode(model.encode_text, tokens, batch_size))    # (M, E)
     return image_features @ text_features.T
+
+
+def zero_shot_probabilities(model, images, classifier, batch_size=256):
+    """softmax over classes of ``100 * normalize(encode_image(images)) @ classifier``: (N, L)."""
+    logits = zero_shot_logits(model, images, classifier, batch_size)
+    logits = logits - logits.max(axis=1, keepdims=True)  # shift for a stable exp
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)

@@ -1,7 +1,7 @@
 """The pictures of a run: PNGs in the run folder, redrawn from ``metrics.jsonl`` at any time.
 
     loss.png         train loss per step and eval loss at each evaluation
-    lr_temperature.png  the learning-rate schedule and the learned temperature exp(logit_scale)
+    lr_temperature.png  the learning-rate schedule and the learned temperature tau (logits = cosine / tau)
     zero_shot.png    zero-shot top-1 over time: all 48 names and the held-out pairs
     similarity.png   image-text cosine similarities of one eval batch (a good model: a bright diagonal)
     confusion.png    zero-shot confusion matrix over the classes (rows true, columns predicted)
@@ -88,7 +88,8 @@ def plot_lr_temperature(records, path):
     ax2 = ax.twinx()
     steps, temp = _series(records, "train", "temperature")
     ax2.plot(steps, temp, c="tab:red")
-    ax2.set_ylabel("temperature exp(logit_scale)", color="tab:red")
+    ax2.set_ylabel("temperature tau = exp(-logit_scale)", color="tab:red")
+    ax2.set_yscale("log")
     ax.set_title("schedule and learned temperature")
     return _save(fig, path)
 

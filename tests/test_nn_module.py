@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from miniclip import Tensor
-from miniclip import nn
+from miniclip import Tensor, nn
 
 
 class Block(nn.Module):

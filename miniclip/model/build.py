@@ -9,6 +9,7 @@ As the original ``build_model``:
     embed_dim     = text_projection.shape[1]           context_length = positional_embedding rows
     vocab_size    = token_embedding.weight rows        text width = ln_final.weight.shape[0]
     text layers   = number of distinct transformer.resblocks.<i>
+    logit_bias    = present only in SigLIP-trained models (``CLIP(init_logit_bias=...)``)
     heads         = width // 64 (pass vision_heads / transformer_heads for models narrower than 64)
 """
 
@@ -54,7 +55,8 @@ def infer_config(state_dict):
         raise ValueError(f"build_model: visual.positional_embedding has {shape['visual.positional_embedding'][0]} "
                          f"rows; expected grid**2 + 1 (one per patch plus the class token)")
     transformer_layers = len({k.split(".")[2] for k in sd if k.startswith("transformer.resblocks.")})
-    return dict(
+    extra = {"init_logit_bias": 0.0} if "logit_bias" in sd else {}  # a SigLIP-trained model (value loaded after)
+    return dict(**extra,
         embed_dim=shape["text_projection"][1],
         image_resolution=vision_patch_size * grid_size,
         vision_layers=vision_layers,

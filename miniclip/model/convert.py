@@ -10,6 +10,7 @@ a TorchScript archive (the files OpenAI publishes) and a plain pickled state dic
 
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -52,7 +53,9 @@ def read_torch_checkpoint(path):
                           "does not otherwise use. Install it once with `pip install torch`, convert, "
                           "and run the .npz without it.") from None
     try:  # a TorchScript archive, as published by OpenAI (what clip.load(jit=True) reads)
-        sd = torch.jit.load(os.fspath(path), map_location="cpu").state_dict()
+        with warnings.catch_warnings():  # recent torch deprecates TorchScript; the files still load
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sd = torch.jit.load(os.fspath(path), map_location="cpu").state_dict()
     except RuntimeError:  # not TorchScript: a pickled state dict
         sd = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
         if isinstance(sd, dict) and "state_dict" in sd:

@@ -54,7 +54,7 @@ class MultiheadAttention(Module):
 
         def heads(i):  # the i-th third (q, k or v), split into heads
             part = ops.narrow(qkv, 1, i * C, C)                          # (B*T, 3C) -> (B*T, C)
-            part = ops.reshape(part, (B, T, H, D))                       # (B*T, C) -> (B, T, H, D): head h = cols h*D:(h+1)*D
+            part = ops.reshape(part, (B, T, H, D))  # (B*T, C) -> (B, T, H, D): head h = cols h*D:(h+1)*D
             return ops.permute(part, (0, 2, 1, 3))                       # (B, T, H, D) -> (B, H, T, D)
 
         q, k, v = heads(0), heads(1), heads(2)

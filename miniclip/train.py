@@ -1,0 +1,644 @@
+"""Training a toy CLIP: the loop behind ``miniclip train``.
+
+One step (Radford et al. 2021, figure 3, with open_clip's recipe):
+
+    images, captions  -> preprocess, tokenize                      (B, 3, R, R), (B, T)
+    logits_per_image, logits_per_text = model(images, tokens)       (B, B) each
+    loss = clip_loss(...)   (symmetric InfoNCE; or siglip_loss)
+    loss.backward(); AdamW step with the warmup-cosine learning rate; clamp logit_scale to [0, ln 100]
+
+Around it: periodic zero-shot evaluation on freshly drawn images (all 48 color-shape names and,
+separately, the 8 held-out pairs that training never shows), retrieval recall@k, ``metrics.jsonl``,
+atomic checkpoints every N steps and on Ctrl-C, exact resumption, a NaN/Inf guard, plots.
+
+Reproducibility: batch k is a pure function of (seed, k) -- the shapes world draws sample i from
+``default_rng([seed, split, i])`` and a CSV epoch's order from ``default_rng([seed, epoch])`` -- so a
+resumed run sees exactly the batches an uninterrupted one would. With the same seed and thread count,
+``metrics.jsonl`` is identical byte for byte (wall-clock numbers go to ``timing.json`` instead).
+
+Run folder (``runs/<name>/``): config.json, metrics.jsonl, timing.json, model.npz (weights, model
+arguments, tokenizer: what ``miniclip.load`` reads), checkpoints/step_*.npz, eval_arrays.npz, *.png.
+
+Shape legend: B batch, R image resolution, T context length, E embedding dim, L classes.
+"""
+
+import json
+import math
+import os
+import queue
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from .api import ContextTokenizer, merges_text, tokenizer_from_merges
+from .autograd import no_grad
+from .checkpoint import CheckpointManager, load_checkpoint, save_checkpoint
+from .evaluate import image_text_similarity, retrieval_metrics, zero_shot_accuracy, zero_shot_classifier
+from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
+from .model import CLIP
+from .optim import AdamW, WarmupCosine, clamp_logit_scale, clip_grad_norm
+from .plots import ARRAYS_FILE, METRICS_FILE, plot_run
+from .tokenizer import BPETokenizer
+
+MODEL_FILE = "model.npz"
+CONFIG_FILE = "config.json"
+TIMING_FILE = "timing.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or a gradient became NaN or Inf; the message names the step and the parameter."""
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as ``config.json`` in the run folder.
+
+    The defaults are the recipe of ``miniclip train`` (see README: "The default run"). Validation
+    happens in ``__post_init__``; an error names the field, what was expected and what was given.
+    """
+    # where
+    out: str = None                   # run folder; default runs/shapes-<n>, the first that is free
+    # optimization
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup_steps: int = None          # linear warmup; None: a tenth of the steps
+    weight_decay: float = 0.2
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    grad_clip: float = None           # max global gradient norm; None: no clipping
+    loss: str = "clip"                # "clip" (symmetric InfoNCE) or "siglip" (pairwise sigmoid)
+    init_temperature: float = None    # tau at the start (logit_scale = ln 1/tau); None: 0.07 (CLIP), 0.1 (SigLIP)
+    # model (the CLIP constructor's arguments; vocab_size is the tokenizer's target size)
+    image_resolution: int = 32
+    vision_patch_size: int = 4
+    vision_width: int = 128
+    vision_layers: int = 3
+    vision_heads: int = 2
+    embed_dim: int = 128
+    transformer_width: int = 128
+    transformer_layers: int = 2
+    transformer_heads: int = 2
+    context_length: int = 16
+    vocab_size: int = 1024
+    dtype: str = "float32"
+    # data: the shapes world unless train_data names a CSV (open_clip's conventions)
+    train_data: str = None
+    csv_img_key: str = "filepath"
+    csv_caption_key: str = "title"
+    csv_separator: str = ","
+    skip_bad_rows: bool = False
+    # evaluation and bookkeeping
+    eval_every: int = 250             # steps between evaluations (and one at the end)
+    eval_images: int = 960            # fresh images over all 48 names at each evaluation
+    eval_heldout_images: int = 400    # fresh images of the 8 held-out pairs at each evaluation
+    final_eval_images: int = 2400     # the final evaluation, on a larger fresh set
+    final_eval_heldout_images: int = 800
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 2
+    seed: int = 0
+    threads: int = None               # BLAS / OpenMP threads; None: all cores
+    progress: bool = True             # tqdm progress bar
+    plots: bool = True
+
+    def __post_init__(self):
+        def need(name, ok, expected):
+            if not ok:
+                raise ValueError(f"TrainConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+
+        def positive_int(name, allow_zero=False):
+            v = getattr(self, name)
+            need(name, isinstance(v, int) and not isinstance(v, bool) and (v >= 0 if allow_zero else v >= 1),
+                 "an integer >= 0" if allow_zero else "an integer >= 1")
+
+        for name in ("steps", "batch_size", "image_resolution", "vision_patch_size", "vision_width",
+                     "vision_layers", "vision_heads", "embed_dim", "transformer_width", "transformer_layers",
+                     "transformer_heads", "context_length", "eval_every", "checkpoint_every",
+                     "keep_checkpoints", "eval_images", "eval_heldout_images", "final_eval_images",
+                     "final_eval_heldout_images"):
+            positive_int(name)
+        if self.warmup_steps is None:
+            self.warmup_steps = self.steps // 10 if isinstance(self.steps, int) else 0
+        positive_int("warmup_steps", allow_zero=True)
+        positive_int("seed", allow_zero=True)
+        need("batch_size", self.batch_size >= 2, "at least 2 (a contrastive batch needs negatives)")
+        need("warmup_steps", self.warmup_steps < self.steps, f"fewer than steps={self.steps}")
+        for name in ("lr", "weight_decay", "eps"):
+            v = getattr(self, name)
+            need(name, isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, "a finite number >= 0")
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            need(name, isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)")
+        need("grad_clip", self.grad_clip is None or (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0),
+             "None or a number > 0")
+        need("loss", self.loss in ("clip", "siglip"), "'clip' or 'siglip'")
+        need("init_temperature", self.init_temperature is None or (
+            isinstance(self.init_temperature, (int, float)) and 0.01 <= self.init_temperature <= 1),
+            "None or a number in [0.01, 1] (the clamp keeps 1/tau in [1, 100])")
+        need("dtype", self.dtype in ("float32", "float64"), "'float32' or 'float64'")
+        need("vision_patch_size", self.image_resolution % self.vision_patch_size == 0,
+             f"a divisor of image_resolution={self.image_resolution}")
+        need("vision_width", self.vision_width % self.vision_heads == 0,
+             f"a multiple of vision_heads={self.vision_heads}")
+        need("transformer_width", self.transformer_width % self.transformer_heads == 0,
+             f"a multiple of transformer_heads={self.transformer_heads}")
+        need("vocab_size", isinstance(self.vocab_size, int) and self.vocab_size >= 514,
+             "an integer >= 514 (256 bytes, 256 bytes ending a word, 2 special tokens)")
+        need("threads", self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
+             "None or an integer >= 1")
+        need("train_data", self.train_data is None or isinstance(self.train_data, str), "None or a CSV path")
+
+    def to_json(self):
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown fields {unknown}")
+        return cls(**d)
+
+    def model_args(self, vocab_size):
+        """The CLIP constructor's keyword arguments (saved beside the weights)."""
+        args = dict(embed_dim=self.embed_dim, image_resolution=self.image_resolution,
+                    vision_layers=self.vision_layers, vision_width=self.vision_width,
+                    vision_patch_size=self.vision_patch_size, context_length=self.context_length,
+                    vocab_size=vocab_size, transformer_width=self.transformer_width,
+                    transformer_heads=self.transformer_heads, transformer_layers=self.transformer_layers,
+                    vision_heads=self.vision_heads, dtype=self.dtype)
+        if self.loss == "siglip":
+            args.update(init_logit_scale=SIGLIP_INIT_LOGIT_SCALE, init_logit_bias=SIGLIP_INIT_LOGIT_BIAS)
+        if self.init_temperature is not None:
+            args["init_logit_scale"] = math.log(1.0 / self.init_temperature)
+        return args
+
+
+@dataclass
+class TrainResult:
+    run_dir: str
+    model: object
+    tokenizer: object
+    final: dict = field(default_factory=dict)   # the final evaluation's metrics
+    steps_done: int = 0
+    train_seconds: float = 0.0
+
+
+# ------------------------------------------------------------------------------- data
+def _shapes():
+    from .data import shapes  # imported lazily: the data layer pulls in Pillow
+    return shapes
+
+
+class StepBatches:
+    """Batch ``k`` of the run as a pure function of (seed, k), prepared ahead by one thread.
+
+    The shapes world: a one-epoch stream of ``steps * batch_size`` fresh samples in order (sample
+    ``i`` is drawn from ``default_rng([seed, split, i])``), so no image is ever seen twice. A CSV:
+    epoch ``k // len(loader)`` in the loader's shuffled order, batch ``k % len(loader)``, the last
+    partial batch dropped (a contrastive batch of 3 is a different problem from one of 128).
+    """
+
+    def __init__(self, loader, steps, shuffled_epochs):
+        self.loader, self.steps, self.shuffled_epochs = loader, steps, shuffled_epochs
+
+    def indices(self, k):
+        b = self.loader.batch_size
+        if not self.shuffled_epochs:
+            return k, np.arange(k * b, (k + 1) * b)
+        per_epoch = len(self.loader.dataset) // b
+        epoch, position = divmod(k, per_epoch)
+        return epoch, self.loader.order(epoch)[position * b:(position + 1) * b]
+
+    def make(self, k):
+        epoch, idx = self.indices(k)
+        return self.loader.make_batch(idx, epoch)
+
+    def iterate(self, start, prefetch=2):
+        """Yield (k, batch) for k = start .. steps-1; a daemon thread stays ``prefetch`` batches ahead."""
+        ready = queue.Queue(maxsize=prefetch)
+        stop = threading.Event()
+
+        def produce():
+            for k in range(start, self.steps):
+                try:
+                    item = (k, self.make(k))
+                except BaseException as exc:  # carried to the training thread and raised there
+                    item = (k, exc)
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set() or isinstance(item[1], BaseException):
+                    return
+
+        worker = threading.Thread(target=produce, name="miniclip-train-batches", daemon=True)
+        worker.start()
+        try:
+            for _ in range(start, self.steps):
+                k, batch = ready.get()
+                if isinstance(batch, BaseException):
+                    raise batch
+                yield k, batch
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+
+
+def _shapes_eval_set(n, seed, resolution, split, preprocess):
+    """``n`` freshly drawn shapes samples: (images (n, 3, R, R), labels (n,), captions, uint8 images)."""
+    shapes = _shapes()
+    samples = [shapes.draw_sample(seed, i, resolution, split) for i in range(n)]
+    images = np.stack([preprocess(s.image) for s in samples])  # (n, 3, R, R)
+    return {"images": images, "labels": np.array([s.label for s in samples]),
+            "captions": [s.caption for s in samples], "pixels": np.stack([s.image for s in samples])}
+
+
+# Evaluation images come from a seed far from the training one (and from other splits), so they are
+# never training images.
+EVAL_SEED_OFFSET = 1_000_003
+FINAL_EVAL_SEED_OFFSET = 2_000_003
+
+
+def train_tokenizer(config):
+    """A BPE tokenizer learned from the training captions (plus the zero-shot prompt templates)."""
+    if config.train_data is not None:
+        from .data import CsvDataset
+        dataset = CsvDataset(config.train_data, img_key=config.csv_img_key, caption_key=config.csv_caption_key,
+                             sep=config.csv_separator, skip_bad_rows=config.skip_bad_rows)
+        texts = [dataset.captions[i] for i in range(len(dataset))]
+    else:
+        shapes = _shapes()
+        texts = [shapes.draw_sample(config.seed, i, 8, "train").caption for i in range(2000)]
+        texts += [t.format(f"{c} {s}") for t in shapes.ZERO_SHOT_TEMPLATES for c, s in shapes.TRAIN_PAIRS]
+    return BPETokenizer.train(texts, config.vocab_size)
+
+
+# ------------------------------------------------------------------------- evaluation
+def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, retrieval_pairs=256):
+    """Zero-shot top-1/top-5 over the 48 names (all images; held-out images separately), the
+    eval loss on one batch of pairs, and retrieval recall@k on ``retrieval_pairs`` image-caption pairs."""
+    shapes = _shapes()
+    tok = ContextTokenizer(tokenizer, config.context_length)
+    classifier = zero_shot_classifier(model, tok, shapes.CLASS_NAMES, shapes.ZERO_SHOT_TEMPLATES)
+    zs_all = zero_shot_accuracy(model, all_set["images"], all_set["labels"], classifier, batch_size)
+    zs_held = zero_shot_accuracy(model, heldout_set["images"], heldout_set["labels"], classifier, batch_size)
+    n_pairs = min(retrieval_pairs, len(all_set["captions"]))
+    tokens = tok(all_set["captions"][:n_pairs])
+    similarity = image_text_similarity(model, all_set["images"][:n_pairs], tokens, batch_size)
+    record = {"zeroshot_top1_all": zs_all["top1"], "zeroshot_top5_all": zs_all["top5"],
+              "zeroshot_top1_heldout": zs_held["top1"], "zeroshot_top5_heldout": zs_held["top5"],
+              "eval_loss": _eval_loss(model, all_set["images"], tokens, config, config.batch_size)}
+    record.update({f"retrieval_{k}": v for k, v in retrieval_metrics(similarity).items()})
+    arrays = {"similarity": similarity[:32, :32], "similarity_captions": np.array(all_set["captions"][:32]),
+              "confusion": zs_all["confusion"], "classnames": np.array(shapes.CLASS_NAMES)}
+    # a sample grid: 6 images of all names, 6 of held-out pairs, with the model's top guess
+    picks = [(all_set, zs_all, i) for i in range(6)] + [(heldout_set, zs_held, i) for i in range(6)]
+    arrays["sample_images"] = np.stack([s["pixels"][i] for s, _, i in picks])
+    arrays["sample_captions"] = np.array([s["captions"][i] for s, _, i in picks])
+    arrays["sample_guesses"] = np.array([shapes.CLASS_NAMES[z["predictions"][i]] for _, z, i in picks])
+    arrays["sample_correct"] = np.array([z["predictions"][i] == s["labels"][i] for s, z, i in picks])
+    return record, arrays
+
+
+def _eval_loss(model, images, tokens, config, batch_size):
+    """The training loss on the first ``batch_size`` eval pairs (the loss depends on the batch size)."""
+    n = min(batch_size, len(tokens))
+    with no_grad():
+        loss = _loss_fn(config)(*model(images[:n], tokens[:n]))
+    return float(loss.item())
+
+
+def _loss_fn(config):
+    return siglip_loss if config.loss == "siglip" else clip_loss
+
+
+# --------------------------------------------------------------------------- run files
+def default_run_dir(root="runs", stem="shapes"):
+    """``runs/shapes-1``, ``runs/shapes-2``, ...: the first that does not exist."""
+    n = 1
+    while os.path.exists(os.path.join(root, f"{stem}-{n}")):
+        n += 1
+    return os.path.join(root, f"{stem}-{n}")
+
+
+def _read_records(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _rewrite_records(path, records):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    os.replace(tmp, path)
+
+
+def _check_finite(step, loss_value, named_params):
+    if not math.isfinite(loss_value):
+        raise NonFiniteError(f"step {step}: the loss is {loss_value}; stopping before the update "
+                             f"(the last good checkpoint is kept)")
+    for name, p in named_params:
+        if p.grad is not None and not np.isfinite(p.grad).all():
+            bad = p.grad[~np.isfinite(p.grad)]
+            raise NonFiniteError(f"step {step}: the gradient of parameter {name!r} holds {bad.size} non-finite "
+                                 f"values (e.g. {bad.flat[0]}); stopping before the update (the last good "
+                                 f"checkpoint is kept)")
+
+
+class _CtrlC:
+    """First Ctrl-C: finish the current step, checkpoint, stop. Second Ctrl-C: stop at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _threads(n):
+    if n is None:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n)
+
+
+# ------------------------------------------------------------------------------ train
+def train(config, resume=False, on_step=None, log=print):
+    """Train a CLIP as ``config`` says; returns a ``TrainResult``.
+
+    ``resume=True`` continues the run in ``config.out`` from its newest checkpoint (the config is
+    read from the run folder; the trajectory is the one an uninterrupted run follows).
+    ``on_step(step, record, model)`` is called after every step (tests use it to interrupt a run).
+    Ctrl-C (or a KeyboardInterrupt from ``on_step``) writes a checkpoint and re-raises.
+    """
+    if resume:
+        if config.out is None or not os.path.exists(os.path.join(config.out, CONFIG_FILE)):
+            raise FileNotFoundError(f"resume: {config.out!r} is not a run folder (no {CONFIG_FILE} in it)")
+        with open(os.path.join(config.out, CONFIG_FILE), encoding="utf-8") as f:
+            saved = TrainConfig.from_dict(json.load(f))
+        saved.out, saved.progress, saved.plots = config.out, config.progress, config.plots
+        config = saved
+    elif config.out is None:
+        config.out = default_run_dir()
+    with _threads(config.threads):
+        return _train(config, resume, on_step, log)
+
+
+def _train(config, resume, on_step, log):
+    run_dir = config.out
+    metrics_path = os.path.join(run_dir, METRICS_FILE)
+    manager = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR), keep=config.keep_checkpoints)
+    dtype = np.dtype(config.dtype)
+
+    # ---- tokenizer, model, optimizer: fresh, or restored from the newest checkpoint
+    ckpt = None
+    if resume:
+        latest = manager.latest()
+        if latest is None:
+            raise FileNotFoundError(f"resume: no checkpoint in {manager.directory}")
+        ckpt = load_checkpoint(latest)
+        tokenizer = tokenizer_from_merges(ckpt.tokenizer_merges)
+    else:
+        if os.path.exists(metrics_path):
+            raise FileExistsError(f"train: {run_dir} already holds a run ({METRICS_FILE}); pass another --out "
+                                  f"or --resume {run_dir}")
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+            f.write(config.to_json())
+        t0 = time.perf_counter()
+        tokenizer = train_tokenizer(config)
+        log(f"tokenizer: {len(tokenizer.merges)} merges learned from the captions "
+            f"(vocab {tokenizer.vocab_size}) in {time.perf_counter() - t0:.1f} s")
+    model_args = config.model_args(tokenizer.vocab_size)
+    model = CLIP(**model_args, seed=config.seed)
+    named = list(model.named_parameters())
+    optimizer = AdamW(named, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
+                      weight_decay=config.weight_decay)
+    schedule = WarmupCosine(config.lr, config.warmup_steps, config.steps)
+    start = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model_state)
+        optimizer.load_state_dict(ckpt.optimizer_state)
+        start = ckpt.step
+        log(f"resuming {run_dir} from {ckpt.path} (step {start} of {config.steps})")
+    records = [r for r in _read_records(metrics_path) if r["step"] <= start]  # drop what came after
+    _rewrite_records(metrics_path, records)
+    n_params = model.num_parameters()
+    if not resume:
+        log(f"model: {n_params / 1e6:.2f} M parameters, images {config.image_resolution}px patch "
+            f"{config.vision_patch_size} ({(config.image_resolution // config.vision_patch_size) ** 2 + 1} tokens), "
+            f"vision {config.vision_layers}x{config.vision_width}, text {config.transformer_layers}x"
+            f"{config.transformer_width}, embed {config.embed_dim}, {config.dtype}")
+
+    # ---- data
+    from .data import Loader, Preprocess
+    preprocess = Preprocess(config.image_resolution, train=False, dtype=dtype)
+    if config.train_data is None:
+        shapes = _shapes()
+        dataset = shapes.ShapesDataset(config.steps * config.batch_size, seed=config.seed,
+                                       resolution=config.image_resolution, split="train")
+        loader = Loader(dataset, config.batch_size, preprocess, tokenizer, context_length=config.context_length,
+                        shuffle=False, seed=config.seed, prefetch=0)
+        batches = StepBatches(loader, config.steps, shuffled_epochs=False)
+        eval_sets = (_shapes_eval_set(config.eval_images, config.seed + EVAL_SEED_OFFSET,
+                                      config.image_resolution, "all", preprocess),
+                     _shapes_eval_set(config.eval_heldout_images, config.seed + EVAL_SEED_OFFSET,
+                                      config.image_resolution, "held_out", preprocess))
+    else:
+        from .data import CsvDataset
+        dataset = CsvDataset(config.train_data, img_key=config.csv_img_key, caption_key=config.csv_caption_key,
+                             sep=config.csv_separator, tokenizer=tokenizer, context_length=config.context_length,
+                             skip_bad_rows=config.skip_bad_rows)
+        train_pre = Preprocess(config.image_resolution, train=True, dtype=dtype, seed=config.seed)
+        loader = Loader(dataset, config.batch_size, train_pre, tokenizer, context_length=config.context_length,
+                        shuffle=True, seed=config.seed, drop_last=True, prefetch=0)
+        batches = StepBatches(loader, config.steps, shuffled_epochs=True)
+        eval_sets = None
+
+    def evaluate(step, final=False):
+        t = time.perf_counter()
+        if eval_sets is None:
+            record, arrays = _evaluate_csv(model, tokenizer, config, dataset, preprocess)
+        else:
+            sets = eval_sets
+            if final:
+                sets = (_shapes_eval_set(config.final_eval_images, config.seed + FINAL_EVAL_SEED_OFFSET,
+                                         config.image_resolution, "all", preprocess),
+                        _shapes_eval_set(config.final_eval_heldout_images, config.seed + FINAL_EVAL_SEED_OFFSET,
+                                         config.image_resolution, "held_out", preprocess))
+            record, arrays = evaluate_shapes(model, tokenizer, config, *sets, batch_size=256)
+        record = {"kind": "final" if final else "eval", "step": step, **record}
+        np.savez(os.path.join(run_dir, ARRAYS_FILE), **arrays)
+        timing["eval_seconds"] += time.perf_counter() - t
+        return record
+
+    def checkpoint(step):
+        manager.save(step, model_state=model.state_dict(), optimizer_state=optimizer.state_dict(),
+                     rng_state={"note": "batches and evaluation sets are pure functions of (seed, step)",
+                                "seed": config.seed},
+                     config=asdict(config), tokenizer_merges=merges_text(tokenizer),
+                     extra={"model_args": model_args})
+
+    def write(record):
+        records.append(record)
+        metrics.write(json.dumps(record) + "\n")
+        metrics.flush()
+
+    def eval_line(r):
+        return (f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | zero-shot top-1 all 48 names "
+                f"{100 * r['zeroshot_top1_all']:.1f}% (top-5 {100 * r['zeroshot_top5_all']:.1f}%) | held-out pairs "
+                f"{100 * r['zeroshot_top1_heldout']:.1f}% | retrieval R@1 i->t "
+                f"{100 * r['retrieval_image_to_text_R@1']:.1f}% t->i {100 * r['retrieval_text_to_image_R@1']:.1f}%"
+                if "zeroshot_top1_all" in r else
+                f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | retrieval R@1 i->t "
+                f"{100 * r['retrieval_image_to_text_R@1']:.1f}% t->i {100 * r['retrieval_text_to_image_R@1']:.1f}%")
+
+    # ---- the loop
+    from tqdm.auto import tqdm
+    loss_fn = _loss_fn(config)
+    timing = {"train_seconds": 0.0, "eval_seconds": 0.0, "steps": 0}
+    step = start                      # optimizer steps completed so far
+    updating = False                  # True while parameters are being written (not checkpointable)
+    bar = tqdm(total=config.steps, initial=start, disable=not config.progress, unit="step", dynamic_ncols=True,
+               desc="train")
+    speed = None
+    t_start = time.perf_counter()
+    metrics = open(metrics_path, "a", encoding="utf-8")
+    try:
+        with _CtrlC() as ctrl_c:
+            if resume and step % config.eval_every == 0 and 0 < step < config.steps and not any(
+                    r["kind"] == "eval" and r["step"] == step for r in records):
+                write(evaluate(step))  # the run was stopped between the step and its evaluation
+            t_step = time.perf_counter()
+            for k, batch in batches.iterate(start):
+                lr = schedule(k)
+                optimizer.lr = lr
+                logits_per_image, logits_per_text = model(batch.images, batch.tokens)
+                loss = loss_fn(logits_per_image, logits_per_text)
+                optimizer.zero_grad()
+                loss.backward()
+                loss_value = float(loss.item())
+                _check_finite(k + 1, loss_value, named)
+                if config.grad_clip is not None:
+                    clip_grad_norm(named, config.grad_clip)
+                updating = True
+                optimizer.step()
+                clamp_logit_scale(model)  # open_clip: exp(logit_scale) <= 100, i.e. tau >= 0.01 (see optim)
+                updating = False
+                step = k + 1
+                logit_scale = float(model.logit_scale.data)
+                temperature = math.exp(-logit_scale)  # tau: logits = cosine / tau = cosine * exp(logit_scale)
+                record = {"kind": "train", "step": step, "loss": loss_value, "lr": lr, "logit_scale": logit_scale,
+                          "temperature": temperature, "batch_size": config.batch_size}
+                write(record)
+                now = time.perf_counter()
+                dt, t_step = now - t_step, now
+                timing["train_seconds"] += dt
+                timing["steps"] += 1
+                speed = config.batch_size / dt if speed is None else 0.9 * speed + 0.1 * config.batch_size / dt
+                bar.set_postfix_str(f"loss {loss_value:.3f} tau {temperature:.4f} {speed:.0f} img/s", refresh=False)
+                bar.update(1)
+                if step % config.eval_every == 0 and step < config.steps:
+                    r = evaluate(step)
+                    write(r)
+                    (bar.write if config.progress else log)(eval_line(r))
+                if step % config.checkpoint_every == 0 or step == config.steps:
+                    checkpoint(step)
+                if on_step is not None:
+                    on_step(step, record, model)
+                if ctrl_c.requested:
+                    raise KeyboardInterrupt
+                t_step = time.perf_counter()
+    except KeyboardInterrupt:
+        bar.close()
+        metrics.close()
+        if not updating and step > start and manager.latest() != manager.path_for(step):
+            checkpoint(step)
+        log(f"\ninterrupted after step {step}; checkpoint in {manager.directory}. "
+            f"Continue with: miniclip train --resume {run_dir}")
+        raise
+    except BaseException:
+        bar.close()
+        metrics.close()
+        raise
+    bar.close()
+
+    # ---- the end: a final evaluation on a larger fresh set, model.npz, plots
+    final = evaluate(step, final=True)
+    write(final)
+    metrics.close()
+    log(eval_line(final).replace(f"step {step:>5}", f"final (step {step}, "
+                                 f"{config.final_eval_images}+{config.final_eval_heldout_images} fresh images)"))
+    save_checkpoint(os.path.join(run_dir, MODEL_FILE), model_state=model.state_dict(), step=step,
+                    config=asdict(config), tokenizer_merges=merges_text(tokenizer), extra={"model_args": model_args})
+    timing["wall_seconds"] = time.perf_counter() - t_start
+    if timing["steps"]:
+        timing["seconds_per_step"] = timing["train_seconds"] / timing["steps"]
+        timing["images_per_second"] = config.batch_size / timing["seconds_per_step"]
+    with open(os.path.join(run_dir, TIMING_FILE), "w", encoding="utf-8") as f:
+        json.dump(timing, f, indent=2)
+    if config.plots:
+        plot_run(run_dir)
+    return TrainResult(run_dir=run_dir, model=model, tokenizer=ContextTokenizer(tokenizer, config.context_length),
+                       final=final, steps_done=step, train_seconds=timing["train_seconds"])
+
+
+def _evaluate_csv(model, tokenizer, config, dataset, preprocess, n=256):
+    """Retrieval on the first ``n`` rows of a CSV dataset (the training data: a sanity check, not a
+    held-out score; pass a separate CSV to ``miniclip eval`` for that)."""
+    n = min(n, len(dataset))
+    images = np.stack([preprocess(dataset[i][0]) for i in range(n)])
+    captions = [dataset[i][1] for i in range(n)]
+    tok = ContextTokenizer(tokenizer, config.context_length)
+    tokens = tok(captions, truncate=True)
+    similarity = image_text_similarity(model, images, tokens)
+    record = {"eval_loss": _eval_loss(model, images, tokens, config, config.batch_size)}
+    record.update({f"retrieval_{k}": v for k, v in retrieval_metrics(similarity).items()})
+    return record, {"similarity": similarity[:32, :32], "similarity_captions": np.array(captions[:32])}
+
+
+def evaluate_checkpoint(path, images=2400, heldout_images=800, seed=12345, data=None, csv_img_key="filepath",
+                        csv_caption_key="title", csv_separator=",", skip_bad_rows=False, pairs=1000):
+    """What ``miniclip eval`` prints: zero-shot top-1/top-5 over the 48 shapes names (all, and the
+    held-out pairs separately) and retrieval recall@k on fresh shapes pairs; with ``data`` (a CSV),
+    retrieval recall@k on its first ``pairs`` rows instead. Returns a dict of metrics."""
+    from .api import load, resolve_model_path
+    path = resolve_model_path(path)
+    model, preprocess, tokenizer = load(path)
+    ckpt_config = load_checkpoint(path).config or {}
+    config = TrainConfig.from_dict({k: v for k, v in ckpt_config.items() if k != "out"})
+    if data is not None:
+        from .data import CsvDataset
+        dataset = CsvDataset(data, img_key=csv_img_key, caption_key=csv_caption_key, sep=csv_separator,
+                             skip_bad_rows=skip_bad_rows)
+        record, _ = _evaluate_csv(model, tokenizer.tokenizer, config, dataset, preprocess, n=pairs)
+        return {"data": str(data), "pairs": min(pairs, len(dataset)), **record}
+    sets = (_shapes_eval_set(images, seed, config.image_resolution, "all", preprocess),
+            _shapes_eval_set(heldout_images, seed, config.image_resolution, "held_out", preprocess))
+    record, _ = evaluate_shapes(model, tokenizer.tokenizer, config, *sets, batch_size=256)
+    return {"images": images, "heldout_images": heldout_images, **record}
