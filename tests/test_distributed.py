@@ -15,12 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from miniclip.checkpoint import CheckpointManager
+
 from miniclip import gradcheck, ops
 from miniclip.autograd import Tensor
 from miniclip.distributed import (AllGather, DistributedUnavailableError, World, all_gather,
                                   all_reduce_gradients, broadcast_parameters, distributed_clip_loss,
                                   init_distributed, local_batch_size, rank_seed, rank_slice, shard)
 from miniclip.loss import clip_loss
+from miniclip.train import TrainConfig, train
 
 SCRIPTS = Path(__file__).resolve().parent / "mpi_scripts"
 TIMEOUT = 120  # seconds: a bound on a hung job, never a performance assertion
@@ -139,15 +142,17 @@ needs_mpi = pytest.mark.skipif(not _mpi_available(),
                                reason='needs mpi4py and mpiexec: pip install -e ".[mpi]"')
 
 
-def run_mpi(script, n, *args, timeout=TIMEOUT):
-    """Run ``script`` on ``n`` ranks; return the CompletedProcess (raises on timeout: a hang)."""
+def run_mpi(script, n, *args, timeout=TIMEOUT, python=True):
+    """Run ``script`` (under tests/mpi_scripts/, with Python; or any program with ``python=False``) on
+    ``n`` ranks; return the CompletedProcess (raises subprocess.TimeoutExpired on a hang)."""
     mpiexec = _mpiexec()
     version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True).stdout
     # Open MPI counts cores as slots: 3 ranks on a 2-core machine need --oversubscribe
     extra = ["--oversubscribe"] if ("Open MPI" in version or "prte" in version.lower()) else []
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [mpiexec, *extra, "-n", str(n), sys.executable, str(SCRIPTS / script), *map(str, args)]
+    program = [sys.executable, str(SCRIPTS / script)] if python else [str(script)]
+    cmd = [mpiexec, *extra, "-n", str(n), *program, *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -195,3 +200,90 @@ def test_a_failing_rank_ends_the_job(mode):
     if mode != "die":
         assert f"simulated failure on rank 2 (mode {mode})" in proc.stderr
         assert "[rank 2/3] aborting every rank of the job" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- miniclip train on ranks
+# float64 so that a run on P ranks can be compared with one process to ~1e-12
+TINY_RUN = dict(batch_size=12, image_resolution=16, vision_patch_size=4, vision_width=32, vision_layers=1,
+                vision_heads=1, transformer_width=32, transformer_layers=1, transformer_heads=1, embed_dim=32,
+                context_length=16, vocab_size=600, warmup_steps=2, init_temperature=0.2, threads=1, progress=False,
+                plots=False, eval_images=48, eval_heldout_images=24, final_eval_images=96,
+                final_eval_heldout_images=48, dtype="float64", steps=12, eval_every=6, checkpoint_every=4, lr=2e-3)
+
+
+def _records(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def _assert_same_run(ours, reference):
+    """Same records in the same order; every number equal to a relative 1e-10 (float64 rounding)."""
+    assert [(r["kind"], r["step"]) for r in ours] == [(r["kind"], r["step"]) for r in reference]
+    for a, b in zip(ours, reference):
+        assert a.keys() == b.keys()
+        for key, value in b.items():
+            if isinstance(value, float):
+                assert abs(a[key] - value) <= 1e-10 * max(abs(value), 1e-3), (a["step"], key, a[key], value)
+            else:
+                assert a[key] == value, (a["step"], key)
+
+
+def test_train_with_a_one_process_world_is_unchanged(tmp_path):
+    plain = train(TrainConfig(**{**TINY_RUN, "steps": 4, "out": str(tmp_path / "a")}), log=lambda *a: None)
+    with_world = train(TrainConfig(**{**TINY_RUN, "steps": 4, "out": str(tmp_path / "b")}), log=lambda *a: None,
+                       world=World())
+    assert _records(plain.run_dir) == _records(with_world.run_dir)
+
+
+@needs_mpi
+def test_train_on_ranks_fails_cleanly_then_resumes_on_another_count_to_the_one_process_run(tmp_path):
+    """`train` on 2 ranks equals one process; a rank that fails after step 10 ends the job and leaves the
+    step-8 checkpoint; resuming on 3 ranks finishes the one-process run's trajectory, evaluations included."""
+    reference = train(TrainConfig(**{**TINY_RUN, "out": str(tmp_path / "one")}), log=lambda *a: None)
+    reference_records = _records(reference.run_dir)
+
+    run = dict(TINY_RUN, out=str(tmp_path / "ranks"))
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(run))
+    proc = run_mpi("train_run.py", 2, config_file, "--fail-rank", 1, "--fail-at-step", 10)
+    assert proc.returncode != 0
+    assert "simulated failure on rank 1 after step 10" in proc.stderr
+    manager = CheckpointManager(os.path.join(run["out"], "checkpoints"))
+    assert manager.latest().endswith("step_00000008.npz")
+    assert not os.path.exists(os.path.join(run["out"], "model.npz"))
+    # rank 0 alone wrote the metrics: each step once, and they agree with one process so far
+    written = [r for r in _records(run["out"]) if r["step"] <= 8]
+    _assert_same_run(written, [r for r in reference_records if r["step"] <= 8])
+
+    proc = run_mpi("train_run.py", 3, config_file, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    _assert_same_run(_records(run["out"]), reference_records)
+    assert os.path.exists(os.path.join(run["out"], "model.npz"))
+
+
+@needs_mpi
+def test_cli_train_distributed_local_loss_on_two_ranks(tmp_path):
+    """`mpiexec -n 2 miniclip train --distributed --local-loss ...` equals `miniclip train ...`."""
+    from miniclip.cli import main
+
+    flags = ["--steps", "4", "--batch-size", "8", "--image-resolution", "16", "--patch-size", "4",
+             "--vision-width", "32", "--vision-layers", "1", "--vision-heads", "1", "--text-width", "32",
+             "--text-layers", "1", "--text-heads", "1", "--embed-dim", "32", "--vocab-size", "600",
+             "--warmup-steps", "1", "--eval-every", "2", "--checkpoint-every", "2", "--threads", "1",
+             "--dtype", "float64", "--no-progress", "--no-plots"]
+    assert main(["train", *flags, "--out", str(tmp_path / "one")]) == 0
+    proc = run_mpi(Path(sys.executable).parent / "miniclip", 2, "train", "--distributed", "--local-loss", *flags,
+                   "--out", tmp_path / "two", python=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("run folder:") == 1  # rank 0 reports, rank 1 is quiet
+    ours = _records(tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["local_loss"] is True
+    _assert_same_run(ours, _records(tmp_path / "one"))
+
+
+def test_cli_distributed_without_mpi4py_says_what_to_install(monkeypatch, capsys):
+    from miniclip.cli import main
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    assert main(["train", "--distributed", "--steps", "2"]) == 1
+    assert 'pip install -e ".[mpi]"' in capsys.readouterr().err
