@@ -120,6 +120,9 @@ def _cmd_train(args):
     except DistributedUnavailableError as exc:
         print(f"miniclip train: {exc}", file=sys.stderr)
         return 1
+    if args.distributed and world.size == 1:
+        print("miniclip train --distributed: one rank only; start P ranks with `mpiexec -n P miniclip train "
+              "--distributed`", file=sys.stderr)
     try:
         if args.resume:
             ignored = sorted(given)

