@@ -23,6 +23,7 @@ tests/test_distributed.py, so one process stands for any number of ranks) and re
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -128,30 +129,37 @@ def throughput(args):
 
 # ------------------------------------------------------------------------------ batch size
 def batch_size_sweep(args):
-    from miniclip.train import TrainConfig, train
+    from miniclip.train import NonFiniteError, TrainConfig, train
 
     rows = []
     for b in args.batch_sizes:
         steps = args.images // b
+        # --lr-scaling sqrt: lr * sqrt(B / 64), the usual rule for Adam when the batch grows (fewer, surer steps)
+        lr = args.lr * (math.sqrt(b / 64) if args.lr_scaling == "sqrt" else 1.0)
         with tempfile.TemporaryDirectory() as tmp:
-            config = TrainConfig(out=os.path.join(tmp, f"b{b}"), steps=steps, batch_size=b, lr=args.lr,
+            config = TrainConfig(out=os.path.join(tmp, f"b{b}"), steps=steps, batch_size=b, lr=lr,
                                  warmup_steps=max(1, steps // 10), eval_every=steps, checkpoint_every=steps,
                                  eval_images=480, eval_heldout_images=160, final_eval_images=960,
                                  final_eval_heldout_images=320, threads=args.threads, progress=False,
                                  plots=False, seed=args.seed, **SMALL_MODEL)
             t = time.perf_counter()
-            result = train(config, log=lambda *a, **k: None)
+            try:
+                final = train(config, log=lambda *a, **k: None).final
+            except NonFiniteError:  # a learning rate too large for this batch: report it, go on
+                final = {key: float("nan") for key in ("zeroshot_top1_all", "zeroshot_top1_heldout",
+                                                       "retrieval_image_to_text_R@1")}
             seconds = time.perf_counter() - t
-        row = {"batch_size": b, "steps": steps, "images": steps * b, "seconds": seconds,
-               "zeroshot_top1_all": result.final["zeroshot_top1_all"],
-               "zeroshot_top1_heldout": result.final["zeroshot_top1_heldout"],
-               "retrieval_image_to_text_R@1": result.final["retrieval_image_to_text_R@1"]}
+        row = {"batch_size": b, "steps": steps, "images": steps * b, "lr": lr, "seconds": seconds,
+               "zeroshot_top1_all": final["zeroshot_top1_all"],
+               "zeroshot_top1_heldout": final["zeroshot_top1_heldout"],
+               "retrieval_image_to_text_R@1": final["retrieval_image_to_text_R@1"]}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    print(f"\nzero-shot top-1 after {args.images} training images (48 names, chance 2.1%), lr {args.lr}")
-    print(f"{'global batch':>12} {'steps':>6} {'all 48':>7} {'held-out':>9} {'R@1 i->t':>9} {'seconds':>8}")
+    print(f"\nzero-shot top-1 after {args.images} training images (48 names, chance 2.1%), "
+          f"lr {args.lr}{' * sqrt(B / 64)' if args.lr_scaling == 'sqrt' else ''}")
+    print(f"{'global batch':>12} {'steps':>6} {'lr':>8} {'all 48':>7} {'held-out':>9} {'R@1 i->t':>9} {'seconds':>8}")
     for r in rows:
-        print(f"{r['batch_size']:>12} {r['steps']:>6} {100 * r['zeroshot_top1_all']:>6.1f}% "
+        print(f"{r['batch_size']:>12} {r['steps']:>6} {r['lr']:>8.2g} {100 * r['zeroshot_top1_all']:>6.1f}% "
               f"{100 * r['zeroshot_top1_heldout']:>8.1f}% {100 * r['retrieval_image_to_text_R@1']:>8.1f}% "
               f"{r['seconds']:>8.1f}")
     return rows
@@ -170,9 +178,11 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--distributed", action="store_true")
-    parser.add_argument("--images", type=int, default=16384, help="training images per batch-size run")
-    parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32, 128, 512])
+    parser.add_argument("--images", type=int, default=65536, help="training images per batch-size run")
+    parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64, 256, 1024])
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr-scaling", choices=["none", "sqrt"], default="none",
+                        help="sqrt: lr * sqrt(B / 64) for global batch B")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
