@@ -2,6 +2,7 @@
 
     python benchmarks/bench_distributed.py throughput   # 1 rank x 2 threads  vs  2 ranks x 1 thread
     python benchmarks/bench_distributed.py batch-size   # zero-shot accuracy after a fixed number of images
+    python benchmarks/bench_distributed.py gather       # the same batch with and without gathering
     python benchmarks/bench_distributed.py all
 
 Needs the [mpi] extra for the 2-rank row (``pip install -e ".[mpi]"``); as root, Open MPI also needs
@@ -165,6 +166,76 @@ def batch_size_sweep(args):
     return rows
 
 
+# ------------------------------------------------------------------------------ gather or not
+def gather_sweep(args):
+    """The same global batch, images and steps, with and without gathering: only the negatives differ.
+
+    Without a gather, each of P ranks contrasts its n = B / P pairs among themselves (n - 1 negatives
+    per pair), and averaging the gradients gives the gradient of the mean of P small losses; with the
+    gather every pair sees all B - 1 others. Simulated in one process: the P shards' losses are
+    computed on slices of the batch's features (what P ranks without a gather would compute).
+    """
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from miniclip import ops
+    from miniclip.data import Loader, Preprocess, ShapesDataset
+    from miniclip.loss import clip_loss
+    from miniclip.model import CLIP
+    from miniclip.optim import AdamW, WarmupCosine, clamp_logit_scale
+    from miniclip.train import (FINAL_EVAL_SEED_OFFSET, StepBatches, TrainConfig, _shapes_eval_set, evaluate_shapes,
+                                train_tokenizer)
+
+    B = args.gather_batch
+    steps = args.images // B
+    config = TrainConfig(steps=steps, batch_size=B, lr=args.lr, warmup_steps=max(1, steps // 10), seed=args.seed,
+                         **SMALL_MODEL)
+    rows = []
+    with threadpool_limits(limits=args.threads):
+        tokenizer = train_tokenizer(config)
+        preprocess = Preprocess(config.image_resolution, train=False, dtype=np.float32)
+        dataset = ShapesDataset(steps * B, seed=config.seed, resolution=config.image_resolution, split="train")
+        loader = Loader(dataset, B, preprocess, tokenizer, context_length=config.context_length, shuffle=False,
+                        seed=config.seed, prefetch=0)
+        eval_seed = config.seed + FINAL_EVAL_SEED_OFFSET
+        eval_sets = (_shapes_eval_set(960, eval_seed, config.image_resolution, "all", preprocess),
+                     _shapes_eval_set(320, eval_seed, config.image_resolution, "held_out", preprocess))
+        for shards in args.shards:
+            n = B // shards
+            model = CLIP(**config.model_args(tokenizer.vocab_size), seed=config.seed)
+            optimizer = AdamW(model.named_parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
+                              eps=config.eps, weight_decay=config.weight_decay)
+            schedule = WarmupCosine(config.lr, config.warmup_steps, config.steps)
+            t = time.perf_counter()
+            for k, batch in StepBatches(loader, steps, shuffled_epochs=False).iterate(0):
+                optimizer.lr = schedule(k)
+                model.zero_grad()
+                image = ops.normalize(model.encode_image(batch.images), axis=-1)  # (B, E)
+                text = ops.normalize(model.encode_text(batch.tokens), axis=-1)    # (B, E)
+                loss = 0.0
+                for r in range(shards):                                          # rank r, no gather:
+                    logits = model.logit_scale.exp() * (image[r * n:(r + 1) * n] @ text[r * n:(r + 1) * n].T)
+                    loss = loss + clip_loss(logits, logits.T)                     # (n, n) logits only
+                (loss / shards).backward()                                        # = the averaged gradients
+                optimizer.step()
+                clamp_logit_scale(model)
+            seconds = time.perf_counter() - t
+            record, _ = evaluate_shapes(model, tokenizer, config, *eval_sets, batch_size=256)
+            row = {"global_batch": B, "shards": shards, "negatives_per_pair": n - 1, "steps": steps,
+                   "seconds": seconds, "zeroshot_top1_all": record["zeroshot_top1_all"],
+                   "zeroshot_top1_heldout": record["zeroshot_top1_heldout"],
+                   "retrieval_image_to_text_R@1": record["retrieval_image_to_text_R@1"]}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    print(f"\nglobal batch {B}, {steps} steps, {steps * B} images: P ranks without a gather vs one gathered batch")
+    print(f"{'ranks, no gather':>16} {'negatives':>9} {'all 48':>7} {'held-out':>9} {'R@1 i->t':>9}")
+    for r in rows:
+        label = "gathered" if r["shards"] == 1 else str(r["shards"])
+        print(f"{label:>16} {r['negatives_per_pair']:>9} {100 * r['zeroshot_top1_all']:>6.1f}% "
+              f"{100 * r['zeroshot_top1_heldout']:>8.1f}% {100 * r['retrieval_image_to_text_R@1']:>8.1f}%")
+    return rows
+
+
 # a smaller model than the default run, so that the sweep takes minutes, not an hour
 SMALL_MODEL = dict(image_resolution=32, vision_patch_size=8, vision_width=64, vision_layers=2, vision_heads=2,
                    embed_dim=64, transformer_width=64, transformer_layers=2, transformer_heads=2)
@@ -172,7 +243,7 @@ SMALL_MODEL = dict(image_resolution=32, vision_patch_size=8, vision_width=64, vi
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["throughput", "batch-size", "all", "_worker"])
+    parser.add_argument("what", choices=["throughput", "batch-size", "gather", "all", "_worker"])
     parser.add_argument("--batch-size", type=int, default=128, help="global batch for throughput")
     parser.add_argument("--steps", type=int, default=5, help="timed steps for throughput")
     parser.add_argument("--warmup", type=int, default=1)
@@ -184,6 +255,9 @@ def main(argv=None):
     parser.add_argument("--lr-scaling", choices=["none", "sqrt"], default="none",
                         help="sqrt: lr * sqrt(B / 64) for global batch B")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gather-batch", type=int, default=64, help="global batch of the gather comparison")
+    parser.add_argument("--shards", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16],
+                        help="ranks without a gather to compare (1: the gathered batch)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     if args.what == "_worker":
@@ -193,6 +267,8 @@ def main(argv=None):
         results["throughput"] = throughput(args)
     if args.what in ("batch-size", "all"):
         results["batch_size"] = batch_size_sweep(args)
+    if args.what in ("gather", "all"):
+        results["gather"] = gather_sweep(args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
