@@ -41,21 +41,47 @@ def debug_build():
     return bool(miniclip_debug_build())
 
 
+cdef tuple _shape3(Py_ssize_t *shape):
+    return (shape[0], shape[1], shape[2])
+
+
+def _check_same3(str name, tuple expected, **shapes):
+    for arg, shape in shapes.items():
+        got = (shape[0], shape[1], shape[2])
+        if got != expected:
+            raise ValueError(f"{name}: expected {arg} of shape {expected} like q, got {got}")
+
+
 cdef inline idx_t _stride(Py_ssize_t byte_stride, Py_ssize_t itemsize):
     return byte_stride // itemsize
 
 
-def gemm_naive(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
-               double alpha=1.0, double beta=0.0):
-    """C = alpha * A @ B + beta * C with the naive triple loop (GEMM v1).
+def set_simd(str mode):
+    """Choose the GEMM micro-kernel: "auto" (the best this CPU supports) or "generic" (portable C)."""
+    if mode not in ("auto", "generic"):
+        raise ValueError(f"set_simd: expected 'auto' or 'generic', got {mode!r}")
+    miniclip_set_simd(1 if mode == "generic" else 0)
 
-    A (M, K), B (K, N), C (M, N): any strides, one dtype. Writes C in place.
+
+def simd_name():
+    """The micro-kernel GEMM v3 uses now: "avx2+fma" or "generic"."""
+    return miniclip_simd_name().decode()
+
+
+def gemm(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
+         double alpha=1.0, double beta=0.0, int version=3):
+    """C = alpha * A @ B + beta * C, written into C, with GEMM v1 (naive), v2 (tiled) or v3 (packed).
+
+    A (M, K), B (K, N), C (M, N): any strides (a transpose is a stride swap), one dtype.
+    beta == 0: C is write-only. C must not overlap A or B.
     """
     cdef idx_t M = A.shape[0], K = A.shape[1], N = B.shape[1]
     if B.shape[0] != K or C.shape[0] != M or C.shape[1] != N:
         raise ValueError(
-            f"gemm_naive: expected A (M, K), B (K, N), C (M, N); got A ({A.shape[0]}, {A.shape[1]}), "
+            f"gemm: expected A (M, K), B (K, N), C (M, N); got A ({A.shape[0]}, {A.shape[1]}), "
             f"B ({B.shape[0]}, {B.shape[1]}), C ({C.shape[0]}, {C.shape[1]})")
+    if version not in (1, 2, 3):
+        raise ValueError(f"gemm: expected version 1, 2 or 3, got {version}")
     if M == 0 or N == 0:
         return
     cdef Py_ssize_t s = sizeof(floating)
@@ -66,8 +92,256 @@ def gemm_naive(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
     cdef const floating *pb = &B[0, 0] if K > 0 else NULL
     with nogil:
         if floating is float:
-            gemm_naive_f32(M, N, K, <float>alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
-                           <float>beta, &C[0, 0], rs_c, cs_c)
+            if version == 1:
+                gemm_naive_f32(M, N, K, <float>alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                               <float>beta, &C[0, 0], rs_c, cs_c)
+            elif version == 2:
+                gemm_tiled_f32(M, N, K, <float>alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                               <float>beta, &C[0, 0], rs_c, cs_c)
+            else:
+                gemm_packed_f32(M, N, K, <float>alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                                <float>beta, &C[0, 0], rs_c, cs_c, 0)
         else:
-            gemm_naive_f64(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
-                           beta, &C[0, 0], rs_c, cs_c)
+            if version == 1:
+                gemm_naive_f64(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                               beta, &C[0, 0], rs_c, cs_c)
+            elif version == 2:
+                gemm_tiled_f64(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                               beta, &C[0, 0], rs_c, cs_c)
+            else:
+                gemm_packed_f64(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b,
+                                beta, &C[0, 0], rs_c, cs_c, 0)
+
+
+def gemm_naive(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
+               double alpha=1.0, double beta=0.0):
+    """C = alpha * A @ B + beta * C with the naive triple loop (GEMM v1); see gemm."""
+    gemm(A, B, C, alpha, beta, 1)
+
+
+def gemm_batched(const floating[:, :, :] A, const floating[:, :, :] B, floating[:, :, :] C,
+                 double alpha=1.0, double beta=0.0):
+    """C[b] = alpha * A[b] @ B[b] + beta * C[b] for every b, with GEMM v3.
+
+    A (nb, M, K), B (nb, K, N), C (nb, M, N): any strides; a batch stride of 0 in A or B
+    broadcasts one matrix over the batch. C's batch entries must not overlap.
+    """
+    cdef idx_t nb = C.shape[0], M = A.shape[1], K = A.shape[2], N = B.shape[2]
+    if (A.shape[0] != nb or B.shape[0] != nb or B.shape[1] != K
+            or C.shape[1] != M or C.shape[2] != N):
+        raise ValueError(
+            f"gemm_batched: expected A (nb, M, K), B (nb, K, N), C (nb, M, N); got "
+            f"A {_shape3(A.shape)}, B {_shape3(B.shape)}, C {_shape3(C.shape)}")
+    if nb == 0 or M == 0 or N == 0:
+        return
+    cdef Py_ssize_t s = sizeof(floating)
+    cdef idx_t bs_a = _stride(A.strides[0], s), rs_a = _stride(A.strides[1], s), cs_a = _stride(A.strides[2], s)
+    cdef idx_t bs_b = _stride(B.strides[0], s), rs_b = _stride(B.strides[1], s), cs_b = _stride(B.strides[2], s)
+    cdef idx_t bs_c = _stride(C.strides[0], s), rs_c = _stride(C.strides[1], s), cs_c = _stride(C.strides[2], s)
+    if nb > 1 and bs_c == 0:
+        raise ValueError("gemm_batched: C must not broadcast over the batch (batch stride 0)")
+    cdef const floating *pa = &A[0, 0, 0] if K > 0 else NULL
+    cdef const floating *pb = &B[0, 0, 0] if K > 0 else NULL
+    with nogil:
+        if floating is float:
+            gemm_batched_f32(nb, M, N, K, <float>alpha, pa, bs_a, rs_a, cs_a, pb, bs_b, rs_b, cs_b,
+                             <float>beta, &C[0, 0, 0], bs_c, rs_c, cs_c)
+        else:
+            gemm_batched_f64(nb, M, N, K, alpha, pa, bs_a, rs_a, cs_a, pb, bs_b, rs_b, cs_b,
+                             beta, &C[0, 0, 0], bs_c, rs_c, cs_c)
+
+
+def attention_forward(const floating[:, :, ::1] q, const floating[:, :, ::1] k,
+                      const floating[:, :, ::1] v, floating[:, :, ::1] out,
+                      floating[:, ::1] lse, double scale, bint causal):
+    """Fused attention forward for (BH, T, D) C-contiguous q, k, v: writes out (BH, T, D), lse (BH, T)."""
+    cdef idx_t BH = q.shape[0], T = q.shape[1], D = q.shape[2]
+    _check_same3("attention_forward", (BH, T, D), k=k.shape, v=v.shape, out=out.shape)
+    if lse.shape[0] != BH or lse.shape[1] != T:
+        raise ValueError(f"attention_forward: expected lse ({BH}, {T}), got ({lse.shape[0]}, {lse.shape[1]})")
+    if BH == 0 or T == 0:
+        return
+    if D == 0:
+        raise ValueError("attention_forward: head dim D must be at least 1")
+    with nogil:
+        if floating is float:
+            attention_forward_f32(BH, T, D, <float>scale, causal, &q[0, 0, 0], &k[0, 0, 0], &v[0, 0, 0],
+                                  &out[0, 0, 0], &lse[0, 0])
+        else:
+            attention_forward_f64(BH, T, D, scale, causal, &q[0, 0, 0], &k[0, 0, 0], &v[0, 0, 0],
+                                  &out[0, 0, 0], &lse[0, 0])
+
+
+def attention_backward(const floating[:, :, ::1] dout, const floating[:, :, ::1] q,
+                       const floating[:, :, ::1] k, const floating[:, :, ::1] v,
+                       const floating[:, :, ::1] out, const floating[:, ::1] lse,
+                       floating[:, :, ::1] dq, floating[:, :, ::1] dk, floating[:, :, ::1] dv,
+                       double scale, bint causal):
+    """Fused attention backward for (BH, T, D) C-contiguous arrays: writes dq, dk, dv."""
+    cdef idx_t BH = q.shape[0], T = q.shape[1], D = q.shape[2]
+    _check_same3("attention_backward", (BH, T, D), dout=dout.shape, k=k.shape, v=v.shape,
+                 out=out.shape, dq=dq.shape, dk=dk.shape, dv=dv.shape)
+    if lse.shape[0] != BH or lse.shape[1] != T:
+        raise ValueError(f"attention_backward: expected lse ({BH}, {T}), got ({lse.shape[0]}, {lse.shape[1]})")
+    if BH == 0 or T == 0:
+        return
+    if D == 0:
+        raise ValueError("attention_backward: head dim D must be at least 1")
+    with nogil:
+        if floating is float:
+            attention_backward_f32(BH, T, D, <float>scale, causal, &dout[0, 0, 0], &q[0, 0, 0],
+                                   &k[0, 0, 0], &v[0, 0, 0], &out[0, 0, 0], &lse[0, 0],
+                                   &dq[0, 0, 0], &dk[0, 0, 0], &dv[0, 0, 0])
+        else:
+            attention_backward_f64(BH, T, D, scale, causal, &dout[0, 0, 0], &q[0, 0, 0],
+                                   &k[0, 0, 0], &v[0, 0, 0], &out[0, 0, 0], &lse[0, 0],
+                                   &dq[0, 0, 0], &dk[0, 0, 0], &dv[0, 0, 0])
+
+
+# ------------------------------------------------------------------ row kernels
+# Rows are (R, C) C-contiguous views: the Python wrappers in miniclip/backend/compiled.py
+# flatten the leading axes and make the arrays contiguous first.
+
+def softmax_rows(const floating[:, ::1] x, floating[:, ::1] y, bint log_space):
+    """y = softmax(x) (or log_softmax when log_space) over each row."""
+    cdef idx_t R = x.shape[0], C = x.shape[1]
+    if y.shape[0] != R or y.shape[1] != C:
+        raise ValueError("softmax_rows: y must have the shape of x")
+    if R == 0 or C == 0:
+        return
+    with nogil:
+        if floating is float:
+            softmax_rows_f32(R, C, &x[0, 0], &y[0, 0], log_space)
+        else:
+            softmax_rows_f64(R, C, &x[0, 0], &y[0, 0], log_space)
+
+
+def softmax_backward_rows(const floating[:, ::1] y, const floating[:, ::1] dy,
+                          floating[:, ::1] dx, bint log_space):
+    """dx from y = softmax(x) (or log_softmax) and dy, row by row."""
+    cdef idx_t R = y.shape[0], C = y.shape[1]
+    if dy.shape[0] != R or dy.shape[1] != C or dx.shape[0] != R or dx.shape[1] != C:
+        raise ValueError("softmax_backward_rows: y, dy, dx must have one shape")
+    if R == 0 or C == 0:
+        return
+    with nogil:
+        if floating is float:
+            softmax_backward_rows_f32(R, C, &y[0, 0], &dy[0, 0], &dx[0, 0], log_space)
+        else:
+            softmax_backward_rows_f64(R, C, &y[0, 0], &dy[0, 0], &dx[0, 0], log_space)
+
+
+def layer_norm_forward_rows(const floating[:, ::1] x, const floating[::1] weight,
+                            const floating[::1] bias, double eps, floating[:, ::1] y,
+                            floating[::1] mean, floating[::1] rstd):
+    """LayerNorm of each row of x (R, C); weight/bias (C,) or None; writes y, mean (R,), rstd (R,)."""
+    cdef idx_t R = x.shape[0], C = x.shape[1]
+    if (y.shape[0] != R or y.shape[1] != C or mean.shape[0] != R or rstd.shape[0] != R
+            or (weight is not None and weight.shape[0] != C) or (bias is not None and bias.shape[0] != C)):
+        raise ValueError("layer_norm_forward_rows: shapes differ")
+    if R == 0 or C == 0:
+        return
+    cdef const floating *pw = &weight[0] if weight is not None else NULL
+    cdef const floating *pb = &bias[0] if bias is not None else NULL
+    with nogil:
+        if floating is float:
+            layer_norm_forward_f32(R, C, &x[0, 0], pw, pb, <float>eps, &y[0, 0], &mean[0], &rstd[0])
+        else:
+            layer_norm_forward_f64(R, C, &x[0, 0], pw, pb, eps, &y[0, 0], &mean[0], &rstd[0])
+
+
+def layer_norm_backward_rows(const floating[:, ::1] dy, const floating[:, ::1] x,
+                             const floating[::1] weight, const floating[::1] mean,
+                             const floating[::1] rstd, floating[:, ::1] dx,
+                             floating[::1] dweight, floating[::1] dbias):
+    """LayerNorm backward over rows: writes dx (R, C), dweight (C,) (when weight given), dbias (C,)."""
+    cdef idx_t R = x.shape[0], C = x.shape[1]
+    if (dy.shape[0] != R or dy.shape[1] != C or dx.shape[0] != R or dx.shape[1] != C
+            or mean.shape[0] != R or rstd.shape[0] != R or dbias.shape[0] != C
+            or (weight is not None and (weight.shape[0] != C or dweight is None or dweight.shape[0] != C))):
+        raise ValueError("layer_norm_backward_rows: shapes differ")
+    if C == 0:
+        return
+    cdef const floating *pw = &weight[0] if weight is not None else NULL
+    cdef floating *pdw = &dweight[0] if weight is not None else NULL
+    cdef int ok = 1
+    if R == 0:
+        for j in range(C):
+            dbias[j] = 0
+            if pdw != NULL:
+                pdw[j] = 0
+        return
+    with nogil:
+        if floating is float:
+            ok = layer_norm_backward_f32(R, C, &dy[0, 0], &x[0, 0], pw, &mean[0], &rstd[0],
+                                         &dx[0, 0], pdw, &dbias[0])
+        else:
+            ok = layer_norm_backward_f64(R, C, &dy[0, 0], &x[0, 0], pw, &mean[0], &rstd[0],
+                                         &dx[0, 0], pdw, &dbias[0])
+    if not ok:
+        raise MemoryError("layer_norm_backward: out of memory")
+
+
+# ------------------------------------------------------------------ elementwise
+def activation(str name, const floating[::1] x, floating[::1] y):
+    """y = name(x) for name in gelu, quick_gelu; x and y flat and contiguous."""
+    cdef idx_t n = x.shape[0]
+    if y.shape[0] != n:
+        raise ValueError("activation: x and y differ in size")
+    if n == 0:
+        return
+    cdef int which = 0 if name == "gelu" else 1 if name == "quick_gelu" else -1
+    if which < 0:
+        raise ValueError(f"activation: expected 'gelu' or 'quick_gelu', got {name!r}")
+    with nogil:
+        if floating is float:
+            if which == 0:
+                gelu_forward_f32(n, &x[0], &y[0])
+            else:
+                quick_gelu_forward_f32(n, &x[0], &y[0])
+        else:
+            if which == 0:
+                gelu_forward_f64(n, &x[0], &y[0])
+            else:
+                quick_gelu_forward_f64(n, &x[0], &y[0])
+
+
+def activation_backward(str name, const floating[::1] x, const floating[::1] dy, floating[::1] dx):
+    """dx = dy * name'(x) for name in gelu, quick_gelu."""
+    cdef idx_t n = x.shape[0]
+    if dy.shape[0] != n or dx.shape[0] != n:
+        raise ValueError("activation_backward: x, dy, dx differ in size")
+    if n == 0:
+        return
+    cdef int which = 0 if name == "gelu" else 1 if name == "quick_gelu" else -1
+    if which < 0:
+        raise ValueError(f"activation_backward: expected 'gelu' or 'quick_gelu', got {name!r}")
+    with nogil:
+        if floating is float:
+            if which == 0:
+                gelu_backward_f32(n, &x[0], &dy[0], &dx[0])
+            else:
+                quick_gelu_backward_f32(n, &x[0], &dy[0], &dx[0])
+        else:
+            if which == 0:
+                gelu_backward_f64(n, &x[0], &dy[0], &dx[0])
+            else:
+                quick_gelu_backward_f64(n, &x[0], &dy[0], &dx[0])
+
+
+def adamw_step(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
+               double decay, double beta1, double beta2, double step_size, double inv_sqrt_bc2,
+               double eps):
+    """One AdamW update of flat contiguous p, m, v in place (coefficients from compiled.adamw_step)."""
+    cdef idx_t n = p.shape[0]
+    if g.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
+        raise ValueError("adamw_step: p, g, m, v differ in size")
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            adamw_step_f32(n, &p[0], &g[0], &m[0], &v[0], <float>decay, <float>beta1, <float>beta2,
+                           <float>step_size, <float>inv_sqrt_bc2, <float>eps)
+        else:
+            adamw_step_f64(n, &p[0], &g[0], &m[0], &v[0], decay, beta1, beta2, step_size,
+                           inv_sqrt_bc2, eps)

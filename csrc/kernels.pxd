@@ -16,3 +16,70 @@ cdef extern from "miniclip.h" nogil:
                         const double *A, idx_t rs_a, idx_t cs_a,
                         const double *B, idx_t rs_b, idx_t cs_b,
                         double beta, double *C, idx_t rs_c, idx_t cs_c)
+
+    void gemm_tiled_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                        const float *A, idx_t rs_a, idx_t cs_a,
+                        const float *B, idx_t rs_b, idx_t cs_b,
+                        float beta, float *C, idx_t rs_c, idx_t cs_c)
+    void gemm_tiled_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                        const double *A, idx_t rs_a, idx_t cs_a,
+                        const double *B, idx_t rs_b, idx_t cs_b,
+                        double beta, double *C, idx_t rs_c, idx_t cs_c)
+    void gemm_packed_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                         const float *A, idx_t rs_a, idx_t cs_a,
+                         const float *B, idx_t rs_b, idx_t cs_b,
+                         float beta, float *C, idx_t rs_c, idx_t cs_c, int nthreads)
+    void gemm_packed_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                         const double *A, idx_t rs_a, idx_t cs_a,
+                         const double *B, idx_t rs_b, idx_t cs_b,
+                         double beta, double *C, idx_t rs_c, idx_t cs_c, int nthreads)
+    void gemm_batched_f32(idx_t nbatch, idx_t M, idx_t N, idx_t K, float alpha,
+                          const float *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
+                          const float *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
+                          float beta, float *C, idx_t bs_c, idx_t rs_c, idx_t cs_c)
+    void gemm_batched_f64(idx_t nbatch, idx_t M, idx_t N, idx_t K, double alpha,
+                          const double *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
+                          const double *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
+                          double beta, double *C, idx_t bs_c, idx_t rs_c, idx_t cs_c)
+
+    void miniclip_set_simd(int mode)
+    const char *miniclip_simd_name()
+
+    void attention_forward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
+                               const float *q, const float *k, const float *v, float *out, float *lse)
+    void attention_forward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
+                               const double *q, const double *k, const double *v, double *out, double *lse)
+    void attention_backward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
+                                const float *dout, const float *q, const float *k, const float *v,
+                                const float *out, const float *lse, float *dq, float *dk, float *dv)
+    void attention_backward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
+                                const double *dout, const double *q, const double *k, const double *v,
+                                const double *out, const double *lse, double *dq, double *dk, double *dv)
+
+    void softmax_rows_f32(idx_t R, idx_t C, const float *x, float *y, int log_space)
+    void softmax_rows_f64(idx_t R, idx_t C, const double *x, double *y, int log_space)
+    void softmax_backward_rows_f32(idx_t R, idx_t C, const float *y, const float *dy, float *dx, int log_space)
+    void softmax_backward_rows_f64(idx_t R, idx_t C, const double *y, const double *dy, double *dx, int log_space)
+    
+    void layer_norm_forward_f32(idx_t R, idx_t C, const float *x, const float *weight, const float *bias,
+                                float eps, float *y, float *mean, float *rstd)
+    void layer_norm_forward_f64(idx_t R, idx_t C, const double *x, const double *weight, const double *bias,
+                                double eps, double *y, double *mean, double *rstd)
+    int layer_norm_backward_f32(idx_t R, idx_t C, const float *dy, const float *x, const float *weight,
+                                const float *mean, const float *rstd, float *dx, float *dweight, float *dbias)
+    int layer_norm_backward_f64(idx_t R, idx_t C, const double *dy, const double *x, const double *weight,
+                                const double *mean, const double *rstd, double *dx, double *dweight, double *dbias)
+    
+    void gelu_forward_f32(idx_t n, const float *x, float *y)
+    void gelu_forward_f64(idx_t n, const double *x, double *y)
+    void gelu_backward_f32(idx_t n, const float *x, const float *dy, float *dx)
+    void gelu_backward_f64(idx_t n, const double *x, const double *dy, double *dx)
+    void quick_gelu_forward_f32(idx_t n, const float *x, float *y)
+    void quick_gelu_forward_f64(idx_t n, const double *x, double *y)
+    void quick_gelu_backward_f32(idx_t n, const float *x, const float *dy, float *dx)
+    void quick_gelu_backward_f64(idx_t n, const double *x, const double *dy, double *dx)
+    
+    void adamw_step_f32(idx_t n, float *p, const float *g, float *m, float *v, float decay, float beta1,
+                        float beta2, float step_size, float inv_sqrt_bc2, float eps)
+    void adamw_step_f64(idx_t n, double *p, const double *g, double *m, double *v, double decay, double beta1,
+                        double beta2, double step_size, double inv_sqrt_bc2, double eps)

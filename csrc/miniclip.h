@@ -33,4 +33,92 @@ void gemm_naive_f64(idx_t M, idx_t N, idx_t K, double alpha,
                     const double *B, idx_t rs_b, idx_t cs_b,
                     double beta, double *C, idx_t rs_c, idx_t cs_c);
 
+/* ---- GEMM v2: loops reordered (i-p-j) and tiled for the caches (gemm_tiled.c) ---- */
+void gemm_tiled_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                    const float *A, idx_t rs_a, idx_t cs_a,
+                    const float *B, idx_t rs_b, idx_t cs_b,
+                    float beta, float *C, idx_t rs_c, idx_t cs_c);
+void gemm_tiled_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                    const double *A, idx_t rs_a, idx_t cs_a,
+                    const double *B, idx_t rs_b, idx_t cs_b,
+                    double beta, double *C, idx_t rs_c, idx_t cs_c);
+
+/* ---- GEMM v3: packed panels, cache blocking, SIMD micro-kernel, threads (gemm_packed.c) ----
+ * nthreads <= 0 means "the OpenMP default" (miniclip_max_threads()). */
+void gemm_packed_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                     const float *A, idx_t rs_a, idx_t cs_a,
+                     const float *B, idx_t rs_b, idx_t cs_b,
+                     float beta, float *C, idx_t rs_c, idx_t cs_c, int nthreads);
+void gemm_packed_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                     const double *A, idx_t rs_a, idx_t cs_a,
+                     const double *B, idx_t rs_b, idx_t cs_b,
+                     double beta, double *C, idx_t rs_c, idx_t cs_c, int nthreads);
+
+/* Strided batched GEMM v3: for b < nbatch, C_b = alpha * A_b B_b + beta * C_b with
+ * A_b = A + b * bs_a (likewise B, C); a batch stride of 0 reuses one matrix (broadcast).
+ * Threads go over the batch when there are enough products, inside each product otherwise. */
+void gemm_batched_f32(idx_t nbatch, idx_t M, idx_t N, idx_t K, float alpha,
+                      const float *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
+                      const float *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
+                      float beta, float *C, idx_t bs_c, idx_t rs_c, idx_t cs_c);
+void gemm_batched_f64(idx_t nbatch, idx_t M, idx_t N, idx_t K, double alpha,
+                      const double *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
+                      const double *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
+                      double beta, double *C, idx_t bs_c, idx_t rs_c, idx_t cs_c);
+
+/* ---- fused multi-head attention (attention.c) ----
+ * q, k, v, out, dout, dq, dk, dv: (BH, T, D) contiguous; lse: (BH, T) contiguous.
+ * forward:  out = softmax(scale * q k^T + causal mask) v,  lse = row log-sum-exp of the scores
+ * backward: dq, dk, dv from dout, recomputing the probabilities from lse. */
+void attention_forward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
+                           const float *q, const float *k, const float *v, float *out, float *lse);
+void attention_forward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
+                           const double *q, const double *k, const double *v, double *out, double *lse);
+void attention_backward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
+                            const float *dout, const float *q, const float *k, const float *v,
+                            const float *out, const float *lse, float *dq, float *dk, float *dv);
+void attention_backward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
+                            const double *dout, const double *q, const double *k, const double *v,
+                            const double *out, const double *lse, double *dq, double *dk, double *dv);
+
+/* ---- softmax family (softmax.c); x, y, dy, dx (R, C) contiguous, rows independent ----
+ * log_space = 0: softmax, 1: log_softmax. */
+void softmax_rows_f32(idx_t R, idx_t C, const float *x, float *y, int log_space);
+void softmax_rows_f64(idx_t R, idx_t C, const double *x, double *y, int log_space);
+void softmax_backward_rows_f32(idx_t R, idx_t C, const float *y, const float *dy, float *dx, int log_space);
+void softmax_backward_rows_f64(idx_t R, idx_t C, const double *y, const double *dy, double *dx, int log_space);
+
+/* ---- layer norm over the last axis (layernorm.c); weight/bias/dweight may be NULL.
+ * backward returns 0 when out of memory (nothing written), 1 otherwise. */
+void layer_norm_forward_f32(idx_t R, idx_t C, const float *x, const float *weight, const float *bias,
+                            float eps, float *y, float *mean, float *rstd);
+void layer_norm_forward_f64(idx_t R, idx_t C, const double *x, const double *weight, const double *bias,
+                            double eps, double *y, double *mean, double *rstd);
+int layer_norm_backward_f32(idx_t R, idx_t C, const float *dy, const float *x, const float *weight,
+                            const float *mean, const float *rstd, float *dx, float *dweight, float *dbias);
+int layer_norm_backward_f64(idx_t R, idx_t C, const double *dy, const double *x, const double *weight,
+                            const double *mean, const double *rstd, double *dx, double *dweight, double *dbias);
+
+/* ---- activations, elementwise over n values (activation.c) ---- */
+void gelu_forward_f32(idx_t n, const float *x, float *y);
+void gelu_forward_f64(idx_t n, const double *x, double *y);
+void gelu_backward_f32(idx_t n, const float *x, const float *dy, float *dx);
+void gelu_backward_f64(idx_t n, const double *x, const double *dy, double *dx);
+void quick_gelu_forward_f32(idx_t n, const float *x, float *y);
+void quick_gelu_forward_f64(idx_t n, const double *x, double *y);
+void quick_gelu_backward_f32(idx_t n, const float *x, const float *dy, float *dx);
+void quick_gelu_backward_f64(idx_t n, const double *x, const double *dy, double *dx);
+
+/* ---- AdamW, in place over n values (adamw.c); see adamw.c for the formula ---- */
+void adamw_step_f32(idx_t n, float *p, const float *g, float *m, float *v, float decay, float beta1,
+                    float beta2, float step_size, float inv_sqrt_bc2, float eps);
+void adamw_step_f64(idx_t n, double *p, const double *g, double *m, double *v, double decay, double beta1,
+                    double beta2, double step_size, double inv_sqrt_bc2, double eps);
+
+/* SIMD selection for the micro-kernels (gemm_microkernel.c):
+ * mode 0 = auto (the best the CPU supports), 1 = force the portable generic C kernel.
+ * The environment variable MINICLIP_FORCE_GENERIC=1 sets mode 1 at load time. */
+void miniclip_set_simd(int mode);
+const char *miniclip_simd_name(void);
+
 #endif

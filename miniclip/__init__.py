@@ -16,7 +16,7 @@ The pieces, bottom to top (each imports only the ones above it):
 
 from . import nn, ops
 from .autograd import Function, GradcheckError, Tensor, gradcheck, no_grad
-from .backend import get_backend, set_backend
+from .backend import get_backend, get_num_threads, set_backend, set_num_threads
 from .build import build_info
 from .loss import clip_loss, siglip_loss
 from .model import CLIP, VisionTransformer, build_model, convert_checkpoint, load_npz, save_npz
@@ -26,6 +26,6 @@ from .api import load  # noqa: E402  (after the model: load builds one)
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "gradcheck", "GradcheckError",
-           "set_backend", "get_backend", "build_info", "nn", "ops",
+           "set_backend", "get_backend", "set_num_threads", "get_num_threads", "build_info", "nn", "ops",
            "CLIP", "VisionTransformer", "build_model", "convert_checkpoint", "load_npz", "save_npz",
            "clip_loss", "siglip_loss", "BPETokenizer", "load"]

@@ -26,6 +26,7 @@ def build_info():
     - ``compiled``: whether the extension ``miniclip._C`` is loaded
     - ``backend``: the active backend (``compiled`` or ``numpy``)
     - ``openmp`` / ``threads``: whether the kernels use OpenMP, and with how many threads
+    - ``simd``: the GEMM micro-kernel in use (``avx2+fma`` or ``generic``)
     - ``compile_flags``: the C flags of the build (never -ffast-math)
     - ``numpy`` / ``numpy_blas``: numpy's version and the BLAS it uses
     """
@@ -39,7 +40,7 @@ def build_info():
     }
     if backend.compiled is not None:
         from . import _C
-        info.update(openmp=_C.has_openmp(), threads=_C.max_threads(),
+        info.update(openmp=_C.has_openmp(), threads=_C.max_threads(), simd=_C.simd_name(),
                     compile_flags=_C.compile_flags(), debug_build=_C.debug_build())
     else:
         info.update(openmp=False, threads=1, compile_flags=None,

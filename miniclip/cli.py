@@ -6,6 +6,7 @@ call too.
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -242,6 +243,19 @@ def _add_eval_parsers(sub):
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=_cmd_plot)
 
+def _cmd_convert(args):
+    from .model.convert import convert_checkpoint
+
+    out = convert_checkpoint(args.model, args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_data(args):
+    from .data.shapes import run_data_command
+
+    return run_data_command(args)
+
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -261,9 +275,30 @@ def build_parser():
     _add_train_parser(sub)
     _add_eval_parsers(sub)
 
+    p = sub.add_parser("convert", help="convert an original OpenAI CLIP checkpoint (.pt) to .npz",
+                       description="Convert an original CLIP checkpoint (TorchScript archive or plain "
+                                   "state dict) into an .npz that miniclip.build_model loads. Needs "
+                                   "PyTorch only for reading the .pt file (pip install torch).")
+    p.add_argument("model", help="the .pt file, e.g. ViT-B-32.pt")
+    p.add_argument("out", help="the .npz to write (atomically)")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("data", help="the shapes world: save a grid of samples, or export PNGs + CSV",
+                       description="Draw the built-in shapes world. `miniclip data grid out.png` saves "
+                                   "a grid of samples with their captions; `miniclip data export DIR "
+                                   "--n N` writes N PNGs and a captions CSV (open_clip's convention).")
+    from .data.shapes import add_data_commands
+    add_data_commands(p.add_subparsers(dest="data_command", required=True, metavar="{grid,export}"))
+    p.set_defaults(func=_cmd_data)
+
     p = sub.add_parser("info", help="print what was built (compiled extension, OpenMP, threads, BLAS)")
     p.set_defaults(func=_cmd_info)
     return parser
+
+
+# Errors a user can cause (a missing file, a bad value): one clear line, no traceback.
+# Set MINICLIP_TRACEBACK=1 to see the traceback anyway.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError, ImportError)
 
 
 def main(argv=None):
@@ -272,7 +307,13 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        if os.environ.get("MINICLIP_TRACEBACK"):
+            raise
+        print(f"miniclip {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

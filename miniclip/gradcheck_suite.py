@@ -24,7 +24,8 @@ class Case:
     fn: Callable
     shapes: tuple
     domain: str = "real"      # "real": N(0, 1); "positive": U(0.5, 2)
-    group: str = "op"         # "op" or "layer"/"model": how the table groups rows
+    group: str = "op"         # "op", "layer" or "model"
+    max_checks: int = None    # entries perturbed per input (None: all)
 
     def inputs(self, rng):
         if self.domain == "positive":
@@ -68,6 +69,8 @@ OP_CASES = [
     Case("embedding", lambda w: ops.embedding(np.array([[1, 1, 6], [0, 2, 6]]), w), ((7, 4),)),
     Case("cross_entropy", lambda a: ops.cross_entropy(a, _targets(4, 5)), ((4, 5),)),
     Case("normalize", lambda a: ops.normalize(a, axis=-1), ((3, 4),)),
+    Case("logsigmoid", ops.logsigmoid, ((3, 4),)),
+    Case("narrow", lambda a: ops.narrow(a, 1, 1, 2), ((3, 4),)),
     Case("attention", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v),
          ((2, 2, 5, 4),) * 3),
     Case("attention (causal)", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v, causal=True),
@@ -88,8 +91,8 @@ def all_cases():
 def run(cases=None, seed=0, rtol=1e-6, atol=1e-8, stream=print):
     """Check every case; print a table; return the number of failures."""
     cases = all_cases() if cases is None else cases
-    stream(f"{'op':<22} {'shapes':<34} {'dtype':<8} {'max rel err':>12}  result")
-    stream("-" * 86)
+    stream(f"{'op':<30} {'input shapes':<30} {'dtype':<8} {'max rel err':>12}  result")
+    stream("-" * 90)
     failures = 0
     for i, case in enumerate(cases):
         rng = np.random.default_rng(seed + i)
@@ -97,14 +100,16 @@ def run(cases=None, seed=0, rtol=1e-6, atol=1e-8, stream=print):
         # the upstream gradient gets its own stream (an upstream equal to the input can make
         # a true gradient exactly zero, as for normalize, and hide the op from the check)
         worst, message = gradcheck(case.fn, *inputs, rtol=rtol, atol=atol, seed=10_000 + seed + i,
-                                   name=case.name, raise_on_failure=False)
+                                   name=case.name, max_checks=case.max_checks, raise_on_failure=False)
         ok = message is None
         failures += not ok
         shapes = ", ".join("x".join(map(str, s)) for s in case.shapes)
-        stream(f"{case.name:<22} {shapes:<34} {'float64':<8} {worst:>12.2e}  {'pass' if ok else 'FAIL'}")
+        if case.group != "op":
+            shapes = (shapes + " + params" if shapes else "params")[:30]
+        stream(f"{case.name:<30} {shapes:<30} {'float64':<8} {worst:>12.2e}  {'pass' if ok else 'FAIL'}")
         if not ok:
             stream(f"    {message}")
-    stream("-" * 86)
+    stream("-" * 90)
     stream(f"{len(cases) - failures} passed, {failures} failed (rtol {rtol:g}, atol {atol:g}, "
            f"central differences, eps 1e-6, float64, random upstream gradient)")
     return failures

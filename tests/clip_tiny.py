@@ -4,10 +4,7 @@ import numpy as np
 
 from miniclip.model import CLIP
 
-# 2 layers, width 32, 8x8 images cut into 4x4 patches (5 tokens), context 8, vocabulary 20
-TINY = dict(embed_dim=16, image_resolution=8, vision_layers=2, vision_width=32, vision_patch_size=4,
-            context_length=8, vocab_size=20, transformer_width=32, transformer_heads=4,
-            transformer_layers=2, vision_heads=2)
+from miniclip.model_gradcheck_cases import TINY  # noqa: E402  (one tiny config for tests and the CLI)
 
 
 def tiny_clip(dtype=np.float64, seed=0, **overrides):

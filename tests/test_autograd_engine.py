@@ -208,3 +208,15 @@ def test_gradcheck_upstream_is_random_not_ones():
     with pytest.raises(GradcheckError):
         gradcheck(WrongTranspose.apply, x)
     gradcheck(lambda a: WrongTranspose.apply(a).sum(), x)  # the .sum() check is fooled
+
+
+def test_profiler_times_forward_and_backward_per_op():
+    from miniclip.autograd.profiler import profile
+    x = t(np.random.default_rng(0).standard_normal((4, 3)))
+    with profile() as prof:
+        ops.softmax(x @ x.T, axis=-1).sum().backward()
+    assert prof.calls[("MatMul", "forward")] == 1 and prof.calls[("MatMul", "backward")] == 1
+    assert prof.calls[("Softmax", "backward")] == 1
+    assert "MatMul" in prof.table() and prof.wall >= prof.total() > 0
+    from miniclip.autograd import profiler
+    assert profiler.active is None  # switched off after the block

@@ -1,5 +1,7 @@
-"""The `miniclip` command: help for a newcomer, and train -> eval -> zeroshot -> plot on a tiny run."""
+"""The `miniclip` command: help for a newcomer, gradcheck, info, data, convert, and
+train -> eval -> zeroshot -> plot on a tiny run."""
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +74,33 @@ def test_bad_option_values_are_named(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--loss", "triplet"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_gradcheck_command_passes_and_prints_a_table(capsys):
+    assert main(["gradcheck", "--only", "matmul", "layer_norm", "attention"]) == 0
+    out = capsys.readouterr().out
+    assert "max rel err" in out and "layer_norm" in out and "FAIL" not in out
+    assert "0 failed" in out
+
+
+def test_info_command_prints_json(capsys):
+    assert main(["info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "compiled" in info and "numpy_blas" in info
+
+
+def test_help_lists_the_commands(capsys):
+    assert main([]) == 0
+    assert "gradcheck" in capsys.readouterr().out
+
+
+def test_data_grid_command_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["data", "grid", str(out), "--n", "4", "--resolution", "32"]) == 0
+    assert out.exists() and out.stat().st_size > 0
+
+
+def test_convert_reports_a_missing_file_without_a_traceback(tmp_path, capsys):
+    assert main(["convert", str(tmp_path / "missing.pt"), str(tmp_path / "out.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "missing.pt" in err and "Traceback" not in err

@@ -21,8 +21,11 @@ being recorded, links the output to its inputs through the ``Context`` so that
 
 import contextlib
 import threading
+import time
 
 import numpy as np
+
+from . import profiler
 
 _state = threading.local()
 
@@ -110,7 +113,12 @@ class Function:
         record = is_grad_enabled() and any(needs)
 
         ctx = Context(needs)
-        out_data = cls.forward(ctx, *raw)
+        if profiler.active is None:
+            out_data = cls.forward(ctx, *raw)
+        else:
+            start = time.perf_counter()
+            out_data = cls.forward(ctx, *raw)
+            profiler.active.add(cls.__name__, "forward", time.perf_counter() - start)
         out = Tensor(out_data, requires_grad=record)
         if record:
             out._ctx = ctx

@@ -15,8 +15,11 @@ Semantics (the same as PyTorch's, which is what users expect):
 - Only leaves (tensors created by the user, e.g. parameters) get ``.grad``.
 """
 
+import time
+
 import numpy as np
 
+from . import profiler
 from .function import is_grad_enabled  # noqa: F401  (re-exported for convenience)
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -121,7 +124,12 @@ class Tensor:
             if node._ctx is None:  # a leaf: the only place gradients are stored
                 node.grad = g.copy() if node.grad is None else node.grad + g
                 continue
-            input_grads = node._op.backward(node._ctx, g)
+            if profiler.active is None:
+                input_grads = node._op.backward(node._ctx, g)
+            else:
+                start = time.perf_counter()
+                input_grads = node._op.backward(node._ctx, g)
+                profiler.active.add(node._op.__name__, "backward", time.perf_counter() - start)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             if len(input_grads) != len(node._parents):

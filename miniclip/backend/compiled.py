@@ -3,29 +3,384 @@
 Each function here has the same name, arguments and results as its NumPy
 reference in ``reference.py``; tests hold the two equal. A kernel missing here
 falls back to the reference (see ``miniclip.backend.set_backend``).
+
+Shape legend: M, N, K GEMM sizes (C is M x N, the sum runs over K); nb the number
+of products in a batch; B batch, H heads, T tokens, D head dim.
+
+Threads: the kernels run on OpenMP with ``MINICLIP_NUM_THREADS`` threads (falling
+back to ``OMP_NUM_THREADS``, then to every core), set once when this module is
+imported; ``set_num_threads`` changes it later.
 """
 
+import os
+
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
-from .. import _C  # noqa: F401  (ImportError here means the extension is not built)
+from .. import _C  # ImportError here means the extension is not built
+from . import reference
+from .reference import check_gemm_args
 
-__all__ = ["gemm_naive"]
+__all__ = ["gemm", "gemm_naive", "matmul", "attention_forward", "attention_backward",
+           "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+           "layer_norm_forward", "layer_norm_backward",
+           "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
+           "adamw_step", "set_num_threads", "get_num_threads", "set_simd"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_VERSION_NUMBER = {"v1": 1, "v2": 2, "v3": 3}
 
 
-def gemm_naive(A, B, C, alpha=1.0, beta=0.0):
-    """C = alpha * A @ B + beta * C with the naive triple loop in C (GEMM v1); writes C."""
-    _check_gemm_args("gemm_naive", A, B, C)
-    _C.gemm_naive(A, B, C, alpha, beta)
+# --------------------------------------------------------------------------- threads
+def set_num_threads(n):
+    """Use ``n`` OpenMP threads in every later kernel call."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected n >= 1, got {n}")
+    _C.set_num_threads(n)
+
+
+def get_num_threads():
+    """The number of threads the kernels use."""
+    return _C.max_threads()
+
+
+def _threads_from_env():
+    for var in ("MINICLIP_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            try:
+                n = int(value.split(",")[0])  # OMP_NUM_THREADS may list one count per level
+            except ValueError:
+                raise ValueError(f"{var}: expected a positive integer, got {value!r}") from None
+            if n < 1:
+                raise ValueError(f"{var}: expected a positive integer, got {value!r}")
+            return n
+    return None
+
+
+def set_simd(mode):
+    """GEMM micro-kernel: ``"auto"`` (AVX2+FMA when the CPU has it) or ``"generic"`` (portable C).
+
+    ``MINICLIP_FORCE_GENERIC=1`` in the environment selects ``"generic"`` at import.
+    """
+    _C.set_simd(mode)
+
+
+_n = _threads_from_env()
+if _n is not None:
+    _C.set_num_threads(_n)
+
+
+# --------------------------------------------------------------------------- GEMM
+def gemm(A, B, C, alpha=1.0, beta=0.0, version="v3"):
+    """C = alpha * A @ B + beta * C, written into C; ``version`` v1 naive, v2 tiled, v3 packed.
+
+    Any strides: a transposed or sliced operand is passed as it is, never copied.
+    """
+    check_gemm_args("gemm", A, B, C, version)
+    _C.gemm(A, B, C, alpha, beta, _VERSION_NUMBER[version])
     return C
 
 
-def _check_gemm_args(name, A, B, C):
-    for arg, arr in (("A", A), ("B", B), ("C", C)):
-        if not isinstance(arr, np.ndarray) or arr.ndim != 2:
-            raise ValueError(f"{name}: expected {arg} to be a 2-D ndarray, got {type(arr).__name__} "
-                             f"with shape {getattr(arr, 'shape', None)}")
-    if not (A.dtype == B.dtype == C.dtype) or A.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected A, B, C of one dtype, float32 or float64; "
-                        f"got {A.dtype}, {B.dtype}, {C.dtype}")
-    if not C.flags.writeable:
-        raise ValueError(f"{name}: C must be writeable")
+def gemm_naive(A, B, C, alpha=1.0, beta=0.0):
+    """GEMM v1, the naive triple loop in C; same contract as ``gemm``."""
+    return gemm(A, B, C, alpha, beta, version="v1")
+
+
+def _merge_batch_axes(batch, arrays):
+    """Fold the broadcast batch axes of several arrays into as few axes as possible.
+
+    ``arrays`` all have the leading axes ``batch`` (broadcast views, stride 0 where
+    broadcast). Two neighbouring axes i, i+1 fold into one when, in every array,
+    stepping axis i is the same as stepping axis i+1 shape[i+1] times. Returns
+    ``[(size, [stride of each array])]``, outermost first; axes of size 1 vanish.
+    """
+    merged = []
+    for axis, size in enumerate(batch):
+        if size == 1:
+            continue
+        strides = [x.strides[axis] for x in arrays]
+        if merged:
+            prev_size, prev_strides = merged[-1]
+            if all(ps == s * size for ps, s in zip(prev_strides, strides)):
+                merged[-1] = (prev_size * size, strides)
+                continue
+        merged.append((size, strides))
+    return merged
+
+
+def matmul(a, b):
+    """a @ b with NumPy's batch broadcasting over leading axes, on GEMM v3.
+
+    (..., M, K) @ (..., K, N) -> (..., M, N). No operand is copied: the batch axes
+    become one batch stride where the layout allows it (one C call over the whole
+    batch), and a weight shared by the whole batch (x (B, T, C) @ W (C, N)) becomes
+    one (B*T, C) @ (C, N) product. Anything not float32/float64 of one dtype, or
+    with a 1-D operand, goes to NumPy (``reference.matmul``).
+    """
+    if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.dtype != b.dtype
+            or a.dtype not in _FLOATS or a.ndim < 2 or b.ndim < 2):
+        return reference.matmul(a, b)
+    M, K = a.shape[-2:]
+    if b.shape[-2] != K:
+        raise ValueError(f"matmul: inner sizes differ: {a.shape} @ {b.shape} ({K} != {b.shape[-2]})")
+    N = b.shape[-1]
+    if b.ndim == 2 and K > 0 and (a.ndim == 2 or a.flags.c_contiguous):
+        # the common cases first, with as little Python as possible (it costs microseconds,
+        # as much as a whole 64 x 64 product): (M, K) @ (K, N), and x (..., M, K) @ W (K, N)
+        # as one (R, K) @ (K, N) product over the R = (...) * M rows of a contiguous x
+        out = np.empty(a.shape[:-1] + (N,), dtype=a.dtype)          # (..., M, N)
+        if out.size:
+            _C.gemm(a.reshape(-1, K), b, out.reshape(-1, N), 1.0, 0.0, 3)
+        return out
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = np.empty(batch + (M, N), dtype=a.dtype)                  # (..., M, N)
+    if out.size == 0:
+        return out
+    if K == 0:
+        out.fill(0)
+        return out
+    a = np.broadcast_to(a, batch + (M, K))                          # views, stride 0 where broadcast
+    b = np.broadcast_to(b, batch + (K, N))
+    axes = _merge_batch_axes(batch, (a, b, out))
+    s_a, s_b, s_c = a.strides[-2:], b.strides[-2:], out.strides[-2:]
+
+    # one weight for the whole batch (b's batch stride 0) and a's rows stack evenly
+    # (batch stride = M * row stride): the whole batch is one tall product
+    shared_b = len(axes) == 0 or (len(axes) == 1 and axes[0][1][1] == 0 and axes[0][1][0] == M * s_a[0])
+    if shared_b:
+        nb = axes[0][0] if axes else 1
+        a2 = as_strided(a, (nb * M, K), s_a, writeable=False)       # (nb*M, K)
+        b2 = as_strided(b, (K, N), s_b, writeable=False)             # (K, N)
+        c2 = as_strided(out, (nb * M, N), s_c)                       # (nb*M, N), out is C-contiguous
+        _C.gemm(a2, b2, c2, 1.0, 0.0, 3)
+        return out
+
+    if not axes:
+        axes = [(1, [0, 0, 0])]
+    *outer, (nb, inner_strides) = axes
+    outer_shape = tuple(size for size, _ in outer)
+
+    def view(x, k, shape2, strides2, writeable):
+        shape = outer_shape + (nb,) + shape2                          # (outer..., nb, rows, cols)
+        strides = tuple(st[k] for _, st in outer) + (inner_strides[k],) + strides2
+        return as_strided(x, shape, strides, writeable=writeable)
+
+    a3 = view(a, 0, (M, K), s_a, False)
+    b3 = view(b, 1, (K, N), s_b, False)
+    c3 = view(out, 2, (M, N), s_c, True)
+    for index in np.ndindex(*outer_shape):                           # usually no outer axes at all
+        _C.gemm_batched(a3[index], b3[index], c3[index], 1.0, 0.0)
+    return out
+
+
+# ------------------------------------------------------------ multi-head attention
+def _heads(name, arrays, dtype=None):
+    """(B, H, T, D) arrays -> C-contiguous (B*H, T, D) views, copying only non-contiguous ones.
+
+    The C kernel walks each head's (T, D) block with unit stride, so a transposed or
+    sliced input (for example q, k, v split out of one qkv projection) is made
+    contiguous here once; that copy is O(B H T D), small next to the O(B H T^2 D) kernel.
+    """
+    first = arrays[0][1]
+    if not isinstance(first, np.ndarray) or first.ndim != 4:
+        raise ValueError(f"{name}: expected {arrays[0][0]} of shape (B, H, T, D), got "
+                         f"{getattr(first, 'shape', type(first).__name__)}")
+    dtype = first.dtype if dtype is None else dtype
+    if dtype not in _FLOATS:
+        raise TypeError(f"{name}: expected float32 or float64, got {dtype}")
+    out = []
+    for arg, x in arrays:
+        if not isinstance(x, np.ndarray) or x.shape != first.shape or x.dtype != dtype:
+            raise ValueError(f"{name}: expected {arg} of shape {first.shape} and dtype {dtype} "
+                             f"like {arrays[0][0]}, got {getattr(x, 'shape', None)} "
+                             f"{getattr(x, 'dtype', type(x).__name__)}")
+        B, H, T, D = x.shape
+        out.append(np.ascontiguousarray(x).reshape(B * H, T, D))    # (B*H, T, D)
+    return out
+
+
+def attention_forward(q, k, v, scale, causal):
+    """Fused attention (C, one head per OpenMP task); same contract as ``reference.attention_forward``.
+
+    q, k, v (B, H, T, D), any strides (non-contiguous ones are copied to contiguous
+    first). Returns out (B, H, T, D) and lse (B, H, T).
+    """
+    q3, k3, v3 = _heads("attention_forward", [("q", q), ("k", k), ("v", v)])
+    B, H, T, D = q.shape
+    out = np.empty((B, H, T, D), dtype=q.dtype)
+    lse = np.empty((B, H, T), dtype=q.dtype)
+    _C.attention_forward(q3, k3, v3, out.reshape(B * H, T, D), lse.reshape(B * H, T),
+                         float(scale), bool(causal))
+    return out, lse
+
+
+def attention_backward(dout, q, k, v, out, lse, scale, causal):
+    """Fused attention backward (recomputes P from lse); same contract as the reference.
+
+    Returns dq, dk, dv, each (B, H, T, D).
+    """
+    dout3, q3, k3, v3, out3 = _heads("attention_backward", [("dout", dout), ("q", q), ("k", k),
+                                                            ("v", v), ("out", out)])
+    B, H, T, D = q.shape
+    if not isinstance(lse, np.ndarray) or lse.shape != (B, H, T) or lse.dtype != q.dtype:
+        raise ValueError(f"attention_backward: expected lse of shape {(B, H, T)} and dtype {q.dtype}, "
+                         f"got {getattr(lse, 'shape', None)} {getattr(lse, 'dtype', type(lse).__name__)}")
+    lse2 = np.ascontiguousarray(lse).reshape(B * H, T)                # (B*H, T)
+    dq, dk, dv = (np.empty((B, H, T, D), dtype=q.dtype) for _ in range(3))
+    _C.attention_backward(dout3, q3, k3, v3, out3, lse2, dq.reshape(B * H, T, D),
+                          dk.reshape(B * H, T, D), dv.reshape(B * H, T, D), float(scale), bool(causal))
+    return dq, dk, dv
+
+
+# ---------------------------------------------------------------- row-wise kernels
+# Shape legend: R rows (every leading axis flattened), C the last axis.
+def _float_array(*arrays):
+    """True when every argument is a float32/float64 ndarray of one dtype."""
+    first = arrays[0]
+    return all(isinstance(x, np.ndarray) and x.dtype == first.dtype for x in arrays) \
+        and first.dtype in _FLOATS
+
+
+def _rows(x):
+    """x (..., C) as a C-contiguous (R, C) array (a view when x is already contiguous)."""
+    x = np.ascontiguousarray(x)
+    return x.reshape(-1, x.shape[-1])                                # (R, C)
+
+
+def _last_axis(x, axis):
+    return x.ndim >= 1 and axis in (-1, x.ndim - 1)
+
+
+def _softmax_rows(x, axis, log_space, fallback):
+    if not (_float_array(x) and _last_axis(x, axis)):
+        return fallback(x, axis)
+    y = np.empty(x.shape, dtype=x.dtype)
+    _C.softmax_rows(_rows(x), y.reshape(-1, x.shape[-1]), log_space)
+    return y
+
+
+def softmax(x, axis=-1):
+    """softmax over ``axis`` in one C pass per row (the last axis; other axes use NumPy)."""
+    return _softmax_rows(x, axis, False, reference.softmax)
+
+
+def log_softmax(x, axis=-1):
+    """log_softmax over ``axis`` (the last axis in C; other axes use NumPy)."""
+    return _softmax_rows(x, axis, True, reference.log_softmax)
+
+
+def softmax_backward(y, dy, axis=-1):
+    """dx = y * (dy - sum(dy * y)) over the last axis, in C."""
+    if not (_float_array(y, dy) and y.shape == dy.shape and _last_axis(y, axis)):
+        return reference.softmax_backward(y, dy, axis)
+    dx = np.empty(y.shape, dtype=y.dtype)
+    _C.softmax_backward_rows(_rows(y), _rows(dy), dx.reshape(-1, y.shape[-1]), False)
+    return dx
+
+
+def log_softmax_backward(y, dy, axis=-1):
+    """dx = dy - exp(y) * sum(dy) over the last axis, in C (float32; float64 measured
+    slower than NumPy, whose exp is vectorised where libm's is not, so it stays NumPy)."""
+    if not (_float_array(y, dy) and y.shape == dy.shape and _last_axis(y, axis)
+            and y.dtype == np.float32):
+        return reference.log_softmax_backward(y, dy, axis)
+    dx = np.empty(y.shape, dtype=y.dtype)
+    _C.softmax_backward_rows(_rows(y), _rows(dy), dx.reshape(-1, y.shape[-1]), True)
+    return dx
+
+
+# cross_entropy_forward / _backward stay NumPy (reference.py): at CLIP's sizes the logits are
+# (batch, batch), a few thousand values, and a C pass measured no faster than NumPy's
+# (the call overhead is the cost; see benchmarks/README.md).
+
+
+def layer_norm_forward(x, weight, bias, eps=1e-5):
+    """LayerNorm over the last axis in C; returns (y, mean, rstd), mean/rstd of shape (..., 1)."""
+    params = [a for a in (weight, bias) if a is not None]
+    if not (_float_array(x, *params) and x.ndim >= 1
+            and all(a.shape == x.shape[-1:] for a in params)):
+        return reference.layer_norm_forward(x, weight, bias, eps)
+    C = x.shape[-1]
+    y = np.empty(x.shape, dtype=x.dtype)
+    mean = np.empty(x.shape[:-1] + (1,), dtype=x.dtype)              # (..., 1)
+    rstd = np.empty(x.shape[:-1] + (1,), dtype=x.dtype)
+    _C.layer_norm_forward_rows(_rows(x), None if weight is None else np.ascontiguousarray(weight),
+                               None if bias is None else np.ascontiguousarray(bias), float(eps),
+                               y.reshape(-1, C), mean.reshape(-1), rstd.reshape(-1))
+    return y, mean, rstd
+
+
+def layer_norm_backward(dy, x, weight, mean, rstd):
+    """LayerNorm backward over the last axis in C; returns (dx, dweight or None, dbias)."""
+    params = [a for a in (weight,) if a is not None]
+    if not (_float_array(dy, x, mean, rstd, *params) and x.ndim >= 1 and dy.shape == x.shape
+            and mean.shape == x.shape[:-1] + (1,) and rstd.shape == mean.shape
+            and all(a.shape == x.shape[-1:] for a in params)):
+        return reference.layer_norm_backward(dy, x, weight, mean, rstd)
+    C = x.shape[-1]
+    dx = np.empty(x.shape, dtype=x.dtype)
+    dweight = None if weight is None else np.empty((C,), dtype=x.dtype)
+    dbias = np.empty((C,), dtype=x.dtype)
+    _C.layer_norm_backward_rows(_rows(dy), _rows(x), None if weight is None else np.ascontiguousarray(weight),
+                                np.ascontiguousarray(mean).reshape(-1), np.ascontiguousarray(rstd).reshape(-1),
+                                dx.reshape(-1, C), dweight, dbias)
+    return dx, dweight, dbias
+
+
+# ----------------------------------------------------------------------- activations
+def _elementwise(name, x, *more):
+    y = np.empty(x.shape, dtype=x.dtype)
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in (x,) + more]
+    if more:
+        _C.activation_backward(name, *flat, y.reshape(-1))
+    else:
+        _C.activation(name, flat[0], y.reshape(-1))
+    return y
+
+
+# float64 GELU stays NumPy: libm's scalar tanh lost to NumPy's SIMD tanh (0.7x measured);
+# float32 uses the vectorised exp and wins about 8x.
+def gelu_forward(x):
+    """GELU (tanh form), one C pass (float32; float64 uses the NumPy reference)."""
+    if not (_float_array(x) and x.dtype == np.float32):
+        return reference.gelu_forward(x)
+    return _elementwise("gelu", x)
+
+
+def gelu_backward(x, dy):
+    """dy * GELU'(x), one C pass (float32; float64 uses the NumPy reference)."""
+    if not (_float_array(x, dy) and x.shape == dy.shape and x.dtype == np.float32):
+        return reference.gelu_backward(x, dy)
+    return _elementwise("gelu", x, dy)
+
+
+def quick_gelu_forward(x):
+    """QuickGELU x * sigmoid(1.702 x), one C pass."""
+    return _elementwise("quick_gelu", x) if _float_array(x) else reference.quick_gelu_forward(x)
+
+
+def quick_gelu_backward(x, dy):
+    """dy * QuickGELU'(x), one C pass."""
+    if not (_float_array(x, dy) and x.shape == dy.shape):
+        return reference.quick_gelu_backward(x, dy)
+    return _elementwise("quick_gelu", x, dy)
+
+
+# ----------------------------------------------------------------------------- AdamW
+def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One AdamW update in place, in one C pass; same formula as ``reference.adamw_step``.
+
+    param, m, v must be C-contiguous and writeable (they are updated where they are;
+    otherwise the NumPy reference runs); grad may have any layout.
+    """
+    if step < 1:
+        raise ValueError(f"adamw_step: expected step >= 1 (the number of this update), got {step}")
+    if not (_float_array(param, grad, m, v) and param.shape == grad.shape == m.shape == v.shape
+            and all(a.flags.c_contiguous and a.flags.writeable for a in (param, m, v))):
+        return reference.adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    _C.adamw_step(param.reshape(-1), np.ascontiguousarray(grad).reshape(-1), m.reshape(-1), v.reshape(-1),
+                  1.0 - lr * weight_decay, beta1, beta2, lr / bc1, 1.0 / np.sqrt(bc2), eps)

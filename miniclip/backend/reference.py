@@ -11,25 +11,61 @@ Shape legend: M, N, K GEMM sizes; R rows (all leading axes flattened), C the las
 import numpy as np
 
 KERNELS = (
-    "gemm_naive",
+    "gemm", "gemm_naive",
     "matmul",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "logsumexp",
     "layer_norm_forward", "layer_norm_backward",
     "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
+    "adamw_step",
 )
 
 
 # --------------------------------------------------------------------------- GEMM
-def gemm_naive(A, B, C, alpha=1.0, beta=0.0):
-    """C = alpha * A @ B + beta * C, written into C (the reference for every GEMM version)."""
+GEMM_VERSIONS = ("v1", "v2", "v3")
+
+
+def gemm(A, B, C, alpha=1.0, beta=0.0, version="v3"):
+    """C = alpha * A @ B + beta * C, written into C and returned (BLAS's GEMM).
+
+    A (M, K), B (K, N), C (M, N), 2-D, one float dtype, any strides: op(A) = A^T is
+    just ``A.T``. beta == 0 means C is write-only (never read, so NaN in C cannot
+    leak). ``version`` picks the compiled implementation (v1 naive, v2 tiled, v3
+    packed); the reference computes the same product whatever it says.
+    """
+    check_gemm_args("gemm", A, B, C, version)
     product = alpha * (A @ B)
     if beta == 0:  # beta == 0: C is write-only, as in BLAS
         C[...] = product
     else:
         C[...] = product + beta * C
     return C
+
+
+def gemm_naive(A, B, C, alpha=1.0, beta=0.0):
+    """GEMM v1 (the naive triple loop when compiled); same contract as ``gemm``."""
+    return gemm(A, B, C, alpha, beta, version="v1")
+
+
+def check_gemm_args(name, A, B, C, version="v3"):
+    """Raise a clear error unless A (M, K), B (K, N), C (M, N) are 2-D, one float dtype, C writeable."""
+    if version not in GEMM_VERSIONS:
+        raise ValueError(f"{name}: expected version in {GEMM_VERSIONS}, got {version!r}")
+    for arg, arr in (("A", A), ("B", B), ("C", C)):
+        if not isinstance(arr, np.ndarray) or arr.ndim != 2:
+            raise ValueError(f"{name}: expected {arg} to be a 2-D ndarray, got {type(arr).__name__} "
+                             f"with shape {getattr(arr, 'shape', None)}")
+    if not (A.dtype == B.dtype == C.dtype) or A.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: expected A, B, C of one dtype, float32 or float64; "
+                        f"got {A.dtype}, {B.dtype}, {C.dtype}")
+    if A.shape[1] != B.shape[0] or C.shape != (A.shape[0], B.shape[1]):
+        raise ValueError(f"{name}: expected A (M, K), B (K, N), C (M, N); got A {A.shape}, "
+                         f"B {B.shape}, C {C.shape}")
+    if not C.flags.writeable:
+        raise ValueError(f"{name}: C must be writeable")
+    if np.may_share_memory(C, A) or np.may_share_memory(C, B):
+        raise ValueError(f"{name}: C must not overlap A or B")
 
 
 def matmul(a, b):
@@ -210,3 +246,27 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal):
     dq = np.matmul(ds, k) * sc
     dk = np.matmul(np.swapaxes(ds, -1, -2), q) * sc
     return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------- AdamW
+def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One AdamW update (Loshchilov & Hutter 2019; torch.optim.AdamW), in place on param, m, v.
+
+    With t = step (1 for the first update):
+        p = p * (1 - lr * weight_decay)                  decoupled weight decay, applied first
+        m = beta1 m + (1 - beta1) g                      first moment
+        v = beta2 v + (1 - beta2) g^2                    second moment
+        p = p - lr * mhat / (sqrt(vhat) + eps),  mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t)
+    the last line arranged as PyTorch does: p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
+    Returns None; param, m and v are updated where they are.
+    """
+    if step < 1:
+        raise ValueError(f"adamw_step: expected step >= 1 (the number of this update), got {step}")
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    param *= 1.0 - lr * weight_decay
+    m *= beta1
+    m += (1.0 - beta1) * grad
+    v *= beta2
+    v += (1.0 - beta2) * grad * grad
+    param -= (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps)

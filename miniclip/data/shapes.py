@@ -14,10 +14,10 @@ shuffling and reproducible batches (see ``ShapesDataset``).
 Drawing: the shape's outline is rasterized by Pillow as a mask at S x R pixels and box-filtered down to R
 (anti-aliased edges for little cost); background and shape colors are composited with NumPy.
 
-Command line (``main`` below; ``miniclip data grid`` can call the same functions)::
+Command line (``miniclip data ...``, or ``python -m miniclip.data ...``)::
 
-    python -m miniclip.data grid shapes_grid.png [--n 32] [--seed 0] [--resolution 48] [--split held_out]
-    python -m miniclip.data export OUT_DIR --n 1000 [--seed 0] [--resolution 48] [--split train]
+    miniclip data grid shapes_grid.png [--n 32] [--seed 0] [--resolution 48] [--split held_out]
+    miniclip data export OUT_DIR --n 1000 [--seed 0] [--resolution 48] [--split train]
 """
 
 from __future__ import annotations
@@ -282,23 +282,32 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(lines + [line])
 
 
-def main(argv=None) -> None:
-    import argparse
-    parser = argparse.ArgumentParser(prog="python -m miniclip.data", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_data_commands(sub):
+    """Add ``grid`` and ``export`` to an argparse subparsers object (used by ``miniclip data``)."""
     grid = sub.add_parser("grid", help="save a PNG grid of samples with their captions")
     grid.add_argument("out", help="output PNG path")
-    grid.add_argument("--n", type=int, default=32)
+    grid.add_argument("--n", type=int, default=32, help="number of samples (default 32)")
     export = sub.add_parser("export", help="write N samples as PNGs plus captions.csv")
     export.add_argument("out", help="output folder")
-    export.add_argument("--n", type=int, required=True)
+    export.add_argument("--n", type=int, required=True, help="number of samples")
     for p in (grid, export):
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--resolution", type=int, default=48)
-        p.add_argument("--split", choices=tuple(SPLITS), default="train")
-    args = parser.parse_args(argv)
-    if args.command == "grid":
+        p.add_argument("--split", choices=tuple(SPLITS), default="train",
+                       help="train (never the held-out pairs), held_out, or all")
+
+
+def run_data_command(args):
+    """Run a parsed ``grid`` / ``export`` command; prints the path written."""
+    if args.data_command == "grid":
         print(save_sample_grid(args.out, n=args.n, seed=args.seed, resolution=args.resolution, split=args.split))
     else:
         print(export_samples(args.out, args.n, seed=args.seed, resolution=args.resolution, split=args.split))
+    return 0
 
+
+def main(argv=None) -> None:
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m miniclip.data", description=__doc__.split("\n")[0])
+    add_data_commands(parser.add_subparsers(dest="data_command", required=True))
+    run_data_command(parser.parse_args(argv))

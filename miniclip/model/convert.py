@@ -52,6 +52,8 @@ def read_torch_checkpoint(path):
         raise ImportError("convert_checkpoint: reading a PyTorch checkpoint needs PyTorch, which miniclip "
                           "does not otherwise use. Install it once with `pip install torch`, convert, "
                           "and run the .npz without it.") from None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"convert_checkpoint: no checkpoint file at {os.fspath(path)!r}")
     try:  # a TorchScript archive, as published by OpenAI (what clip.load(jit=True) reads)
         with warnings.catch_warnings():  # recent torch deprecates TorchScript; the files still load
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -42,8 +42,11 @@ class Permute(Function):
 class GetItem(Function):
     """out = a[index] (basic or integer-array indexing);  da = zeros, then da[index] += dout.
 
-    ``np.add.at`` is the unbuffered scatter-add: an element selected twice
-    (``a[[0, 0]]``) receives both gradients, which ``da[index] += dout`` would not.
+    With integer arrays in the index an element can be selected twice
+    (``a[[0, 0]]``) and must receive both gradients: that needs ``np.add.at``, the
+    unbuffered scatter-add (``da[index] += dout`` would keep only one). Basic
+    indexing (slices, integers, None, ...) selects each element at most once, so a
+    plain assignment is enough, and much faster.
     """
 
     @staticmethod
@@ -54,7 +57,10 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, dout):
         da = np.zeros(ctx.shape, dtype=ctx.dtype)
-        np.add.at(da, ctx.index, dout)
+        if _is_basic_index(ctx.index):
+            da[ctx.index] = dout
+        else:
+            np.add.at(da, ctx.index, dout)
         return da, None
 
 
@@ -149,6 +155,12 @@ def transpose(a, axes=None):
             raise ValueError(f"transpose: expected at least 2 dimensions, got shape {a.shape}")
         axes = tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)
     return permute(a, axes)
+
+
+def _is_basic_index(index):
+    """True when ``index`` holds only slices, integers, None and Ellipsis (no arrays)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer)) for p in parts)
 
 
 def _plain_index(index):

@@ -1,0 +1,213 @@
+/* gemm_microkernel.c: the innermost loop of GEMM v3, in portable C and in AVX2+FMA.
+ *
+ * See gemm_microkernel.h for the contract (one MR x NR tile of C from packed panels).
+ *
+ * Two versions of each kernel are compiled into the same library:
+ *   - generic: plain C that any compiler vectorises as well as it can (SSE2 on
+ *     x86-64, NEON on arm64). It is the reference and the portable path.
+ *   - avx2:    intrinsics compiled with __attribute__((target("avx2,fma"))), so the
+ *     rest of the library is still built for baseline x86-64. It is only *called*
+ *     after __builtin_cpu_supports says the CPU has AVX2 and FMA, so an older CPU
+ *     never meets an illegal instruction.
+ * The choice is made once, at the first GEMM call, and can be forced to the generic
+ * kernel (tests do this) with miniclip_set_simd(1) or MINICLIP_FORCE_GENERIC=1.
+ *
+ * Rounding: both versions sum over p in the same order with a fused or unfused
+ * multiply-add; results agree to a few ulps times K, which is what the tests allow.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_microkernel.h"
+#include "vexp.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MINICLIP_HAVE_AVX2_KERNELS 1
+#include <immintrin.h>
+#else
+#define MINICLIP_HAVE_AVX2_KERNELS 0
+#endif
+
+/* ------------------------------------------------------------------ generic C */
+/* acc[i][j] lives in registers as far as the compiler can manage; the loop over j
+ * is the one it vectorises. */
+#define DEFINE_UKR_GENERIC(NAME, T, MR, NR)                                          \
+static void NAME(idx_t kc, T alpha, const T *a, idx_t rs_a, idx_t cs_a,              \
+                 const T *b, idx_t rs_b, T beta, T *c, idx_t rs_c, idx_t cs_c)       \
+{                                                                                    \
+    T acc[MR][NR];                                                                   \
+    memset(acc, 0, sizeof(acc));                                                     \
+    for (idx_t p = 0; p < kc; p++) {                                                 \
+        for (int i = 0; i < MR; i++) {                                               \
+            T a_ip = a[i * rs_a + p * cs_a];                                         \
+            for (int j = 0; j < NR; j++)                                             \
+                acc[i][j] += a_ip * b[p * rs_b + j];                                 \
+        }                                                                            \
+    }                                                                                \
+    for (int i = 0; i < MR; i++)                                                     \
+        for (int j = 0; j < NR; j++) {                                               \
+            T *cij = &c[i * rs_c + j * cs_c];                                        \
+            *cij = (beta == 0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *cij; \
+        }                                                                            \
+}
+
+DEFINE_UKR_GENERIC(ukr_generic_f32, float, GEMM_MR_F32, GEMM_NR_F32)
+DEFINE_UKR_GENERIC(ukr_generic_f64, double, GEMM_MR_F64, GEMM_NR_F64)
+
+#if MINICLIP_HAVE_AVX2_KERNELS
+/* --------------------------------------------------------------- AVX2 + FMA
+ * float32, 6 x 16: row i of the tile is two 8-wide vectors c[i][0], c[i][1].
+ * Per step p: load the 16 values of b (two aligned vectors), then for each of the
+ * 6 rows broadcast A[i, p] and do two FMAs. 12 FMAs per 2 loads + 6 broadcasts.
+ */
+__attribute__((target("avx2,fma")))
+static void ukr_avx2_f32(idx_t kc, float alpha, const float *a, idx_t rs_a, idx_t cs_a,
+                         const float *b, idx_t rs_b, float beta, float *c, idx_t rs_c, idx_t cs_c)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    /* one pointer per row of A; step p reads a_i[p * cs_a] (packed: cs_a = MR, rs_a = 1) */
+    const float *a0 = a, *a1 = a + rs_a, *a2 = a + 2 * rs_a, *a3 = a + 3 * rs_a, *a4 = a + 4 * rs_a,
+              *a5 = a + 5 * rs_a;
+    for (idx_t p = 0, pa = 0; p < kc; p++, pa += cs_a) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);   /* one row of B */
+        __m256 ai;
+        ai = _mm256_broadcast_ss(a0 + pa); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a1 + pa); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a2 + pa); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a3 + pa); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a4 + pa); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a5 + pa); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
+        b += rs_b;
+    }
+    /* C = alpha * AB + beta * C, one row (two vectors) at a time */
+    __m256 rows[GEMM_MR_F32][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                   {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
+    if (cs_c == 1) {          /* rows of C contiguous: vector loads and stores */
+        for (int i = 0; i < GEMM_MR_F32; i++) {
+            float *ci = c + i * rs_c;
+            __m256 r0 = _mm256_mul_ps(valpha, rows[i][0]), r1 = _mm256_mul_ps(valpha, rows[i][1]);
+            if (beta != 0) {
+                r0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(ci), r0);
+                r1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(ci + 8), r1);
+            }
+            _mm256_storeu_ps(ci, r0);
+            _mm256_storeu_ps(ci + 8, r1);
+        }
+    } else {                  /* any other layout: go through a small buffer */
+        float ab[GEMM_MR_F32][GEMM_NR_F32];
+        for (int i = 0; i < GEMM_MR_F32; i++) {
+            _mm256_storeu_ps(&ab[i][0], rows[i][0]);
+            _mm256_storeu_ps(&ab[i][8], rows[i][1]);
+        }
+        for (int i = 0; i < GEMM_MR_F32; i++)
+            for (int j = 0; j < GEMM_NR_F32; j++) {
+                float *cij = &c[i * rs_c + j * cs_c];
+                *cij = (beta == 0) ? alpha * ab[i][j] : alpha * ab[i][j] + beta * *cij;
+            }
+    }
+}
+
+/* float64, 6 x 8: row i is two 4-wide vectors; the same schedule as float32. */
+__attribute__((target("avx2,fma")))
+static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, idx_t rs_a, idx_t cs_a,
+                         const double *b, idx_t rs_b, double beta, double *c, idx_t rs_c, idx_t cs_c)
+{
+    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
+    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
+    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
+    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
+    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
+    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
+    /* one pointer per row of A; step p reads a_i[p * cs_a] (packed: cs_a = MR, rs_a = 1) */
+    const double *a0 = a, *a1 = a + rs_a, *a2 = a + 2 * rs_a, *a3 = a + 3 * rs_a, *a4 = a + 4 * rs_a,
+              *a5 = a + 5 * rs_a;
+    for (idx_t p = 0, pa = 0; p < kc; p++, pa += cs_a) {
+        __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+        __m256d ai;
+        ai = _mm256_broadcast_sd(a0 + pa); c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
+        ai = _mm256_broadcast_sd(a1 + pa); c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11);
+        ai = _mm256_broadcast_sd(a2 + pa); c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21);
+        ai = _mm256_broadcast_sd(a3 + pa); c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31);
+        ai = _mm256_broadcast_sd(a4 + pa); c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41);
+        ai = _mm256_broadcast_sd(a5 + pa); c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
+        b += rs_b;
+    }
+    __m256d rows[GEMM_MR_F64][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                    {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256d valpha = _mm256_set1_pd(alpha), vbeta = _mm256_set1_pd(beta);
+    if (cs_c == 1) {
+        for (int i = 0; i < GEMM_MR_F64; i++) {
+            double *ci = c + i * rs_c;
+            __m256d r0 = _mm256_mul_pd(valpha, rows[i][0]), r1 = _mm256_mul_pd(valpha, rows[i][1]);
+            if (beta != 0) {
+                r0 = _mm256_fmadd_pd(vbeta, _mm256_loadu_pd(ci), r0);
+                r1 = _mm256_fmadd_pd(vbeta, _mm256_loadu_pd(ci + 4), r1);
+            }
+            _mm256_storeu_pd(ci, r0);
+            _mm256_storeu_pd(ci + 4, r1);
+        }
+    } else {
+        double ab[GEMM_MR_F64][GEMM_NR_F64];
+        for (int i = 0; i < GEMM_MR_F64; i++) {
+            _mm256_storeu_pd(&ab[i][0], rows[i][0]);
+            _mm256_storeu_pd(&ab[i][4], rows[i][1]);
+        }
+        for (int i = 0; i < GEMM_MR_F64; i++)
+            for (int j = 0; j < GEMM_NR_F64; j++) {
+                double *cij = &c[i * rs_c + j * cs_c];
+                *cij = (beta == 0) ? alpha * ab[i][j] : alpha * ab[i][j] + beta * *cij;
+            }
+    }
+}
+#endif /* MINICLIP_HAVE_AVX2_KERNELS */
+
+/* ------------------------------------------------------------------ dispatch */
+static int simd_mode = -1;   /* -1: not decided yet; 0 auto; 1 generic forced */
+static int use_avx2(void);
+
+static int cpu_has_avx2_fma(void)
+{
+#if MINICLIP_HAVE_AVX2_KERNELS
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+int miniclip_use_avx2(void) { return use_avx2(); }
+
+static int use_avx2(void)
+{
+    if (simd_mode < 0) {
+        const char *env = getenv("MINICLIP_FORCE_GENERIC");
+        simd_mode = (env && env[0] && strcmp(env, "0") != 0) ? 1 : 0;
+    }
+    return simd_mode == 0 && cpu_has_avx2_fma();
+}
+
+void miniclip_set_simd(int mode) { simd_mode = (mode == 1) ? 1 : 0; }
+
+const char *miniclip_simd_name(void) { return use_avx2() ? "avx2+fma" : "generic"; }
+
+gemm_ukr_f32_t gemm_ukr_f32(void)
+{
+#if MINICLIP_HAVE_AVX2_KERNELS
+    if (use_avx2()) return ukr_avx2_f32;
+#endif
+    return ukr_generic_f32;
+}
+
+gemm_ukr_f64_t gemm_ukr_f64(void)
+{
+#if MINICLIP_HAVE_AVX2_KERNELS
+    if (use_avx2()) return ukr_avx2_f64;
+#endif
+    return ukr_generic_f64;
+}

@@ -1,0 +1,317 @@
+/* gemm_packed_impl.h: the body of GEMM v3, written once for any element type.
+ *
+ * Included twice by gemm_packed.c, once per type, with these defined:
+ *   T        the element type (float or double)
+ *   SFX(n)   n with the type suffix (n##_f32 or n##_f64)
+ *   MR, NR   the micro-kernel tile (gemm_microkernel.h)
+ *   MC, KC, NC  the cache blocks (see gemm_packed.c for how they were chosen)
+ *   UKR_T, GET_UKR()  the micro-kernel type and the run-time dispatcher
+ * Read gemm_packed.c first: it explains the algorithm; this file is the code.
+ */
+
+/* ---- packing ------------------------------------------------------------
+ * pack_a: the mc x kc block of A at A (any strides) -> Ap, as ceil(mc / MR)
+ * micro-panels of MR rows. Inside a micro-panel the values are stored column by
+ * column: Ap[p * MR + i] = A[i, p]; that is exactly the order in which the
+ * micro-kernel reads them. Rows past mc are filled with 0 so the micro-kernel
+ * can always run a full MR x NR tile (the zeros add nothing).
+ * A transpose (rs_a == 1) only changes which index walks memory contiguously. */
+static void SFX(pack_a)(idx_t mc, idx_t kc, const T *A, idx_t rs_a, idx_t cs_a, T *Ap)
+{
+    for (idx_t i0 = 0; i0 < mc; i0 += MR) {
+        idx_t mr = mc - i0 < MR ? mc - i0 : MR;
+        const T *a = A + i0 * rs_a;
+        if (mr == MR && rs_a == 1) {              /* op(A) = A^T of a row-major array */
+            for (idx_t p = 0; p < kc; p++)
+                for (idx_t i = 0; i < MR; i++)
+                    Ap[p * MR + i] = a[p * cs_a + i];
+        } else if (mr == MR && cs_a == 1) {       /* row-major A: read each row contiguously */
+            for (idx_t i = 0; i < MR; i++)
+                for (idx_t p = 0; p < kc; p++)
+                    Ap[p * MR + i] = a[i * rs_a + p];
+        } else {
+            for (idx_t p = 0; p < kc; p++) {
+                for (idx_t i = 0; i < mr; i++)
+                    Ap[p * MR + i] = a[i * rs_a + p * cs_a];
+                for (idx_t i = mr; i < MR; i++)
+                    Ap[p * MR + i] = 0;
+            }
+        }
+        Ap += MR * kc;
+    }
+}
+
+/* pack_b_panel: one kc x NR micro-panel of B (columns j0 .. j0 + nr) -> Bp,
+ * stored row by row: Bp[p * NR + j] = B[p, j]; columns past nr are 0. */
+static void SFX(pack_b_panel)(idx_t kc, idx_t nr, const T *B, idx_t rs_b, idx_t cs_b, T *Bp)
+{
+    if (nr == NR && cs_b == 1) {                   /* rows of B contiguous: plain copies */
+        for (idx_t p = 0; p < kc; p++)
+            for (idx_t j = 0; j < NR; j++)
+                Bp[p * NR + j] = B[p * rs_b + j];
+    } else if (nr == NR && rs_b == 1) {            /* op(B) = B^T of a row-major array */
+        for (idx_t j = 0; j < NR; j++)
+            for (idx_t p = 0; p < kc; p++)
+                Bp[p * NR + j] = B[p + j * cs_b];
+    } else {
+        for (idx_t p = 0; p < kc; p++) {
+            for (idx_t j = 0; j < nr; j++)
+                Bp[p * NR + j] = B[p * rs_b + j * cs_b];
+            for (idx_t j = nr; j < NR; j++)
+                Bp[p * NR + j] = 0;
+        }
+    }
+}
+
+/* C[0:mr, 0:nr] = alpha * edge + beta * C (beta == 0: C write-only); edge is MR x NR. */
+static void SFX(merge_edge)(idx_t mr, idx_t nr, T alpha, const T *edge, T beta,
+                            T *c, idx_t rs_c, idx_t cs_c)
+{
+    for (idx_t i = 0; i < mr; i++)
+        for (idx_t j = 0; j < nr; j++) {
+            T *cij = &c[i * rs_c + j * cs_c];
+            *cij = (beta == 0) ? alpha * edge[i * NR + j] : alpha * edge[i * NR + j] + beta * *cij;
+        }
+}
+
+/* ---- macro-kernel --------------------------------------------------------
+ * C[0:mc, panels jp0..jp1 of NR columns] (+)= alpha * Ap Bp: loop over the tiles,
+ * one micro-kernel call each. The jr loop is outside the ir loop so one kc x NR
+ * micro-panel of B stays in L1 while the mc x kc block of A streams from L2.
+ * Edge tiles (fewer than MR rows or NR columns left) are computed into a small
+ * buffer and only the valid part is merged into C. */
+static void SFX(macro_kernel)(idx_t mc, idx_t nc, idx_t kc, idx_t jp0, idx_t jp1, T alpha,
+                              const T *Ap, const T *Bp, T beta, T *C, idx_t rs_c, idx_t cs_c,
+                              UKR_T ukr)
+{
+    T edge[MR * NR];
+    for (idx_t jp = jp0; jp < jp1; jp++) {
+        idx_t j = jp * NR;
+        idx_t nr = nc - j < NR ? nc - j : NR;
+        for (idx_t i = 0; i < mc; i += MR) {
+            idx_t mr = mc - i < MR ? mc - i : MR;
+            T *c = C + i * rs_c + j * cs_c;
+            if (mr == MR && nr == NR) {
+                ukr(kc, alpha, Ap + i * kc, 1, MR, Bp + j * kc, NR, beta, c, rs_c, cs_c);
+            } else {
+                ukr(kc, (T)1, Ap + i * kc, 1, MR, Bp + j * kc, NR, (T)0, edge, NR, 1);
+                SFX(merge_edge)(mr, nr, alpha, edge, beta, c, rs_c, cs_c);
+            }
+        }
+    }
+}
+
+/* ---- small products: no packing -------------------------------------------
+ * For tiny products the packing and the thread start-up cost more than they save;
+ * the v2 loop order (i-p-j, unit-stride inner loop when possible) is enough. */
+static void SFX(gemm_small)(idx_t M, idx_t N, idx_t K, T alpha,
+                            const T *A, idx_t rs_a, idx_t cs_a,
+                            const T *B, idx_t rs_b, idx_t cs_b,
+                            T beta, T *C, idx_t rs_c, idx_t cs_c)
+{
+    T row[SMALL_N_MAX];                    /* one row of alpha * A B, accumulated here */
+    for (idx_t i = 0; i < M; i++) {
+        for (idx_t j = 0; j < N; j++) row[j] = 0;
+        for (idx_t p = 0; p < K; p++) {
+            T a_ip = A[i * rs_a + p * cs_a];
+            const T *b = B + p * rs_b;
+            if (cs_b == 1)
+                for (idx_t j = 0; j < N; j++) row[j] += a_ip * b[j];
+            else
+                for (idx_t j = 0; j < N; j++) row[j] += a_ip * b[j * cs_b];
+        }
+        for (idx_t j = 0; j < N; j++) {
+            T *cij = &C[i * rs_c + j * cs_c];
+            *cij = (beta == 0) ? alpha * row[j] : alpha * row[j] + beta * *cij;
+        }
+    }
+}
+
+/* ---- small and medium products with row-major B: no packing -------------------
+ * The micro-kernel only broadcasts values of A, and reads B a row of NR at a time, so
+ * when B's rows are contiguous (cs_b == 1) and the whole product is small enough to
+ * live in L1/L2, it can run on A and B where they are.
+ * Edges without copies: when fewer than MR rows (NR columns) are left, the last tile
+ * is moved back to end exactly at row M (column N), overlapping the tile before it;
+ * it is computed into a small buffer and only its new rows (columns) are merged into C.
+ * (Only a product smaller than one tile, M < MR or N < NR, needs a zero-padded copy.)
+ * Runs on the calling thread. Returns 0 when a buffer cannot be allocated. */
+static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, T alpha,
+                            const T *A, idx_t rs_a, idx_t cs_a,
+                            const T *B, idx_t rs_b,
+                            T beta, T *C, idx_t rs_c, idx_t cs_c, UKR_T ukr)
+{
+    T *a_pad = NULL, *b_pad = NULL;                     /* only for M < MR or N < NR */
+    idx_t rs_bp = rs_b;
+    if (M < MR) {
+        if (!(a_pad = (T *)malloc((size_t)MR * K * sizeof(T)))) return 0;
+        SFX(pack_a)(M, K, A, rs_a, cs_a, a_pad);
+        A = a_pad; rs_a = 1; cs_a = MR;
+    }
+    if (N < NR) {
+        if (!(b_pad = (T *)malloc((size_t)K * NR * sizeof(T)))) { free(a_pad); return 0; }
+        SFX(pack_b_panel)(K, N, B, rs_b, 1, b_pad);
+        B = b_pad; rs_bp = NR;
+    }
+    T edge[MR * NR];
+    for (idx_t j = 0; j < N; j += NR) {
+        idx_t j_tile = j + NR <= N || N < NR ? j : N - NR; /* last tile moved back */
+        idx_t new_j = j - j_tile;                          /* its first column not done yet */
+        idx_t nr = (N < NR ? N : j_tile + NR) - j;
+        for (idx_t i = 0; i < M; i += MR) {
+            idx_t i_tile = i + MR <= M || M < MR ? i : M - MR;
+            idx_t new_i = i - i_tile;
+            idx_t mr = (M < MR ? M : i_tile + MR) - i;
+            const T *a = A + i_tile * rs_a, *b = B + j_tile;
+            if (new_i == 0 && new_j == 0 && mr == MR && nr == NR) {
+                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i * rs_c + j * cs_c, rs_c, cs_c);
+            } else if (beta == 0 && M >= MR && N >= NR) {
+                /* C write-only: the overlapping part of a moved-back tile is recomputed with
+                 * the same operands in the same order, so it is bit-identical and can
+                 * simply be written again; no buffer, no merge */
+                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i_tile * rs_c + j_tile * cs_c, rs_c, cs_c);
+            } else {
+                ukr(K, (T)1, a, rs_a, cs_a, b, rs_bp, (T)0, edge, NR, 1);
+                SFX(merge_edge)(mr, nr, alpha, edge + new_i * NR + new_j, beta,
+                                C + i * rs_c + j * cs_c, rs_c, cs_c);
+            }
+        }
+    }
+    free(a_pad);
+    free(b_pad);
+    return 1;
+}
+
+/* Loops 5 and 4 around packing and the macro-kernel, run by thread `tid` of a team of
+ * `nt` (nt = 1: called directly, no OpenMP at all). Work is split by hand, statically:
+ * thread tid packs B~ micro-panels tid, tid + nt, ... and takes a contiguous share of
+ * the (row block, column share) units; a barrier separates packing B~ from using it
+ * and using it from repacking it. Ap is this thread's private A~ buffer. */
+static void SFX(gemm_loops)(idx_t M, idx_t N, idx_t K, T alpha,
+                            const T *A, idx_t rs_a, idx_t cs_a,
+                            const T *B, idx_t rs_b, idx_t cs_b,
+                            T beta, T *C, idx_t rs_c, idx_t cs_c,
+                            idx_t mc, idx_t n_ic, idx_t n_js, T *Bp, T *Ap, UKR_T ukr,
+                            int tid, int nt)
+{
+    idx_t n_units = n_ic * n_js;
+    idx_t u0 = n_units * tid / nt, u1 = n_units * (tid + 1) / nt;
+    for (idx_t jc = 0; jc < N; jc += NC) {                      /* loop 5: NC columns (L3) */
+        idx_t nc = N - jc < NC ? N - jc : NC;
+        idx_t n_panels = (nc + NR - 1) / NR;
+        for (idx_t pc = 0; pc < K; pc += KC) {                  /* loop 4: KC of the sum */
+            idx_t kc = K - pc < KC ? K - pc : KC;
+            T beta_pc = pc == 0 ? beta : (T)1;                  /* later slices accumulate */
+
+            /* pack B[pc:pc+kc, jc:jc+nc] -> B~, the threads sharing the micro-panels */
+            for (idx_t jp = tid; jp < n_panels; jp += nt) {
+                idx_t j = jp * NR;
+                idx_t nr = nc - j < NR ? nc - j : NR;
+                SFX(pack_b_panel)(kc, nr, B + pc * rs_b + (jc + j) * cs_b, rs_b, cs_b, Bp + j * kc);
+            }
+            team_barrier(nt);                                   /* B~ complete before use */
+
+            idx_t packed_ic = -1;
+            for (idx_t u = u0; u < u1; u++) {                   /* loop 3: MC rows (L2) */
+                idx_t ic_blk = u / n_js, js = u % n_js;
+                idx_t ic = ic_blk * mc;
+                idx_t mcur = M - ic < mc ? M - ic : mc;
+                if (ic_blk != packed_ic) {
+                    SFX(pack_a)(mcur, kc, A + ic * rs_a + pc * cs_a, rs_a, cs_a, Ap);
+                    packed_ic = ic_blk;
+                }
+                idx_t jp0 = n_panels * js / n_js, jp1 = n_panels * (js + 1) / n_js;
+                /* loops 2 and 1 (JR, IR) and the micro-kernel */
+                SFX(macro_kernel)(mcur, nc, kc, jp0, jp1, alpha, Ap, Bp, beta_pc,
+                                  C + ic * rs_c + jc * cs_c, rs_c, cs_c, ukr);
+            }
+            team_barrier(nt);                                   /* nobody repacks B~ in use */
+        }
+    }
+}
+
+/* ---- the driver: the five loops of Goto's algorithm around the micro-kernel ---- */
+void SFX(gemm_packed)(idx_t M, idx_t N, idx_t K, T alpha,
+                      const T *A, idx_t rs_a, idx_t cs_a,
+                      const T *B, idx_t rs_b, idx_t cs_b,
+                      T beta, T *C, idx_t rs_c, idx_t cs_c, int nthreads)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0) {                    /* no product: C = beta * C */
+        for (idx_t i = 0; i < M; i++)
+            for (idx_t j = 0; j < N; j++) {
+                T *cij = &C[i * rs_c + j * cs_c];
+                *cij = (beta == 0) ? (T)0 : beta * *cij;
+            }
+        return;
+    }
+    if (N <= SMALL_N_MAX && (double)M * N * K <= SMALL_FLOPS) {
+        SFX(gemm_small)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c);
+        return;
+    }
+    int nt = nthreads > 0 ? nthreads : miniclip_max_threads();
+    if ((double)M * N * K < PARALLEL_FLOPS) nt = 1; /* too little work to share */
+    UKR_T ukr = GET_UKR();
+    if (nt == 1 && cs_b == 1 && K <= DIRECT_K_MAX && (double)M * N * K <= DIRECT_FLOPS
+            && SFX(gemm_direct)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, beta, C, rs_c, cs_c, ukr))
+        return;
+
+    /* Row blocks of C (the IC loop, split between threads): n_ic blocks of mc rows,
+     * mc <= MC, a multiple of MR, and n_ic a multiple of the thread count so that
+     * every thread gets the same number of rows. With fewer rows than that
+     * (n_ic < nt) the threads split the columns (the JR loop) of each block instead. */
+    idx_t n_ic = (M + MC - 1) / MC;
+    if (nt > 1 && M >= (idx_t)MR * nt) n_ic = (n_ic + nt - 1) / nt * nt;
+    idx_t mc = (M + n_ic - 1) / n_ic;
+    mc = (mc + MR - 1) / MR * MR;
+    n_ic = (M + mc - 1) / mc;
+    idx_t n_js = n_ic < nt ? nt : 1;
+
+    idx_t kc_max = K < KC ? K : KC;
+    idx_t nc_max = N < NC ? N : NC;
+    size_t b_size = (size_t)kc_max * ((nc_max + NR - 1) / NR * NR) * sizeof(T);
+    size_t a_size = (size_t)mc * kc_max * sizeof(T);
+    b_size = (b_size + 63) / 64 * 64;
+    a_size = (a_size + 63) / 64 * 64;              /* each thread's A block starts 64-byte aligned */
+    T *Bp = (T *)aligned_alloc(64, b_size);        /* shared: every thread reads all of B~ */
+    T *Ap_all = (T *)aligned_alloc(64, a_size * nt); /* private: one A~ block per thread */
+    if (!Bp || !Ap_all) {                          /* out of memory: fall back to v2 */
+        free(Bp); free(Ap_all);
+        SFX(gemm_tiled)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c);
+        return;
+    }
+
+    if (nt == 1) {                                 /* no team, no barriers */
+        SFX(gemm_loops)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c,
+                        mc, n_ic, n_js, Bp, Ap_all, ukr, 0, 1);
+    } else {
+        #pragma omp parallel num_threads(nt)
+        SFX(gemm_loops)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c,
+                        mc, n_ic, n_js, Bp, (T *)((char *)Ap_all + a_size * omp_thread_id()), ukr,
+                        omp_thread_id(), omp_team_size());
+    }
+    free(Bp);
+    free(Ap_all);
+}
+
+/* Strided batched GEMM: the (B, H, T, D) products of attention and batched matmul. */
+void SFX(gemm_batched)(idx_t nbatch, idx_t M, idx_t N, idx_t K, T alpha,
+                       const T *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
+                       const T *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,
+                       T beta, T *C, idx_t bs_c, idx_t rs_c, idx_t cs_c)
+{
+    int nt = miniclip_max_threads();
+    double flops = (double)M * N * K;
+    /* Many products, or small ones: one whole product per thread (no sharing inside
+     * a product, so no barriers). Few large products: all threads inside each. */
+    if (nt > 1 && nbatch > 1 && (nbatch >= 4 * nt || flops < 4 * PARALLEL_FLOPS)) {
+        #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+        for (idx_t b = 0; b < nbatch; b++)
+            SFX(gemm_packed)(M, N, K, alpha, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b,
+                             beta, C + b * bs_c, rs_c, cs_c, 1);
+    } else {
+        for (idx_t b = 0; b < nbatch; b++)
+            SFX(gemm_packed)(M, N, K, alpha, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b,
+                             beta, C + b * bs_c, rs_c, cs_c, nt);
+    }
+}

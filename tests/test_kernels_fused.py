@@ -1,0 +1,194 @@
+"""Fused row-wise and elementwise kernels (softmax family, layer norm, GELU, QuickGELU, AdamW)
+against their NumPy references, and the ops' gradients on the compiled backend.
+
+Shape legend: R rows (leading axes), C the last axis; shapes are drawn with leading axes
+of size 1 or more, C from 1 to primes past the SIMD width, inputs contiguous or not.
+
+Tolerances: normwise relative error (max |ours - ref| / max(max |ref|, 1)) <= 1e-12 in
+float64 and <= 1e-5 in float32 (every input here is O(1)).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import miniclip
+from miniclip import Tensor, gradcheck, ops
+from miniclip.backend import K, compiled, reference
+
+pytest.importorskip("miniclip._C")
+
+DTYPES = [np.float32, np.float64]
+SHAPES = st.sampled_from([(1,), (7,), (1, 1), (3, 1), (2, 17), (5, 31), (4, 3, 9), (2, 2, 64), (3, 257)])
+
+
+def _tol(dtype):
+    return 1e-12 if dtype == np.float64 else 1e-5
+
+
+def _close(ours, ref, dtype):
+    if ref is None:
+        assert ours is None
+        return
+    assert ours.shape == ref.shape and ours.dtype == ref.dtype
+    err = np.max(np.abs(ours.astype(np.float64) - ref), initial=0) / max(np.max(np.abs(ref), initial=0), 1.0)
+    assert err <= _tol(dtype), f"relative error {err:.3g}"
+
+
+def _array(rng, shape, dtype, layout, scale=1.0):
+    """Contiguous, or a non-contiguous view (every other element of the last axis)."""
+    if layout == "contiguous":
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+    wide = (scale * rng.standard_normal(shape[:-1] + (2 * shape[-1],))).astype(dtype)
+    return wide[..., ::2]
+
+
+COMMON = dict(shape=SHAPES, dtype=st.sampled_from(DTYPES),
+              layout=st.sampled_from(["contiguous", "strided"]), seed=st.integers(0, 2**16))
+
+
+@given(**COMMON)
+def test_softmax_family_matches_reference(shape, dtype, layout, seed):
+    rng = np.random.default_rng(seed)
+    x = _array(rng, shape, dtype, layout, scale=3.0)
+    dy = _array(rng, shape, dtype, layout)
+    for fwd, bwd in (("softmax", "softmax_backward"), ("log_softmax", "log_softmax_backward")):
+        y = getattr(compiled, fwd)(x)
+        y_ref = getattr(reference, fwd)(x)
+        _close(y, y_ref, dtype)
+        _close(getattr(compiled, bwd)(y_ref, dy), getattr(reference, bwd)(y_ref, dy), dtype)
+
+
+def test_softmax_extreme_rows():
+    x = np.array([[0.0, -np.inf, 1.0], [1e4, -1e4, 0.0], [-1e30, -1e30, -1e30]], dtype=np.float32)
+    for dtype in DTYPES:
+        _close(compiled.softmax(x.astype(dtype)), reference.softmax(x.astype(dtype)), dtype)
+    # another axis goes to the reference, and stays correct
+    x = np.random.default_rng(0).standard_normal((3, 4, 5))
+    _close(compiled.softmax(x, axis=1), reference.softmax(x, axis=1), np.float64)
+
+
+@given(affine=st.sampled_from(["both", "weight", "none"]), **COMMON)
+def test_layer_norm_matches_reference(shape, dtype, layout, seed, affine):
+    rng = np.random.default_rng(seed)
+    x = _array(rng, shape, dtype, layout) + 3.0           # an offset mean, as real activations have
+    dy = _array(rng, shape, dtype, layout)
+    C = shape[-1]
+    weight = rng.standard_normal(C).astype(dtype) if affine != "none" else None
+    bias = rng.standard_normal(C).astype(dtype) if affine == "both" else None
+    ours = compiled.layer_norm_forward(x, weight, bias, 1e-5)
+    ref = reference.layer_norm_forward(x, weight, bias, 1e-5)
+    for a, b in zip(ours, ref):
+        _close(a, b, dtype)
+    ours_b = compiled.layer_norm_backward(dy, x, weight, ref[1], ref[2])
+    ref_b = reference.layer_norm_backward(dy, x, weight, ref[1], ref[2])
+    for a, b in zip(ours_b, ref_b):
+        _close(a, b, dtype)
+
+
+def test_layer_norm_many_rows_sums_accurately():
+    """dweight and dbias sum over every row (here 4099 rows, both threads): float32 must hold 1e-5."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4099, 33)).astype(np.float32)
+    dy = rng.standard_normal((4099, 33)).astype(np.float32)
+    w = rng.standard_normal(33).astype(np.float32)
+    _, mean, rstd = reference.layer_norm_forward(x.astype(np.float64), w.astype(np.float64), None)
+    ref = reference.layer_norm_backward(*(a.astype(np.float64) for a in (dy, x, w)), mean, rstd)
+    ours = compiled.layer_norm_backward(dy, x, w, mean.astype(np.float32), rstd.astype(np.float32))
+    for a, b in zip(ours, ref):
+        err = np.max(np.abs(a - b)) / np.max(np.abs(b))
+        assert err <= 1e-5
+
+
+@given(**COMMON)
+@pytest.mark.parametrize("name", ["gelu", "quick_gelu"])
+def test_activations_match_reference(name, shape, dtype, layout, seed):
+    rng = np.random.default_rng(seed)
+    x = _array(rng, shape, dtype, layout, scale=4.0)
+    dy = _array(rng, shape, dtype, layout)
+    _close(getattr(compiled, f"{name}_forward")(x), getattr(reference, f"{name}_forward")(x), dtype)
+    _close(getattr(compiled, f"{name}_backward")(x, dy), getattr(reference, f"{name}_backward")(x, dy), dtype)
+
+
+@pytest.mark.parametrize("simd", ["auto", "generic"])
+@pytest.mark.parametrize("name", ["gelu", "quick_gelu"])
+def test_activations_extreme_values(name, simd):
+    x = np.array([-1e4, -100.0, -88.0, -20.0, -1e-7, 0.0, 1e-7, 3.0, 20.0, 100.0, 1e4] * 7, dtype=np.float32)
+    compiled.set_simd(simd)
+    try:
+        for dtype in DTYPES:
+            xd = x.astype(dtype)
+            _close(getattr(compiled, f"{name}_forward")(xd), getattr(reference, f"{name}_forward")(xd), dtype)
+            dy = np.ones_like(xd)
+            _close(getattr(compiled, f"{name}_backward")(xd, dy),
+                   getattr(reference, f"{name}_backward")(xd, dy), dtype)
+        s = compiled.softmax(x.reshape(7, 11))
+        _close(s, reference.softmax(x.reshape(7, 11)), np.float32)
+    finally:
+        compiled.set_simd("auto")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adamw_step_matches_reference(dtype):
+    rng = np.random.default_rng(2)
+    shape = (37, 5)
+    p_ours = rng.standard_normal(shape).astype(dtype)
+    p_ref = p_ours.copy()
+    m_ours, v_ours = np.zeros(shape, dtype), np.zeros(shape, dtype)
+    m_ref, v_ref = m_ours.copy(), v_ours.copy()
+    for step in range(1, 6):
+        g = rng.standard_normal((5, 37)).astype(dtype).T         # a non-contiguous gradient
+        assert compiled.adamw_step(p_ours, g, m_ours, v_ours, 1e-2, 0.9, 0.98, 1e-6, 0.2, step) is None
+        reference.adamw_step(p_ref, g, m_ref, v_ref, 1e-2, 0.9, 0.98, 1e-6, 0.2, step)
+        for a, b in ((p_ours, p_ref), (m_ours, m_ref), (v_ours, v_ref)):
+            _close(a, b, dtype)
+    with pytest.raises(ValueError, match="step >= 1"):
+        compiled.adamw_step(p_ours, g, m_ours, v_ours, 1e-2, 0.9, 0.98, 1e-6, 0.2, 0)
+
+
+def test_adamw_reference_is_the_documented_formula():
+    p, g = np.array([1.0, -2.0]), np.array([0.5, 0.25])
+    m, v = np.array([0.1, 0.0]), np.array([0.2, 0.0])
+    lr, b1, b2, eps, wd, t = 0.1, 0.9, 0.99, 1e-8, 0.01, 3
+    m_new = b1 * m + (1 - b1) * g
+    v_new = b2 * v + (1 - b2) * g * g
+    mhat, vhat = m_new / (1 - b1 ** t), v_new / (1 - b2 ** t)
+    expected = p * (1 - lr * wd) - lr * mhat / (np.sqrt(vhat) + eps)
+    reference.adamw_step(p, g, m, v, lr, b1, b2, eps, wd, t)
+    np.testing.assert_allclose(p, expected, rtol=1e-14)
+    np.testing.assert_allclose(m, m_new, rtol=1e-15)
+
+
+def test_compiled_backend_routes_the_fused_kernels():
+    before = miniclip.get_backend()
+    miniclip.set_backend("compiled")
+    try:
+        for name in ("softmax", "layer_norm_forward", "quick_gelu_backward", "adamw_step", "matmul",
+                     "attention_forward"):
+            assert getattr(K, name) is getattr(compiled, name)
+        assert K.cross_entropy_forward is reference.cross_entropy_forward    # NumPy was faster
+    finally:
+        miniclip.set_backend(before)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "layer_norm", "gelu", "quick_gelu", "matmul"])
+def test_ops_gradcheck_on_compiled_backend(op):
+    """float64 central differences through the ops, their kernels from the compiled backend."""
+    before = miniclip.get_backend()
+    miniclip.set_backend("compiled")
+    try:
+        rng = np.random.default_rng(3)
+        x = Tensor(rng.standard_normal((3, 4, 7)), requires_grad=True)
+        if op == "layer_norm":
+            w = Tensor(rng.standard_normal(7), requires_grad=True)
+            b = Tensor(rng.standard_normal(7), requires_grad=True)
+            err = gradcheck(lambda a, c, d: ops.layer_norm(a, c, d, 1e-5), x, w, b)
+        elif op == "matmul":
+            w = Tensor(rng.standard_normal((7, 5)), requires_grad=True)
+            err = gradcheck(ops.matmul, x, w)
+        else:
+            err = gradcheck(getattr(ops, op), x)
+        assert err <= 1e-6
+    finally:
+        miniclip.set_backend(before)
