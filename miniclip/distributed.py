@@ -371,14 +371,22 @@ def all_reduce_gradients(params, world: World, average: bool = True) -> None:
 
     All gradients of one dtype are flattened into one buffer (F,), reduced by a single Allreduce,
     and unflattened: one large message instead of one per parameter (latency dominates small ones).
-    A parameter without a gradient counts as zeros, so every rank's buffer has the same layout.
     ``average=True`` divides by P: the gradient of the mean of the ranks' losses.
+
+    A parameter that has no gradient on any rank keeps ``.grad = None`` (so the optimizer skips it,
+    as it would in one process); one that has a gradient on some ranks only counts as zeros on the
+    others, so that every rank's buffer has the same layout.
     """
     params = list(params)
     if world.size == 1:
         return
-    grads = [np.zeros(p.shape, p.dtype) if p.grad is None else p.grad for p in params]
-    for dtype, members in _flat_groups(grads).items():
+    # agree on the layout first (one tiny Allreduce): which parameters have a gradient on some rank
+    has_grad = world.allreduce(np.array([p.grad is not None for p in params], dtype=np.int64)) > 0
+    reduced = [i for i, p in enumerate(params) if has_grad[i]]
+    grads = {i: np.zeros(params[i].shape, params[i].dtype) if params[i].grad is None else params[i].grad
+             for i in reduced}
+    for dtype, members in _flat_groups([grads[i] for i in reduced]).items():
+        members = [reduced[j] for j in members]
         flat = np.concatenate([grads[i].ravel() for i in members]).astype(dtype, copy=False)  # (F,)
         flat = world.allreduce(flat, average=average)
         offset = 0

@@ -1,5 +1,8 @@
 """Under mpiexec: gradient-check AllGather and the distributed CLIP and SigLIP losses (global and
-local), and compare them with one process on the concatenated batch. Usage: mpiexec -n P python gradcheck_allgather.py OUT.json"""
+local), compare them with one process on the concatenated batch, and check all_reduce_gradients.
+
+Usage: mpiexec -n P python gradcheck_allgather.py OUT.json
+"""
 
 import sys
 
@@ -8,8 +11,8 @@ from mpi_helpers import collective_gradcheck, rel_err, write_result
 
 from miniclip import ops
 from miniclip.autograd import Tensor
-from miniclip.distributed import (all_gather, distributed_clip_loss, distributed_siglip_loss, init_distributed,
-                                  rank_slice)
+from miniclip.distributed import (all_gather, all_reduce_gradients, distributed_clip_loss, distributed_siglip_loss,
+                                  init_distributed, rank_slice)
 from miniclip.loss import clip_loss, siglip_loss
 
 world = init_distributed(required=True)
@@ -65,6 +68,14 @@ with world.abort_on_error():
         if kind == "siglip":
             errors.append(rel_err(world.allreduce(bias.grad, average=True), B.grad))
         result[f"loss_{name}_vs_single"] = max(errors)
+
+    # 4. all_reduce_gradients: a gradient on some ranks only counts as zeros elsewhere; none anywhere stays None
+    a, b, c = (Tensor(np.zeros(3), requires_grad=True) for _ in range(3))
+    a.grad = np.full(3, float(world.rank + 1))
+    b.grad = np.ones(3) if world.rank == 0 else None
+    all_reduce_gradients([a, b, c], world)
+    assert np.array_equal(a.grad, np.full(3, (P + 1) / 2)), a.grad      # mean of 1 .. P
+    assert np.array_equal(b.grad, np.full(3, 1 / P)) and c.grad is None, (b.grad, c.grad)
 
     for key, value in result.items():
         if key.endswith("gradcheck"):
