@@ -192,16 +192,17 @@ def init_distributed(required: bool = False) -> World:
       the whole job when an uncaught exception ends one rank.
     - Otherwise: the single-process ``World()``, without importing mpi4py.
 
-    ``required=True`` without mpi4py raises ``DistributedUnavailableError`` naming what to install.
+    Without mpi4py, both cases raise ``DistributedUnavailableError`` naming what to install: under
+    ``mpiexec -n P`` the P processes would otherwise each train alone, into the same run folder.
     """
     if not required and not launched_by_mpiexec():
         return World()
     try:
         from mpi4py import MPI
     except ImportError as error:  # mpi4py missing, or present but its MPI library is not
-        if not required:
-            return World()  # under an MPI launcher without mpi4py: run as one process, as asked
-        raise DistributedUnavailableError(f"{INSTALL_HINT} (import failed: {error})") from error
+        how = "--distributed was given" if required else "this process was started by an MPI launcher"
+        raise DistributedUnavailableError(f"{how}, but mpi4py cannot be imported ({error}); "
+                                          f"{INSTALL_HINT}") from error
     world = World(MPI.COMM_WORLD)
     if world.size > 1:
         _install_excepthook(world)

@@ -51,8 +51,12 @@ def test_init_without_launcher_is_single_process(monkeypatch):
 
 def test_distributed_without_mpi4py_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # makes `from mpi4py import MPI` raise ImportError
-    with pytest.raises(DistributedUnavailableError, match=r'pip install -e "\.\[mpi\]"'):
+    with pytest.raises(DistributedUnavailableError, match=r'--distributed .* pip install -e "\.\[mpi\]"'):
         init_distributed(required=True)
+    # started by mpiexec without mpi4py: P lone copies would share one run folder, so refuse too
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    with pytest.raises(DistributedUnavailableError, match=r'MPI launcher.* pip install -e "\.\[mpi\]"'):
+        init_distributed(required=False)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 2), (2, 3, 2)])
