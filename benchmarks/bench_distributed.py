@@ -113,14 +113,15 @@ def run_worker(ranks, threads, args):
 def throughput(args):
     rows = []
     for ranks, threads in ((1, 1), (1, 2), (2, 1)):
-        row = run_worker(ranks, threads, args)
-        if row is None:
+        # best of --repeat runs: on a shared machine the fastest run is the one least disturbed
+        runs = [run_worker(ranks, threads, args) for _ in range(args.repeat)]
+        if runs[0] is None:
             print(f"(skipping {ranks} ranks: no mpiexec; pip install -e \".[mpi]\")")
             continue
-        rows.append(row)
+        rows.append(max(runs, key=lambda r: r["images_per_second"]))
     base = rows[0]["images_per_second"]
-    print(f"\nthroughput, default model, float32, global batch {args.batch_size}, {args.steps} timed steps "
-          f"({os.cpu_count()} cores)")
+    print(f"\nthroughput, default model, float32, global batch {args.batch_size}, {args.steps} timed steps, "
+          f"best of {args.repeat} ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
     print(f"{'ranks x threads':>16} {'images/s':>10} {'speed-up':>9} {'communication':>14}")
     for r in rows:
         print(f"{r['ranks']:>9} x {r['threads']:<5} {r['images_per_second']:>10.1f} "
@@ -247,6 +248,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128, help="global batch for throughput")
     parser.add_argument("--steps", type=int, default=5, help="timed steps for throughput")
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="throughput: best of this many runs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--distributed", action="store_true")
     parser.add_argument("--images", type=int, default=65536, help="training images per batch-size run")
