@@ -147,6 +147,17 @@ class World:
         """A list, in rank order, of every rank's picklable ``obj``."""
         return [obj] if self.comm is None else self.comm.allgather(obj)
 
+    def ranks_on_this_machine(self) -> int:
+        """How many ranks of the job share this machine (collective: every rank must call it)."""
+        if self.comm is None:
+            return 1
+        from mpi4py import MPI
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks that share memory with this one
+        try:
+            return local.Get_size()
+        finally:
+            local.Free()
+
     def barrier(self) -> None:
         if self.comm is not None:
             self.comm.Barrier()

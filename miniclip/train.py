@@ -426,8 +426,10 @@ def train(config, resume=False, on_step=None, log=print, world=None):
         raise ValueError(f"TrainConfig.batch_size: the global batch ({config.batch_size}) must be divisible by "
                          f"the number of ranks ({world.size})")
     if world.size > 1:
+        if config.threads is None:  # distributed: share this machine's cores among its ranks, never oversubscribe
+            config.threads = max(1, (os.cpu_count() or 1) // world.ranks_on_this_machine())
         log(f"data parallel: {world.size} ranks x {config.batch_size // world.size} pairs = global batch "
-            f"{config.batch_size}{' (local loss)' if config.local_loss else ''}")
+            f"{config.batch_size}{' (local loss)' if config.local_loss else ''}, {config.threads} thread(s) per rank")
     with _threads(config.threads), world.abort_on_error():  # distributed: a failing rank ends every rank
         return _train(config, resume, on_step, log, world)
 
