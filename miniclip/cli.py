@@ -64,7 +64,8 @@ TRAIN_OPTIONS = (
                                                              "cosine / tau); default 0.07 for clip, 0.1 for siglip"),
     ("--dtype", "dtype", str, "{float32,float64}", "floating-point type of the model"),
     ("--seed", "seed", int, "S", "seed of the initialization and of the data stream"),
-    ("--threads", "threads", int, "N", "BLAS/OpenMP threads (default: all cores)"),
+    ("--threads", "threads", int, "N", "compute threads for BLAS and the compiled kernels; a second "
+                                       "thread always draws the next batch"),
     ("--eval-every", "eval_every", int, "N", "steps between evaluations"),
     ("--checkpoint-every", "checkpoint_every", int, "N", "steps between checkpoints"),
 )

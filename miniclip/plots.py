@@ -97,18 +97,22 @@ def plot_lr_temperature(records, path):
 def plot_zero_shot(records, path):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("zeroshot_top1_all", "top-1, all names"),
-                       ("zeroshot_top1_heldout", "top-1, held-out pairs"),
-                       ("zeroshot_top5_all", "top-5, all names")):
+    for key, label, color in (("zeroshot_top1_all", "top-1, all names", "tab:blue"),
+                              ("zeroshot_top1_heldout", "top-1, held-out pairs", "tab:orange"),
+                              ("zeroshot_top5_all", "top-5, all names", "tab:green")):
+        final_steps, final_acc = _series(records, "final", key)  # the final evaluation, on a larger fresh set
+        if len(final_acc):
+            label += f" (final {100 * final_acc[-1]:.1f}%)"
+            ax.plot(final_steps, 100 * final_acc, "*", color=color, markersize=12)
         steps, acc = _series(records, "eval", key)
         if len(acc):
-            ax.plot(steps, 100 * acc, "o-", label=label)
-    ax.set_ylim(0, 100)
+            ax.plot(steps, 100 * acc, "o-", color=color, label=label)
+    ax.set_ylim(0, 102)
     ax.set_xlabel("step")
     ax.set_ylabel("zero-shot accuracy (%)")
     ax.legend()
     ax.grid(alpha=0.3)
-    ax.set_title("zero-shot accuracy on freshly drawn images")
+    ax.set_title("zero-shot accuracy on fresh images (star: final)")
     return _save(fig, path)
 
 
@@ -145,7 +149,7 @@ def plot_samples(images, captions, guesses, path, correct=None):
     k = len(images)
     cols = min(k, 6)
     rows = (k + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.9 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= k:

@@ -29,14 +29,14 @@ import queue
 import signal
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from .api import ContextTokenizer, merges_text, tokenizer_from_merges
 from .autograd import no_grad
-from .checkpoint import CheckpointManager, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, save_checkpoint
 from .distributed import World, all_reduce_gradients, broadcast_parameters, distributed_model_loss, shard
 from .evaluate import image_text_similarity, retrieval_metrics, zero_shot_accuracy, zero_shot_classifier
 from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
@@ -66,9 +66,9 @@ class TrainConfig:
     # where
     out: str = None                   # run folder; default runs/shapes-<n>, the first that is free
     # optimization
-    steps: int = 1000
+    steps: int = 3000
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup_steps: int = None          # linear warmup; None: a tenth of the steps
     weight_decay: float = 0.2
     beta1: float = 0.9
@@ -79,15 +79,15 @@ class TrainConfig:
     init_temperature: float = None    # tau at the start (logit_scale = ln 1/tau); None: 0.07 (CLIP), 0.1 (SigLIP)
     # model (the CLIP constructor's arguments; vocab_size is the tokenizer's target size)
     image_resolution: int = 32
-    vision_patch_size: int = 4
-    vision_width: int = 128
+    vision_patch_size: int = 8
+    vision_width: int = 64
     vision_layers: int = 3
     vision_heads: int = 2
-    embed_dim: int = 128
-    transformer_width: int = 128
+    embed_dim: int = 64
+    transformer_width: int = 64
     transformer_layers: int = 2
-    transformer_heads: int = 2
-    context_length: int = 16
+    transformer_heads: int = 1
+    context_length: int = 12
     vocab_size: int = 1024
     dtype: str = "float32"
     # data: the shapes world unless train_data names a CSV (open_clip's conventions)
@@ -99,15 +99,17 @@ class TrainConfig:
     # data parallelism (mpiexec -n P miniclip train --distributed): batch_size is the global batch
     local_loss: bool = False          # each rank computes only its rows of the logits (open_clip's --local-loss)
     # evaluation and bookkeeping
-    eval_every: int = 250             # steps between evaluations (and one at the end)
+    eval_every: int = 500             # steps between evaluations (and one at the end)
     eval_images: int = 960            # fresh images over all 48 names at each evaluation
     eval_heldout_images: int = 400    # fresh images of the 8 held-out pairs at each evaluation
     final_eval_images: int = 2400     # the final evaluation, on a larger fresh set
     final_eval_heldout_images: int = 800
-    checkpoint_every: int = 250
+    checkpoint_every: int = 500
     keep_checkpoints: int = 2
     seed: int = 0
-    threads: int = None               # BLAS / OpenMP threads; None: all cores
+    threads: int = 1                  # compute threads (BLAS / OpenMP); None: the libraries' default.
+    # One compute thread while a second thread draws the next batch: on a 2-core machine that other
+    # programs also use, two spinning compute threads made steps several times slower.
     progress: bool = True             # tqdm progress bar
     plots: bool = True
 
@@ -276,17 +278,30 @@ FINAL_EVAL_SEED_OFFSET = 2_000_003
 
 
 def train_tokenizer(config):
-    """A BPE tokenizer learned from the training captions (plus the zero-shot prompt templates)."""
+    """A BPE tokenizer learned from the training captions (plus the zero-shot prompt templates).
+
+    Raises ``ValueError`` when one of those texts does not fit in ``config.context_length`` tokens,
+    before any training starts (rather than at the first batch that holds it).
+    """
     if config.train_data is not None:
         from .data import CsvDataset
         dataset = CsvDataset(config.train_data, img_key=config.csv_img_key, caption_key=config.csv_caption_key,
                              sep=config.csv_separator, skip_bad_rows=config.skip_bad_rows)
-        texts = [dataset.captions[i] for i in range(len(dataset))]
-    else:
-        shapes = _shapes()
-        texts = [shapes.draw_sample(config.seed, i, 8, "train").caption for i in range(2000)]
-        texts += [t.format(f"{c} {s}") for t in shapes.ZERO_SHOT_TEMPLATES for c, s in shapes.TRAIN_PAIRS]
-    return BPETokenizer.train(texts, config.vocab_size)
+        texts = list(dataset.captions)
+        return BPETokenizer.train(texts, config.vocab_size)  # too-long captions: CsvDataset names the row
+    shapes = _shapes()
+    texts = [shapes.draw_sample(config.seed, i, 8, "train").caption for i in range(2000)]
+    # the prompts of the training pairs only: held-out names stay out of everything learned
+    texts += [t.format(f"{c} {s}") for t in shapes.ZERO_SHOT_TEMPLATES for c, s in shapes.TRAIN_PAIRS]
+    tokenizer = BPETokenizer.train(texts, config.vocab_size)
+    prompts = [t.format(c) for t in shapes.ZERO_SHOT_TEMPLATES for c in shapes.CLASS_NAMES]
+    longest = max(texts + prompts, key=lambda t: len(tokenizer.encode(t)))
+    n = len(tokenizer.encode(longest)) + 2
+    if n > config.context_length:
+        raise ValueError(f"TrainConfig.context_length: {config.context_length} tokens is too short for "
+                         f"{longest!r}, which takes {n} with start and end of text at vocab_size "
+                         f"{config.vocab_size}; raise --context-length or --vocab-size")
+    return tokenizer
 
 
 # ------------------------------------------------------------------------- evaluation
@@ -386,11 +401,22 @@ class _CtrlC:
             signal.signal(signal.SIGINT, self.previous)
 
 
+@contextmanager
 def _threads(n):
+    """Limit BLAS and OpenMP (numpy's BLAS and our compiled kernels) to ``n`` threads inside."""
     if n is None:
-        return nullcontext()
+        yield
+        return
     from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n)
+
+    from .backend import get_num_threads, set_num_threads
+    before = get_num_threads()
+    set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------ train
@@ -529,7 +555,7 @@ def _train(config, resume, on_step, log, world):
                                          config.image_resolution, "held_out", preprocess))
             record, arrays = evaluate_shapes(model, tokenizer, config, *sets, batch_size=256)
         record = {"kind": "final" if final else "eval", "step": step, **record}
-        np.savez(os.path.join(run_dir, ARRAYS_FILE), **arrays)
+        atomic_write_npz(os.path.join(run_dir, ARRAYS_FILE), arrays)
         timing["eval_seconds"] += time.perf_counter() - t
         return record
 
@@ -622,8 +648,12 @@ def _train(config, resume, on_step, log, world):
         metrics.close()
         if not updating and step > start and manager.latest() != manager.path_for(step):
             checkpoint(step)
-        log(f"\ninterrupted after step {step}; checkpoint in {manager.directory}. "
-            f"Continue with: miniclip train --resume {run_dir}")
+        latest = manager.latest()
+        if latest is None:
+            log(f"\ninterrupted after step {step}, before the first checkpoint; nothing to resume")
+        else:
+            log(f"\ninterrupted after step {step}; newest checkpoint {latest}. "
+                f"Continue with: miniclip train --resume {run_dir}")
         raise
     except BaseException:
         bar.close()

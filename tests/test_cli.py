@@ -14,6 +14,7 @@ from miniclip.cli import main
 TINY_FLAGS = ["--steps", "6", "--batch-size", "16", "--image-resolution", "16", "--patch-size", "8",
               "--vision-width", "32", "--vision-layers", "1", "--vision-heads", "1", "--text-width", "32",
               "--text-layers", "1", "--text-heads", "1", "--embed-dim", "16", "--vocab-size", "600",
+              "--context-length", "16",
               "--warmup-steps", "2", "--init-temperature", "0.2", "--eval-every", "3", "--checkpoint-every", "3", "--threads", "1",
               "--no-progress", "--no-plots"]
 
@@ -68,9 +69,13 @@ def test_train_eval_zeroshot_plot(tmp_path, capsys):
     assert main(["train", "--resume", run, "--no-progress", "--no-plots"]) == 0
 
 
-def test_bad_option_values_are_named(capsys):
+def test_bad_option_values_are_named(tmp_path, capsys):
     assert main(["train", "--steps", "0", "--no-progress"]) == 1
     assert "TrainConfig.steps" in capsys.readouterr().err
+    # a context too short for the captions is refused before training, with the way out
+    assert main(["train", "--out", str(tmp_path / "short"), "--context-length", "8", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "TrainConfig.context_length" in err and "--context-length" in err
     with pytest.raises(SystemExit):
         main(["train", "--loss", "triplet"])
     assert "invalid choice" in capsys.readouterr().err

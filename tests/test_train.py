@@ -157,3 +157,18 @@ def test_siglip_and_csv_training(tmp_path):
     assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3, 4]
     assert "retrieval_image_to_text_R@1" in result.final
     assert all(math.isfinite(r["loss"]) for r in recs if r["kind"] == "train")
+
+
+def test_ctrl_c_finishes_the_step_and_checkpoints(tmp_path):
+    import signal
+
+    def press_ctrl_c(step, record, model):
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler only sets a flag; the loop stops after the step
+
+    config = tiny(tmp_path, "sigint", steps=20)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, on_step=press_ctrl_c, log=quiet)
+    latest = CheckpointManager(os.path.join(config.out, "checkpoints")).latest()
+    assert load_checkpoint(latest).step == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
