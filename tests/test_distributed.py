@@ -273,7 +273,7 @@ def test_cli_train_distributed_local_loss_on_two_ranks(tmp_path):
     flags = ["--steps", "4", "--batch-size", "8", "--image-resolution", "16", "--patch-size", "4",
              "--vision-width", "32", "--vision-layers", "1", "--vision-heads", "1", "--text-width", "32",
              "--text-layers", "1", "--text-heads", "1", "--embed-dim", "32", "--vocab-size", "600",
-             "--warmup-steps", "1", "--eval-every", "2", "--checkpoint-every", "2", "--threads", "1",
+             "--context-length", "16", "--warmup-steps", "1", "--eval-every", "2", "--checkpoint-every", "2", "--threads", "1",
              "--dtype", "float64", "--no-progress", "--no-plots"]
     assert main(["train", *flags, "--out", str(tmp_path / "one")]) == 0
     proc = run_mpi(Path(sys.executable).parent / "miniclip", 2, "train", "--distributed", "--local-loss", *flags,
