@@ -103,31 +103,51 @@ def _add_train_parser(sub):
                                                        "(its saved config is used)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots at the end")
+    # distributed (miniclip/distributed.py): data parallelism over MPI ranks
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI: run as `mpiexec -n P miniclip train --distributed`; "
+                        "--batch-size is the global batch, split over the P ranks (needs pip install -e \".[mpi]\")")
+    p.add_argument("--local-loss", dest="local_loss", action="store_true", default=None,
+                   help="with --distributed: each rank computes only its rows of the logits against all columns "
+                        "(open_clip's --local-loss; same loss and gradients, less work per rank)")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args):
     from .checkpoint import CheckpointError
+    from .distributed import DistributedUnavailableError, init_distributed
     from .train import NonFiniteError, TrainConfig, train
 
     given = {name: getattr(args, name) for _, name, *_ in TRAIN_OPTIONS if getattr(args, name) is not None}
     if args.skip_bad_rows:
         given["skip_bad_rows"] = True
+    if args.local_loss:
+        given["local_loss"] = True
+    try:  # distributed: MPI when asked (--distributed) or when started by mpiexec; else one process
+        world = init_distributed(required=args.distributed)
+    except DistributedUnavailableError as exc:
+        print(f"miniclip train: {exc}", file=sys.stderr)
+        return 1
+    if args.distributed and world.size == 1:
+        print("miniclip train --distributed: one rank only; start P ranks with `mpiexec -n P miniclip train "
+              "--distributed`", file=sys.stderr)
     try:
         if args.resume:
             ignored = sorted(given)
             if ignored:
                 print(f"miniclip train --resume: using the run's saved config; ignoring {ignored}", file=sys.stderr)
             config = TrainConfig(out=args.resume, progress=not args.no_progress, plots=not args.no_plots)
-            result = train(config, resume=True)
+            result = train(config, resume=True, world=world)
         else:
             config = TrainConfig(**{**CLI_DEFAULTS, **given}, progress=not args.no_progress, plots=not args.no_plots)
-            result = train(config)
+            result = train(config, world=world)
     except KeyboardInterrupt:
         return 130
     except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, NonFiniteError) as exc:
         print(f"miniclip train: {exc}", file=sys.stderr)
         return 1
+    if not world.is_main:  # distributed: rank 0 reports
+        return 0
     print(f"run folder: {result.run_dir}  (model: {result.run_dir}/model.npz; "
           f"plots: miniclip plot {result.run_dir})")
     return 0

@@ -37,6 +37,7 @@ import numpy as np
 from .api import ContextTokenizer, merges_text, tokenizer_from_merges
 from .autograd import no_grad
 from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, save_checkpoint
+from .distributed import World, all_reduce_gradients, broadcast_parameters, distributed_model_loss, shard
 from .evaluate import image_text_similarity, retrieval_metrics, zero_shot_accuracy, zero_shot_classifier
 from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
 from .model import CLIP
@@ -95,6 +96,8 @@ class TrainConfig:
     csv_caption_key: str = "title"
     csv_separator: str = ","
     skip_bad_rows: bool = False
+    # data parallelism (mpiexec -n P miniclip train --distributed): batch_size is the global batch
+    local_loss: bool = False          # each rank computes only its rows of the logits (open_clip's --local-loss)
     # evaluation and bookkeeping
     eval_every: int = 500             # steps between evaluations (and one at the end)
     eval_images: int = 960            # fresh images over all 48 names at each evaluation
@@ -161,6 +164,7 @@ class TrainConfig:
         need("threads", self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
              "None or an integer >= 1")
         need("train_data", self.train_data is None or isinstance(self.train_data, str), "None or a CSV path")
+        need("local_loss", isinstance(self.local_loss, bool), "True or False")
 
     def to_json(self):
         return json.dumps(asdict(self), indent=2)
@@ -214,8 +218,9 @@ class StepBatches:
     ``iterate`` prepares them in a thread (``workers=0``) or in one separate process (``workers=1``).
     """
 
-    def __init__(self, loader, steps, shuffled_epochs):
+    def __init__(self, loader, steps, shuffled_epochs, world=None):
         self.loader, self.steps, self.shuffled_epochs = loader, steps, shuffled_epochs
+        self.world = World() if world is None else world  # distributed: rank r makes only its shard
 
     def indices(self, k):
         b = self.loader.batch_size
@@ -227,6 +232,7 @@ class StepBatches:
 
     def make(self, k):
         epoch, idx = self.indices(k)
+        idx = shard(idx, self.world)  # distributed: rows [r n, (r + 1) n) of the global batch (one process: all)
         return self.loader.make_batch(idx, epoch)
 
     def iterate(self, start, workers=0, prefetch=3):
@@ -456,14 +462,25 @@ def _threads(n):
 
 
 # ------------------------------------------------------------------------------ train
-def train(config, resume=False, on_step=None, log=print):
+def train(config, resume=False, on_step=None, log=print, world=None):
     """Train a CLIP as ``config`` says; returns a ``TrainResult``.
 
     ``resume=True`` continues the run in ``config.out`` from its newest checkpoint (the config is
     read from the run folder; the trajectory is the one an uninterrupted run follows).
     ``on_step(step, record, model)`` is called after every step (tests use it to interrupt a run).
     Ctrl-C (or a KeyboardInterrupt from ``on_step``) writes a checkpoint and re-raises.
+
+    ``world`` (``miniclip.distributed.init_distributed()``): with P > 1 ranks, each computes its shard
+    of every global batch, the features are gathered and the gradients averaged (the result is the
+    one-process run's); only rank 0 evaluates and writes the run folder, logs and shows progress.
     """
+    # ---- distributed: which rank am I (see miniclip/distributed.py); one process when world is None
+    world = World() if world is None else world
+    if world.size > 1:
+        if not world.is_main:
+            config.progress, config.plots, log = False, False, _quiet
+        if config.out is None and not resume:
+            config.out = world.broadcast_object(default_run_dir() if world.is_main else None)
     if resume:
         if config.out is None or not os.path.exists(os.path.join(config.out, CONFIG_FILE)):
             raise FileNotFoundError(f"resume: {config.out!r} is not a run folder (no {CONFIG_FILE} in it)")
@@ -473,11 +490,23 @@ def train(config, resume=False, on_step=None, log=print):
         config = saved
     elif config.out is None:
         config.out = default_run_dir()
-    with _threads(config.threads):
-        return _train(config, resume, on_step, log)
+    if config.batch_size % world.size:  # distributed: every rank takes an equal shard
+        raise ValueError(f"TrainConfig.batch_size: the global batch ({config.batch_size}) must be divisible by "
+                         f"the number of ranks ({world.size})")
+    if world.size > 1:
+        if config.threads is None:  # distributed: share this machine's cores among its ranks, never oversubscribe
+            config.threads = max(1, (os.cpu_count() or 1) // world.ranks_on_this_machine())
+        log(f"data parallel: {world.size} ranks x {config.batch_size // world.size} pairs = global batch "
+            f"{config.batch_size}{' (local loss)' if config.local_loss else ''}, {config.threads} thread(s) per rank")
+    with _threads(config.threads), world.abort_on_error():  # distributed: a failing rank ends every rank
+        return _train(config, resume, on_step, log, world)
 
 
-def _train(config, resume, on_step, log):
+def _quiet(*args, **kwargs):
+    """The log of ranks other than 0."""
+
+
+def _train(config, resume, on_step, log, world):
     run_dir = config.out
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     manager = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR), keep=config.keep_checkpoints)
@@ -495,13 +524,17 @@ def _train(config, resume, on_step, log):
         if os.path.exists(metrics_path):
             raise FileExistsError(f"train: {run_dir} already holds a run ({METRICS_FILE}); pass another --out "
                                   f"or --resume {run_dir}")
-        os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
-            f.write(config.to_json())
+        world.barrier()  # distributed: every rank has looked before rank 0 writes
+        if world.is_main:
+            os.makedirs(run_dir, exist_ok=True)
+            with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+                f.write(config.to_json())
         t0 = time.perf_counter()
         tokenizer = train_tokenizer(config)
         log(f"tokenizer: {len(tokenizer.merges)} merges learned from the captions "
             f"(vocab {tokenizer.vocab_size}) in {time.perf_counter() - t0:.1f} s")
+    if world.size > 1:  # distributed: every rank uses rank 0's tokenizer
+        tokenizer = tokenizer_from_merges(world.broadcast_object(merges_text(tokenizer)))
     model_args = config.model_args(tokenizer.vocab_size)
     model = CLIP(**model_args, seed=config.seed)
     named = list(model.named_parameters())
@@ -514,8 +547,11 @@ def _train(config, resume, on_step, log):
         optimizer.load_state_dict(ckpt.optimizer_state)
         start = ckpt.step
         log(f"resuming {run_dir} from {ckpt.path} (step {start} of {config.steps})")
+    broadcast_parameters(model.parameters(), world)  # distributed: every rank starts from rank 0's weights
     records = [r for r in _read_records(metrics_path) if r["step"] <= start]  # drop what came after
-    _rewrite_records(metrics_path, records)
+    world.barrier()  # distributed: every rank has read the records before rank 0 rewrites them
+    if world.is_main:
+        _rewrite_records(metrics_path, records)
     n_params = model.num_parameters()
     if not resume:
         log(f"model: {n_params / 1e6:.2f} M parameters, images {config.image_resolution}px patch "
@@ -532,7 +568,7 @@ def _train(config, resume, on_step, log):
                                        resolution=config.image_resolution, split="train")
         loader = Loader(dataset, config.batch_size, preprocess, tokenizer, context_length=config.context_length,
                         shuffle=False, seed=config.seed, prefetch=0)
-        batches = StepBatches(loader, config.steps, shuffled_epochs=False)
+        batches = StepBatches(loader, config.steps, shuffled_epochs=False, world=world)
         eval_sets = (_shapes_eval_set(config.eval_images, config.seed + EVAL_SEED_OFFSET,
                                       config.image_resolution, "all", preprocess),
                      _shapes_eval_set(config.eval_heldout_images, config.seed + EVAL_SEED_OFFSET,
@@ -545,7 +581,7 @@ def _train(config, resume, on_step, log):
         train_pre = Preprocess(config.image_resolution, train=True, dtype=dtype, seed=config.seed)
         loader = Loader(dataset, config.batch_size, train_pre, tokenizer, context_length=config.context_length,
                         shuffle=True, seed=config.seed, drop_last=True, prefetch=0)
-        batches = StepBatches(loader, config.steps, shuffled_epochs=True)
+        batches = StepBatches(loader, config.steps, shuffled_epochs=True, world=world)
         eval_sets = None
 
     def evaluate(step, final=False):
@@ -566,6 +602,8 @@ def _train(config, resume, on_step, log):
         return record
 
     def checkpoint(step):
+        if not world.is_main:  # distributed: only rank 0 writes
+            return
         manager.save(step, model_state=model.state_dict(), optimizer_state=optimizer.state_dict(),
                      rng_state={"note": "batches and evaluation sets are pure functions of (seed, step)",
                                 "seed": config.seed},
@@ -596,21 +634,26 @@ def _train(config, resume, on_step, log):
                desc="train")
     speed = None
     t_start = time.perf_counter()
-    metrics = open(metrics_path, "a", encoding="utf-8")
+    metrics = open(metrics_path if world.is_main else os.devnull, "a", encoding="utf-8")  # distributed: rank 0 writes
     try:
         with _CtrlC() as ctrl_c:
-            if resume and step % config.eval_every == 0 and 0 < step < config.steps and not any(
+            if world.is_main and resume and step % config.eval_every == 0 and 0 < step < config.steps and not any(
                     r["kind"] == "eval" and r["step"] == step for r in records):
                 write(evaluate(step))  # the run was stopped between the step and its evaluation
             t_step = time.perf_counter()
             for k, batch in batches.iterate(start, workers=config.data_workers):
                 lr = schedule(k)
                 optimizer.lr = lr
-                logits_per_image, logits_per_text = model(batch.images, batch.tokens)
-                loss = loss_fn(logits_per_image, logits_per_text)
+                if world.size > 1:  # distributed: this rank's shard, features gathered (miniclip/distributed.py)
+                    loss = distributed_model_loss(model, batch.images, batch.tokens, world,
+                                                  local_loss=config.local_loss)
+                else:
+                    logits_per_image, logits_per_text = model(batch.images, batch.tokens)
+                    loss = loss_fn(logits_per_image, logits_per_text)
                 optimizer.zero_grad()
                 loss.backward()
-                loss_value = float(loss.item())
+                all_reduce_gradients(model.parameters(), world)  # distributed: the mean over ranks (one process: no-op)
+                loss_value = world.mean(float(loss.item()))      # the global batch's loss on every rank
                 _check_finite(k + 1, loss_value, named)
                 if config.grad_clip is not None:
                     clip_grad_norm(named, config.grad_clip)
@@ -631,7 +674,7 @@ def _train(config, resume, on_step, log):
                 speed = config.batch_size / dt if speed is None else 0.9 * speed + 0.1 * config.batch_size / dt
                 bar.set_postfix_str(f"loss {loss_value:.3f} tau {temperature:.4f} {speed:.0f} img/s", refresh=False)
                 bar.update(1)
-                if step % config.eval_every == 0 and step < config.steps:
+                if world.is_main and step % config.eval_every == 0 and step < config.steps:
                     r = evaluate(step)
                     write(r)
                     (bar.write if config.progress else log)(eval_line(r))
@@ -659,6 +702,10 @@ def _train(config, resume, on_step, log):
         metrics.close()
         raise
     bar.close()
+    if not world.is_main:  # distributed: rank 0 evaluates and writes the end of the run
+        metrics.close()
+        return TrainResult(run_dir=run_dir, model=model, tokenizer=ContextTokenizer(tokenizer, config.context_length),
+                           final={}, steps_done=step, train_seconds=timing["train_seconds"])
 
     # ---- the end: a final evaluation on a larger fresh set, model.npz, plots
     final = evaluate(step, final=True)
