@@ -641,7 +641,10 @@ def _train(config, resume, on_step, log, world):
                     r["kind"] == "eval" and r["step"] == step for r in records):
                 write(evaluate(step))  # the run was stopped between the step and its evaluation
             t_step = time.perf_counter()
-            for k, batch in batches.iterate(start, workers=config.data_workers):
+            # distributed: ranks draw in a thread; a worker process spawned inside an MPI rank can
+            # hang at start-up (the child re-imports the launcher's environment) and gains little there
+            workers = config.data_workers if world.size == 1 else 0
+            for k, batch in batches.iterate(start, workers=workers):
                 lr = schedule(k)
                 optimizer.lr = lr
                 if world.size > 1:  # distributed: this rank's shard, features gathered (miniclip/distributed.py)
