@@ -41,9 +41,13 @@ def test_chapter_runs(chapter, tmp_path, monkeypatch):
         exec(code, namespace)  # noqa: S102 - running our own tutorial code is the point
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+LINKED_DOCS = CHAPTERS + [TUTORIALS / "README.md", TUTORIALS.parent / "README.md",
+                          TUTORIALS.parent / "benchmarks" / "README.md"]
+
+
+@pytest.mark.parametrize("chapter", LINKED_DOCS, ids=[str(p.relative_to(TUTORIALS.parent)) for p in LINKED_DOCS])
 def test_chapter_links_resolve(chapter):
-    """Every relative link in a chapter points at a file that exists."""
+    """Every relative link in a chapter (and in the READMEs) points at a file that exists."""
     text = chapter.read_text(encoding="utf-8")
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
         if "://" in target:
