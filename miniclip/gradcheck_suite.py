@@ -71,6 +71,7 @@ OP_CASES = [
     Case("normalize", lambda a: ops.normalize(a, axis=-1), ((3, 4),)),
     Case("logsigmoid", ops.logsigmoid, ((3, 4),)),
     Case("narrow", lambda a: ops.narrow(a, 1, 1, 2), ((3, 4),)),
+    Case("linear", lambda x, w, b: ops.linear(x, w, b), ((2, 3, 4), (5, 4), (5,))),
     Case("attention", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v),
          ((2, 2, 5, 4),) * 3),
     Case("attention (causal)", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v, causal=True),

@@ -177,6 +177,17 @@ def test_attention(data, b, h, t, d, causal):
           name="attention")
 
 
+@given(data=st.data(), lead=hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=3),
+       c_in=st.integers(1, 5), c_out=st.integers(1, 5), bias=st.booleans())
+def test_linear(data, lead, c_in, c_out, bias):
+    x = data.draw(tensors(lead + (c_in,)))
+    w = data.draw(tensors((c_out, c_in)))
+    if bias:
+        check(ops.linear, x, w, data.draw(tensors((c_out,))), name="linear")
+    else:
+        check(lambda x, w: ops.linear(x, w), x, w, name="linear (no bias)")
+
+
 def test_astype_roundtrip():
     from miniclip import Tensor
     x = Tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)

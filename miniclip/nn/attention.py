@@ -50,7 +50,7 @@ class MultiheadAttention(Module):
             raise ValueError(f"MultiheadAttention: expected input (B, T, {self.embed_dim}), got {x.shape}")
         H, D = self.num_heads, self.head_dim
         x2 = ops.reshape(x, (B * T, C))                                  # (B, T, C) -> (B*T, C)
-        qkv = ops.matmul(x2, self.in_proj_weight.T) + self.in_proj_bias  # (B*T, C) @ (C, 3C) -> (B*T, 3C)
+        qkv = ops.linear(x2, self.in_proj_weight, self.in_proj_bias)    # (B*T, C) @ (C, 3C) + b -> (B*T, 3C)
 
         def heads(i):  # the i-th third (q, k or v), split into heads
             part = ops.narrow(qkv, 1, i * C, C)                          # (B*T, 3C) -> (B*T, C)

@@ -9,6 +9,7 @@ from .attention import scaled_dot_product_attention
 from .elementwise import add, div, exp, log, mul, neg, pow, sigmoid, sqrt, sub, tanh
 from .embedding import embedding
 from .layernorm import layer_norm
+from .linear import linear
 from .logsigmoid import logsigmoid
 from .loss import cross_entropy
 from .matmul import matmul
@@ -23,5 +24,5 @@ __all__ = [
     "matmul", "sum", "mean", "max", "reshape", "transpose", "permute", "getitem", "gather",
     "concatenate", "stack", "astype", "softmax", "log_softmax", "logsumexp", "layer_norm",
     "gelu", "quick_gelu", "embedding", "cross_entropy", "normalize", "scaled_dot_product_attention",
-    "logsigmoid", "narrow",
+    "logsigmoid", "narrow", "linear",
 ]
