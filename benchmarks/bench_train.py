@@ -83,6 +83,23 @@ def run_worker(mode, batch, threads, steps, inputs):
 
 
 # ----------------------------------------------------------------------------- worker side
+def peak_rss_mb():
+    """This process's peak resident memory in MB.
+
+    Linux's ``ru_maxrss`` carries the parent's peak across fork + exec (the parent here has drawn
+    the inputs and trained the tokenizer), so the process's own high-water mark ``VmHWM`` is read
+    where /proc has it; ``ru_maxrss`` (KB on Linux) otherwise.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024           # "VmHWM:   123456 kB"
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _config():
     from miniclip.train import TrainConfig
     return TrainConfig(progress=False, plots=False)
@@ -259,7 +276,7 @@ def main():
     if a.worker:
         fn = worker_torch if a.worker == "torch" else worker_miniclip
         result = fn(a.batch, a.threads, a.steps, a.inputs)
-        result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
 
