@@ -177,6 +177,46 @@ def test_attention(data, b, h, t, d, causal):
           name="attention")
 
 
+@given(data=st.data(), lead=hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=3),
+       c_in=st.integers(1, 5), c_out=st.integers(1, 5), bias=st.booleans())
+def test_linear(data, lead, c_in, c_out, bias):
+    x = data.draw(tensors(lead + (c_in,)))
+    w = data.draw(tensors((c_out, c_in)))
+    if bias:
+        check(ops.linear, x, w, data.draw(tensors((c_out,))), name="linear")
+    else:
+        check(lambda x, w: ops.linear(x, w), x, w, name="linear (no bias)")
+
+
+@given(data=st.data(), b=st.integers(1, 2), h=st.integers(1, 3), t=st.integers(1, 5),
+       d=st.integers(1, 3), causal=st.booleans())
+def test_qkv_attention(data, b, h, t, d, causal):
+    qkv = data.draw(tensors((b, t, 3 * h * d)))
+    check(lambda x: ops.qkv_attention(x, h, causal=causal), qkv, name="qkv_attention")
+
+
+def test_qkv_attention_matches_split_heads():
+    """The fused op equals narrow -> reshape -> permute -> attention -> permute -> reshape."""
+    from miniclip import Tensor
+    B, T, H, D = 2, 5, 3, 4
+    C = H * D
+    rng = np.random.default_rng(0)
+    qkv = Tensor(rng.standard_normal((B, T, 3 * C)), requires_grad=True)
+    dy = rng.standard_normal((B, T, C))
+    for causal in (False, True):
+        fused = ops.qkv_attention(qkv, H, causal=causal)
+        fused.backward(dy)
+        g_fused, qkv.grad = qkv.grad, None
+        q, k, v = (ops.permute(ops.reshape(ops.narrow(qkv, 2, i * C, C), (B, T, H, D)), (0, 2, 1, 3))
+                   for i in range(3))                                  # (B, T, C) -> (B, H, T, D)
+        out = ops.scaled_dot_product_attention(q, k, v, causal=causal)
+        split = ops.reshape(ops.permute(out, (0, 2, 1, 3)), (B, T, C))  # (B, H, T, D) -> (B, T, C)
+        split.backward(dy)
+        np.testing.assert_allclose(fused.data, split.data, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g_fused, qkv.grad, rtol=1e-12, atol=1e-12)
+        qkv.grad = None
+
+
 def test_astype_roundtrip():
     from miniclip import Tensor
     x = Tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)

@@ -48,19 +48,10 @@ class MultiheadAttention(Module):
         B, T, C = x.shape
         if C != self.embed_dim:
             raise ValueError(f"MultiheadAttention: expected input (B, T, {self.embed_dim}), got {x.shape}")
-        H, D = self.num_heads, self.head_dim
-        x2 = ops.reshape(x, (B * T, C))                                  # (B, T, C) -> (B*T, C)
-        qkv = ops.matmul(x2, self.in_proj_weight.T) + self.in_proj_bias  # (B*T, C) @ (C, 3C) -> (B*T, 3C)
-
-        def heads(i):  # the i-th third (q, k or v), split into heads
-            part = ops.narrow(qkv, 1, i * C, C)                          # (B*T, 3C) -> (B*T, C)
-            part = ops.reshape(part, (B, T, H, D))  # (B*T, C) -> (B, T, H, D): head h = cols h*D:(h+1)*D
-            return ops.permute(part, (0, 2, 1, 3))                       # (B, T, H, D) -> (B, H, T, D)
-
-        q, k, v = heads(0), heads(1), heads(2)
-        out = ops.scaled_dot_product_attention(q, k, v, causal=causal)  # (B, H, T, D), scale 1/sqrt(D)
-        out = ops.permute(out, (0, 2, 1, 3))                             # (B, H, T, D) -> (B, T, H, D)
-        out = ops.reshape(out, (B, T, C))                                # (B, T, H, D) -> (B, T, C): heads concatenated
+        qkv = ops.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, T, C) @ (C, 3C) + b -> (B, T, 3C)
+        # split into heads, attend, concatenate the heads: one fused op (see ops/qkv_attention.py);
+        # head h of q, k, v reads columns h*D:(h+1)*D of the thirds of qkv, scale 1/sqrt(D)
+        out = ops.qkv_attention(qkv, self.num_heads, causal=causal)     # (B, T, 3C) -> (B, T, C)
         return self.out_proj(out)                                        # (B, T, C)
 
     def extra_repr(self):

@@ -28,13 +28,7 @@ class Linear(Module):
                      if bias else None)
 
     def forward(self, x):
-        lead = x.shape[:-1]
-        # flatten the leading axes so that the whole layer is one GEMM (and so is dW = dy^T x)
-        x2 = ops.reshape(x, (-1, self.in_features))          # (..., C_in) -> (R, C_in)
-        y = ops.matmul(x2, self.weight.T)                     # (R, C_in) @ (C_in, C_out) -> (R, C_out)
-        if self.bias is not None:
-            y = y + self.bias                                 # (R, C_out) + (C_out,)
-        return ops.reshape(y, lead + (self.out_features,))    # (R, C_out) -> (..., C_out)
+        return ops.linear(x, self.weight, self.bias)         # (..., C_in) -> (..., C_out), one fused op
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

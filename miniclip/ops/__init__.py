@@ -9,11 +9,13 @@ from .attention import scaled_dot_product_attention
 from .elementwise import add, div, exp, log, mul, neg, pow, sigmoid, sqrt, sub, tanh
 from .embedding import embedding
 from .layernorm import layer_norm
+from .linear import linear
 from .logsigmoid import logsigmoid
 from .loss import cross_entropy
 from .matmul import matmul
 from .narrow import narrow
 from .normalize import normalize
+from .qkv_attention import qkv_attention
 from .reduce import max, mean, sum
 from .shape import astype, concatenate, gather, getitem, permute, reshape, stack, transpose
 from .softmax import log_softmax, logsumexp, softmax
@@ -23,5 +25,5 @@ __all__ = [
     "matmul", "sum", "mean", "max", "reshape", "transpose", "permute", "getitem", "gather",
     "concatenate", "stack", "astype", "softmax", "log_softmax", "logsumexp", "layer_norm",
     "gelu", "quick_gelu", "embedding", "cross_entropy", "normalize", "scaled_dot_product_attention",
-    "logsigmoid", "narrow",
+    "logsigmoid", "narrow", "linear", "qkv_attention",
 ]

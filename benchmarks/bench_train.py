@@ -1,0 +1,321 @@
+"""One full training step of the default model: miniclip (compiled, NumPy backend) beside PyTorch.
+
+A step is what ``miniclip train`` does per batch: forward, symmetric InfoNCE loss, backward, AdamW
+update (with zero_grad and the logit_scale clamp). The model is ``TrainConfig()``'s default (ViT 3x64
+patch 8 at 32 px, text 2x64, context 12), float32; the PyTorch model is ``tests/torch_clip.py``'s
+``TorchCLIP`` (the original CLIP layout) with ``torch.optim.AdamW`` and the same hyperparameters.
+
+Each (mode, batch, threads) runs in its own process, so peak RSS (``ru_maxrss``) is that mode's own.
+Inputs are real shapes-world batches drawn once by the parent (images + tokens, as the loop makes them).
+
+    python benchmarks/bench_train.py                      # default threads (TrainConfig) and 2
+    python benchmarks/bench_train.py --markdown table.md  # also write the tables as Markdown
+
+Shape legend: B batch, R image resolution, T context length.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+MODES = ("compiled", "numpy", "torch")
+GROUPS = ("attention", "GEMMs", "layer_norm", "GELU", "softmax+loss", "other ops", "graph overhead", "optimizer")
+_GROUP_OF = {"Attention": "attention", "QKVAttention": "attention", "MatMul": "GEMMs", "Linear": "GEMMs", "LayerNorm": "layer_norm",
+             "GELU": "GELU", "QuickGELU": "GELU", "CrossEntropy": "softmax+loss", "Softmax": "softmax+loss",
+             "LogSoftmax": "softmax+loss", "LogSumExp": "softmax+loss", "Normalize": "softmax+loss",
+             "LogSigmoid": "softmax+loss"}
+
+
+# ----------------------------------------------------------------------------- parent side
+def wait_for_quiet(max_load, max_wait):
+    """Wait up to ``max_wait`` s for the 1-minute load average to drop below ``max_load``; return it."""
+    t0 = time.time()
+    while os.getloadavg()[0] > max_load and time.time() - t0 < max_wait:
+        time.sleep(2)
+    return os.getloadavg()[0]
+
+
+def make_inputs(batch, path):
+    """Draw ``batch`` shapes-world samples, preprocess and tokenize them (as the train loop); save them.
+
+    Returns the data pipeline's images/s (draw + preprocess + tokenize of a batch, median of 3)."""
+    from miniclip.data import Loader, Preprocess, shapes
+    from miniclip.train import TrainConfig, train_tokenizer
+    config = TrainConfig(progress=False, plots=False)
+    tokenizer = train_tokenizer(config)
+    dataset = shapes.ShapesDataset(10 * batch, seed=config.seed, resolution=config.image_resolution, split="train")
+    loader = Loader(dataset, batch, Preprocess(config.image_resolution, train=False, dtype=np.float32),
+                    tokenizer, context_length=config.context_length, shuffle=False, seed=config.seed, prefetch=0)
+    times = []
+    for k in range(3):
+        t = time.perf_counter()
+        b = loader.make_batch(np.arange(k * batch, (k + 1) * batch), 0)
+        times.append(time.perf_counter() - t)
+    np.savez(path, images=np.asarray(b.images, np.float32), tokens=np.asarray(b.tokens),
+             vocab_size=tokenizer.vocab_size)
+    return batch / statistics.median(times)
+
+
+def run_worker(mode, batch, threads, steps, inputs):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    env["MINICLIP_BACKEND"] = "numpy" if mode == "numpy" else "compiled"
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--batch", str(batch),
+           "--threads", str(threads), "--steps", str(steps), "--inputs", inputs]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"[{mode} B={batch} threads={threads}] failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- worker side
+def peak_rss_mb():
+    """This process's peak resident memory in MB.
+
+    Linux's ``ru_maxrss`` carries the parent's peak across fork + exec (the parent here has drawn
+    the inputs and trained the tokenizer), so the process's own high-water mark ``VmHWM`` is read
+    where /proc has it; ``ru_maxrss`` (KB on Linux) otherwise.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024           # "VmHWM:   123456 kB"
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _config():
+    from miniclip.train import TrainConfig
+    return TrainConfig(progress=False, plots=False)
+
+
+def worker_miniclip(batch, threads, steps, inputs):
+    from threadpoolctl import threadpool_limits
+
+    from miniclip.autograd.profiler import profile
+    from miniclip.backend import set_num_threads
+    from miniclip.loss import clip_loss
+    from miniclip.model import CLIP
+    from miniclip.optim import AdamW, clamp_logit_scale
+
+    set_num_threads(threads)
+    threadpool_limits(limits=threads)
+    config = _config()
+    data = np.load(inputs)
+    images, tokens = data["images"][:batch], data["tokens"][:batch]   # (B, 3, R, R), (B, T)
+    model = CLIP(**config.model_args(int(data["vocab_size"])), seed=config.seed)
+    optimizer = AdamW(list(model.named_parameters()), lr=config.lr, betas=(config.beta1, config.beta2),
+                      eps=config.eps, weight_decay=config.weight_decay)
+
+    def forward_backward():
+        loss = clip_loss(*model(images, tokens))
+        optimizer.zero_grad()
+        loss.backward()
+        return loss
+
+    def update():
+        optimizer.step()
+        clamp_logit_scale(model)
+
+    times = []
+    for i in range(steps + 3):  # 3 warm-up steps
+        t = time.perf_counter()
+        forward_backward()
+        update()
+        times.append(time.perf_counter() - t)
+    step = statistics.median(times[3:])
+
+    # the profile: a few more steps, ops timed by the profiler, the optimizer timed on its own
+    shares = dict.fromkeys(GROUPS, 0.0)
+    opt_time, wall, n = 0.0, 0.0, max(3, steps // 2)
+    for _ in range(n):
+        with profile() as prof:
+            forward_backward()
+        t = time.perf_counter()
+        update()
+        opt_time += time.perf_counter() - t
+        wall += prof.wall
+        inside = 0.0
+        for op, seconds in prof.by_op().items():
+            seconds = seconds if isinstance(seconds, float) else sum(seconds)
+            shares[_GROUP_OF.get(op, "other ops")] += seconds
+            inside += seconds
+        shares["graph overhead"] += prof.wall - inside
+    shares["optimizer"] = opt_time
+    total = wall + opt_time
+    return {"step_s": step, "images_per_s": batch / step,
+            "profile": {g: s / total for g, s in shares.items()}}
+
+
+def worker_torch(batch, threads, steps, inputs):
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from torch_clip import TorchCLIP, torch_clip_loss
+
+    from miniclip.optim import wants_weight_decay
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    config = _config()
+    data = np.load(inputs)
+    images = torch.from_numpy(data["images"][:batch])
+    tokens = torch.from_numpy(data["tokens"][:batch].astype(np.int64))
+    args = config.model_args(int(data["vocab_size"]))
+    args.pop("dtype")
+    model = TorchCLIP(**args).float()
+    named = list(model.named_parameters())
+    # the same groups as miniclip's AdamW: decay weight matrices only (not gains, biases, embeddings)
+    decay = [p for n, p in named if wants_weight_decay(n.replace("in_proj_weight", "weight"), p)]
+    no_decay = [p for n, p in named if not wants_weight_decay(n.replace("in_proj_weight", "weight"), p)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps)
+    times, opt_time = [], 0.0
+    for i in range(steps + 3):
+        t = time.perf_counter()
+        loss = torch_clip_loss(*model(images, tokens))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t_opt = time.perf_counter()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, np.log(100))
+        now = time.perf_counter()
+        times.append(now - t)
+        if i >= 3:
+            opt_time += now - t_opt
+    step = statistics.median(times[3:])
+    return {"step_s": step, "images_per_s": batch / step,
+            "profile": {"optimizer": opt_time / sum(times[3:])}}
+
+
+# ----------------------------------------------------------------------------- report
+def format_tables(results, pipeline, load, threads_list, batches, markdown=False):
+    lines = []
+    head = ["threads", "batch", "mode", "images/s", "ms/step", "vs PyTorch", "peak RSS MB"]
+    rows = []
+    for t in threads_list:
+        for b in batches:
+            ref = results.get(("torch", b, t))
+            for mode in MODES:
+                r = results.get((mode, b, t))
+                if r is None:
+                    continue
+                ratio = f"{r['images_per_s'] / ref['images_per_s']:.2f}x" if ref else "-"
+                rows.append([str(t), str(b), mode, f"{r['images_per_s']:.0f}", f"{1e3 * r['step_s']:.1f}",
+                             ratio, f"{r['rss_mb']:.0f}"])
+    prof_head = ["mode (B, threads)"] + list(GROUPS)
+    prof_rows = []
+    for t in threads_list:
+        for b in batches:
+            for mode in ("compiled", "numpy"):
+                r = results.get((mode, b, t))
+                if r is not None:
+                    prof_rows.append([f"{mode} ({b}, {t})"] + [f"{100 * r['profile'][g]:.0f}%" for g in GROUPS])
+    for b in batches:
+        r = results.get(("torch", b, threads_list[0]))
+        if r is not None:
+            prof_rows.append([f"torch ({b}, {threads_list[0]})"] + ["" for _ in GROUPS[:-1]]
+                             + [f"{100 * r['profile']['optimizer']:.0f}%"])
+
+    def table(header, body):
+        if markdown:
+            out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+            return out + ["| " + " | ".join(r) + " |" for r in body]
+        widths = [max(len(x) for x in col) for col in zip(header, *body)]
+        fmt = "  ".join("{:>%d}" % w for w in widths)
+        return [fmt.format(*header)] + [fmt.format(*r) for r in body]
+
+    lines.append(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                 f"Python {platform.python_version()}, NumPy {np.__version__}; "
+                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load before runs {load:.2f}")
+    lines.append("")
+    lines.append("images/s: median over the timed steps of one run, the fastest of the repeated runs")
+    lines.append("")
+    lines += table(head, rows)
+    lines.append("")
+    lines.append("share of the step (profile: ops timed by miniclip's profiler, optimizer timed apart):")
+    lines.append("")
+    lines += table(prof_head, prof_rows)
+    lines.append("")
+    lines.append(f"data pipeline (draw + preprocess + tokenize, one thread): {pipeline:.0f} images/s")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=None, help="compute threads (default: TrainConfig's, and 2)")
+    p.add_argument("--batches", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--steps", type=int, default=8, help="timed steps per run (after 3 warm-up steps)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="runs per (mode, batch, threads), in rounds; the fastest is kept (the machine is shared)")
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    p.add_argument("--max-load", type=float, default=0.8, help="wait for the load average below this")
+    p.add_argument("--markdown", help="also write the tables as Markdown to this file")
+    p.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--inputs", help=argparse.SUPPRESS)
+    a = p.parse_args()
+
+    if a.worker:
+        fn = worker_torch if a.worker == "torch" else worker_miniclip
+        result = fn(a.batch, a.threads, a.steps, a.inputs)
+        result["rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return
+
+    if a.threads is None:
+        default = _config().threads or 1
+        threads_list = sorted({default, 2})
+    else:
+        threads_list = [a.threads]
+    modes = list(a.modes)
+    if "torch" in modes:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            modes.remove("torch")
+            print("torch not installed: PyTorch column skipped")
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = os.path.join(tmp, "inputs.npz")
+        pipeline = make_inputs(max(a.batches), inputs)
+        load = wait_for_quiet(a.max_load, max_wait=60)
+        print(f"load average before runs: {load:.2f}")
+        results = {}
+        for rnd in range(a.repeats):  # rounds over every configuration, so a busy spell hits all modes alike
+            for t in threads_list:
+                for b in a.batches:
+                    for mode in modes:
+                        r = run_worker(mode, b, t, a.steps, inputs)
+                        if r is None:
+                            continue
+                        print(f"  round {rnd + 1}: {mode:>8} B={b:<4} threads={t}: {r['images_per_s']:7.0f} "
+                              f"images/s ({1e3 * r['step_s']:.1f} ms/step), peak RSS {r['rss_mb']:.0f} MB", flush=True)
+                        best = results.get((mode, b, t))
+                        if best is None or r["images_per_s"] > best["images_per_s"]:
+                            results[(mode, b, t)] = r
+    print()
+    print(format_tables(results, pipeline, load, threads_list, a.batches))
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(format_tables(results, pipeline, load, threads_list, a.batches, markdown=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Multi-head self-attention straight from the packed projection [q | k | v], as one op.
+
+Shape legend: B batch, T tokens, C channels, H heads, D = C / H head dim.
+
+    qkv (B, T, 3C): columns [0, C) are q, [C, 2C) k, [2C, 3C) v; head h of each is columns h*D:(h+1)*D
+    out_h = softmax(q_h k_h^T * scale + causal mask) v_h      (``K.attention_forward``, all heads at once)
+    y (B, T, C) = concat_h(out_h)
+
+The same arithmetic as narrow -> reshape -> permute (x3) -> ``scaled_dot_product_attention`` ->
+permute -> reshape, with one copy each way instead: the forward copies qkv once into the heads
+layout (3, B, H, T, D) the kernel reads, the backward writes dq, dk, dv back into (B, T, 3C) in one
+pass, and the graph holds one node instead of twelve.
+"""
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..backend import K
+from ._util import operands
+
+
+class QKVAttention(Function):
+    """y = concat_h softmax(scale * q_h k_h^T + mask) v_h, with q, k, v the thirds of ``qkv``."""
+
+    @staticmethod
+    def forward(ctx, qkv, num_heads, scale, causal):
+        B, T, C3 = qkv.shape
+        C = C3 // 3
+        H, D = num_heads, C // num_heads
+        heads = qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)   # (B, T, 3C) -> (3, B, H, T, D), a view
+        q, k, v = np.ascontiguousarray(heads)                         # one copy; each (B, H, T, D) contiguous
+        out, lse = K.attention_forward(q, k, v, scale, causal)        # (B, H, T, D), (B, H, T)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.scale, ctx.causal = scale, causal
+        return np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(B, T, C)  # (B, H, T, D) -> (B, T, H*D)
+
+    @staticmethod
+    def backward(ctx, dy):
+        q, k, v, out, lse = ctx.saved_tensors
+        B, H, T, D = q.shape
+        dout = np.ascontiguousarray(dy.reshape(B, T, H, D).transpose(0, 2, 1, 3))  # (B, T, C) -> (B, H, T, D)
+        dq, dk, dv = K.attention_backward(dout, q, k, v, out, lse, ctx.scale, ctx.causal)
+        dqkv = np.empty((B, T, 3, H, D), dtype=dy.dtype)
+        heads = dqkv.transpose(2, 0, 3, 1, 4)                          # (B, T, 3, H, D) -> (3, B, H, T, D), a view
+        heads[0], heads[1], heads[2] = dq, dk, dv
+        return dqkv.reshape(B, T, 3 * H * D), None, None, None         # (B, T, 3, H, D) -> (B, T, 3C)
+
+
+def qkv_attention(qkv, num_heads, causal=False, scale=None):
+    """Self-attention of the packed projection ``qkv`` (B, T, 3C) with ``num_heads`` heads -> (B, T, C).
+
+    ``scale`` defaults to 1 / sqrt(D), D = C / num_heads; ``causal=True`` lets position t see only
+    positions <= t (the text encoder's mask).
+    """
+    (qkv,) = operands(qkv)
+    if qkv.ndim != 3 or qkv.shape[-1] % 3:
+        raise ValueError(f"qkv_attention: expected qkv of shape (B, T, 3C), got {qkv.shape}")
+    C = qkv.shape[-1] // 3
+    if not isinstance(num_heads, int) or num_heads < 1 or C % num_heads:
+        raise ValueError(f"qkv_attention: expected num_heads, a positive divisor of C = {C}, got {num_heads!r}")
+    scale = 1.0 / np.sqrt(C // num_heads) if scale is None else float(scale)
+    return QKVAttention.apply(qkv, num_heads, scale, bool(causal))
