@@ -111,9 +111,11 @@ def worker_miniclip(batch, threads, steps, inputs):
     from miniclip.autograd.profiler import profile
     from miniclip.backend import set_num_threads
     from miniclip.loss import clip_loss
+    from miniclip.memory import reuse_freed_memory
     from miniclip.model import CLIP
     from miniclip.optim import AdamW, clamp_logit_scale
 
+    reuse_freed_memory()  # as miniclip.train does
     set_num_threads(threads)
     threadpool_limits(limits=threads)
     config = _config()

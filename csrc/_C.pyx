@@ -50,13 +50,6 @@ cdef tuple _shape3(Py_ssize_t *shape):
     return (shape[0], shape[1], shape[2])
 
 
-def _check_same3(str name, tuple expected, **shapes):
-    for arg, shape in shapes.items():
-        got = (shape[0], shape[1], shape[2])
-        if got != expected:
-            raise ValueError(f"{name}: expected {arg} of shape {expected} like q, got {got}")
-
-
 cdef inline idx_t _stride(Py_ssize_t byte_stride, Py_ssize_t itemsize):
     return byte_stride // itemsize
 
@@ -169,51 +162,92 @@ def gemm_batched(const floating[:, :, :] A, const floating[:, :, :] B, floating[
                              beta, &C[0, 0, 0], bs_c, rs_c, cs_c)
 
 
-def attention_forward(const floating[:, :, ::1] q, const floating[:, :, ::1] k,
-                      const floating[:, :, ::1] v, floating[:, :, ::1] out,
-                      floating[:, ::1] lse, double scale, bint causal):
-    """Fused attention forward for (BH, T, D) C-contiguous q, k, v: writes out (BH, T, D), lse (BH, T)."""
-    cdef idx_t BH = q.shape[0], T = q.shape[1], D = q.shape[2]
-    _check_same3("attention_forward", (BH, T, D), k=k.shape, v=v.shape, out=out.shape)
-    if lse.shape[0] != BH or lse.shape[1] != T:
-        raise ValueError(f"attention_forward: expected lse ({BH}, {T}), got ({lse.shape[0]}, {lse.shape[1]})")
-    if BH == 0 or T == 0:
+cdef attn_layout _layout(str name, str arg, Py_ssize_t *shape, Py_ssize_t *strides,
+                         Py_ssize_t itemsize) except *:
+    """Element strides of a (B, H, T, D) view whose D axis must have unit stride (or D = 1)."""
+    cdef attn_layout l
+    if strides[3] != itemsize and shape[3] != 1:
+        raise ValueError(f"{name}: expected {arg} with a contiguous last axis (D), got a byte stride "
+                         f"of {strides[3]} for items of {itemsize} bytes")
+    l.batch = strides[0] // itemsize
+    l.head = strides[1] // itemsize
+    l.row = strides[2] // itemsize
+    return l
+
+
+def _check_heads(str name, tuple expected, **arrays):
+    for arg, a in arrays.items():
+        got = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        if got != expected:
+            raise ValueError(f"{name}: expected {arg} of shape {expected} like q, got {got}")
+
+
+def attention_forward(const floating[:, :, :, :] q, const floating[:, :, :, :] k,
+                      const floating[:, :, :, :] v, floating[:, :, :, :] out,
+                      floating[:, :, ::1] lse, double scale, bint causal):
+    """Fused attention forward: q, k, v, out (B, H, T, D), any strides but unit stride along D
+    (views into a packed qkv projection work; checked below, as a memoryview type cannot say
+    "last axis contiguous, the others strided"); writes out and lse (B, H, T) contiguous."""
+    cdef idx_t B = q.shape[0], H = q.shape[1], T = q.shape[2], D = q.shape[3]
+    _check_heads("attention_forward", (B, H, T, D), k=k, v=v, out=out)
+    if lse.shape[0] != B or lse.shape[1] != H or lse.shape[2] != T:
+        raise ValueError(f"attention_forward: expected lse ({B}, {H}, {T}), "
+                         f"got ({lse.shape[0]}, {lse.shape[1]}, {lse.shape[2]})")
+    if B == 0 or H == 0 or T == 0:
         return
     if D == 0:
         raise ValueError("attention_forward: head dim D must be at least 1")
+    cdef Py_ssize_t s = sizeof(floating)
+    cdef str name = "attention_forward"
+    cdef attn_layout lq = _layout(name, "q", q.shape, q.strides, s)
+    cdef attn_layout lk = _layout(name, "k", k.shape, k.strides, s)
+    cdef attn_layout lv = _layout(name, "v", v.shape, v.strides, s)
+    cdef attn_layout lo = _layout(name, "out", out.shape, out.strides, s)
     with nogil:
         if floating is float:
-            attention_forward_f32(BH, T, D, <float>scale, causal, &q[0, 0, 0], &k[0, 0, 0], &v[0, 0, 0],
-                                  &out[0, 0, 0], &lse[0, 0])
+            attention_forward_f32(B, H, T, D, <float>scale, causal, &q[0, 0, 0, 0], lq, &k[0, 0, 0, 0], lk,
+                                  &v[0, 0, 0, 0], lv, &out[0, 0, 0, 0], lo, &lse[0, 0, 0])
         else:
-            attention_forward_f64(BH, T, D, scale, causal, &q[0, 0, 0], &k[0, 0, 0], &v[0, 0, 0],
-                                  &out[0, 0, 0], &lse[0, 0])
+            attention_forward_f64(B, H, T, D, scale, causal, &q[0, 0, 0, 0], lq, &k[0, 0, 0, 0], lk,
+                                  &v[0, 0, 0, 0], lv, &out[0, 0, 0, 0], lo, &lse[0, 0, 0])
 
 
-def attention_backward(const floating[:, :, ::1] dout, const floating[:, :, ::1] q,
-                       const floating[:, :, ::1] k, const floating[:, :, ::1] v,
-                       const floating[:, :, ::1] out, const floating[:, ::1] lse,
-                       floating[:, :, ::1] dq, floating[:, :, ::1] dk, floating[:, :, ::1] dv,
+def attention_backward(const floating[:, :, :, :] dout, const floating[:, :, :, :] q,
+                       const floating[:, :, :, :] k, const floating[:, :, :, :] v,
+                       const floating[:, :, :, :] out, const floating[:, :, ::1] lse,
+                       floating[:, :, :, :] dq, floating[:, :, :, :] dk, floating[:, :, :, :] dv,
                        double scale, bint causal):
-    """Fused attention backward for (BH, T, D) C-contiguous arrays: writes dq, dk, dv."""
-    cdef idx_t BH = q.shape[0], T = q.shape[1], D = q.shape[2]
-    _check_same3("attention_backward", (BH, T, D), dout=dout.shape, k=k.shape, v=v.shape,
-                 out=out.shape, dq=dq.shape, dk=dk.shape, dv=dv.shape)
-    if lse.shape[0] != BH or lse.shape[1] != T:
-        raise ValueError(f"attention_backward: expected lse ({BH}, {T}), got ({lse.shape[0]}, {lse.shape[1]})")
-    if BH == 0 or T == 0:
+    """Fused attention backward, (B, H, T, D) arrays as in attention_forward: writes dq, dk, dv."""
+    cdef idx_t B = q.shape[0], H = q.shape[1], T = q.shape[2], D = q.shape[3]
+    _check_heads("attention_backward", (B, H, T, D), dout=dout, k=k, v=v, out=out, dq=dq, dk=dk, dv=dv)
+    if lse.shape[0] != B or lse.shape[1] != H or lse.shape[2] != T:
+        raise ValueError(f"attention_backward: expected lse ({B}, {H}, {T}), "
+                         f"got ({lse.shape[0]}, {lse.shape[1]}, {lse.shape[2]})")
+    if B == 0 or H == 0 or T == 0:
         return
     if D == 0:
         raise ValueError("attention_backward: head dim D must be at least 1")
+    cdef Py_ssize_t s = sizeof(floating)
+    cdef str name = "attention_backward"
+    cdef attn_layout ldo = _layout(name, "dout", dout.shape, dout.strides, s)
+    cdef attn_layout lq = _layout(name, "q", q.shape, q.strides, s)
+    cdef attn_layout lk = _layout(name, "k", k.shape, k.strides, s)
+    cdef attn_layout lv = _layout(name, "v", v.shape, v.strides, s)
+    cdef attn_layout lo = _layout(name, "out", out.shape, out.strides, s)
+    cdef attn_layout ldq = _layout(name, "dq", dq.shape, dq.strides, s)
+    cdef attn_layout ldk = _layout(name, "dk", dk.shape, dk.strides, s)
+    cdef attn_layout ldv = _layout(name, "dv", dv.shape, dv.strides, s)
     with nogil:
         if floating is float:
-            attention_backward_f32(BH, T, D, <float>scale, causal, &dout[0, 0, 0], &q[0, 0, 0],
-                                   &k[0, 0, 0], &v[0, 0, 0], &out[0, 0, 0], &lse[0, 0],
-                                   &dq[0, 0, 0], &dk[0, 0, 0], &dv[0, 0, 0])
+            attention_backward_f32(B, H, T, D, <float>scale, causal, &dout[0, 0, 0, 0], ldo,
+                                   &q[0, 0, 0, 0], lq, &k[0, 0, 0, 0], lk, &v[0, 0, 0, 0], lv,
+                                   &out[0, 0, 0, 0], lo, &lse[0, 0, 0],
+                                   &dq[0, 0, 0, 0], ldq, &dk[0, 0, 0, 0], ldk, &dv[0, 0, 0, 0], ldv)
         else:
-            attention_backward_f64(BH, T, D, scale, causal, &dout[0, 0, 0], &q[0, 0, 0],
-                                   &k[0, 0, 0], &v[0, 0, 0], &out[0, 0, 0], &lse[0, 0],
-                                   &dq[0, 0, 0], &dk[0, 0, 0], &dv[0, 0, 0])
+            attention_backward_f64(B, H, T, D, scale, causal, &dout[0, 0, 0, 0], ldo,
+                                   &q[0, 0, 0, 0], lq, &k[0, 0, 0, 0], lk, &v[0, 0, 0, 0], lv,
+                                   &out[0, 0, 0, 0], lo, &lse[0, 0, 0],
+                                   &dq[0, 0, 0, 0], ldq, &dk[0, 0, 0, 0], ldk, &dv[0, 0, 0, 0], ldv)
 
 
 # ------------------------------------------------------------------ row kernels

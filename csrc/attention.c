@@ -1,7 +1,11 @@
 /* attention.c: fused multi-head attention, forward and backward, one head per task.
  *
- * Shape legend: BH = batch * heads (independent problems), T tokens, D head dim.
- * q, k, v, out, dout, dq, dk, dv: (BH, T, D) contiguous; lse: (BH, T).
+ * Shape legend: B batch, H heads (B * H = BH independent problems), T tokens, D head dim.
+ * q, k, v, out, dout, dq, dk, dv: (B, H, T, D) with unit stride along D and any other
+ * strides (attn_layout in miniclip.h); lse: (B, H, T) contiguous. The strides let the
+ * kernel read q, k, v straight out of the packed projection qkv (B, T, 3C) (head h of q
+ * is columns h*D .. h*D+D, row stride 3C) and write out as (B, T, C), so the model's
+ * attention needs no copies into and out of a heads-first layout.
  *
  * Forward, per head (S and P are T x T scratch in the thread's own buffer):
  *     S   = scale * q k^T                       (GEMM v3, k^T is a stride swap)

@@ -5,68 +5,70 @@
  * T here is always the token count, REAL the element type.
  */
 
+/* offset of head (b, h) in an array with layout l (see attn_layout in miniclip.h) */
+#define HEAD(l, b, h) ((b) * (l).batch + (h) * (l).head)
+
 /* C = alpha * op(A) op(B) on the calling thread (beta = 0: C write-only). */
 #define GEMM1(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c)                 \
     SFX(gemm_packed)((M), (N), (K), (alpha), (A), (rs_a), (cs_a), (B), (rs_b), (cs_b), \
                      (REAL)0, (C), (rs_c), 1, 1)
 
-/* kt (D x T) = k (T x D) transposed, so that the products with k^T read rows of kt
- * contiguously (GEMM v3 then needs no packing at these sizes). */
-static void SFX(transpose_head)(idx_t T, idx_t D, const REAL *k, REAL *kt)
-{
-    SFX(transpose)(T, D, k, D, kt, T);
-}
-
-/* S = scale * q k^T, (T x T) with row stride ld, given kt = k^T (D x T);
+/* S = scale * q k^T, (T x T) with row stride ld, given q (T x D, row stride ld_q) and
+ * kt = k^T (D x T, contiguous: the products with k^T then read rows of kt with unit
+ * stride, and GEMM v3 needs no packing at these sizes);
  * causal: row block [i0, i1) only needs columns 0 .. i1. */
 static void SFX(attn_scores)(idx_t T, idx_t D, idx_t ld, REAL scale, int causal,
-                             const REAL *q, const REAL *kt, REAL *S)
+                             const REAL *q, idx_t ld_q, const REAL *kt, REAL *S)
 {
     if (!causal) {
-        GEMM1(T, T, D, scale, q, D, 1, kt, T, 1, S, ld);
+        GEMM1(T, T, D, scale, q, ld_q, 1, kt, T, 1, S, ld);
         return;
     }
     for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
         idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
         /* S[i0:i1, 0:i1] = scale * q[i0:i1] k[0:i1]^T */
-        GEMM1(i1 - i0, i1, D, scale, q + i0 * D, D, 1, kt, T, 1, S + i0 * ld, ld);
+        GEMM1(i1 - i0, i1, D, scale, q + i0 * ld_q, ld_q, 1, kt, T, 1, S + i0 * ld, ld);
     }
 }
 
-/* C (T x D) = alpha * P C-rows: out = P v (or dq = scale * dS k); causal: row i only
- * needs columns j <= i of P, so row block [i0, i1) multiplies P[i0:i1, 0:i1] V[0:i1]. */
+/* C (T x D, row stride ld_c) = alpha * P V (V: T x D, row stride ld_v): out = P v (or
+ * dq = scale * dS k); causal: row i only needs columns j <= i of P, so row block
+ * [i0, i1) multiplies P[i0:i1, 0:i1] V[0:i1]. */
 static void SFX(attn_rows_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int causal,
-                                 const REAL *P, const REAL *V, REAL *C)
+                                 const REAL *P, const REAL *V, idx_t ld_v, REAL *C, idx_t ld_c)
 {
     if (!causal) {
-        GEMM1(T, D, T, alpha, P, ld, 1, V, D, 1, C, D);
+        GEMM1(T, D, T, alpha, P, ld, 1, V, ld_v, 1, C, ld_c);
         return;
     }
     for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
         idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
-        GEMM1(i1 - i0, D, i1, alpha, P + i0 * ld, ld, 1, V, D, 1, C + i0 * D, D);
+        GEMM1(i1 - i0, D, i1, alpha, P + i0 * ld, ld, 1, V, ld_v, 1, C + i0 * ld_c, ld_c);
     }
 }
 
-/* C (T x D) = alpha * P^T X: dv = P^T dout (or dk = scale * dS^T q); causal: column
- * j of P is nonzero only for rows i >= j, so block [j0, j1) uses rows j0 .. T. */
+/* C (T x D, row stride ld_c) = alpha * P^T X (X: T x D, row stride ld_x): dv = P^T dout
+ * (or dk = scale * dS^T q); causal: column j of P is nonzero only for rows i >= j, so
+ * block [j0, j1) uses rows j0 .. T. */
 static void SFX(attn_cols_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int causal,
-                                 const REAL *P, const REAL *X, REAL *C)
+                                 const REAL *P, const REAL *X, idx_t ld_x, REAL *C, idx_t ld_c)
 {
     if (!causal) {
-        GEMM1(T, D, T, alpha, P, 1, ld, X, D, 1, C, D);       /* P^T: rs = 1, cs = ld */
+        GEMM1(T, D, T, alpha, P, 1, ld, X, ld_x, 1, C, ld_c);  /* P^T: rs = 1, cs = ld */
         return;
     }
     for (idx_t j0 = 0; j0 < T; j0 += CAUSAL_BLOCK) {
         idx_t j1 = j0 + CAUSAL_BLOCK < T ? j0 + CAUSAL_BLOCK : T;
-        GEMM1(j1 - j0, D, T - j0, alpha, P + j0 * ld + j0, 1, ld, X + j0 * D, D, 1, C + j0 * D, D);
+        GEMM1(j1 - j0, D, T - j0, alpha, P + j0 * ld + j0, 1, ld, X + j0 * ld_x, ld_x, 1,
+              C + j0 * ld_c, ld_c);
     }
 }
 
-void SFX(attention_forward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
-                            const REAL *q, const REAL *k, const REAL *v,
-                            REAL *out, REAL *lse)
+void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
+                            const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
+                            const REAL *v, attn_layout lv, REAL *out, attn_layout lo, REAL *lse)
 {
+    idx_t BH = B * H;
     /* threads only for enough work: waking a team costs more than a tiny attention */
     #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
     {
@@ -74,11 +76,17 @@ void SFX(attention_forward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
         REAL *S = (REAL *)SCRATCH_ALLOC((size_t)(T * ld + T * D) * sizeof(REAL)); /* scores, then k^T */
         REAL *kt = S ? S + T * ld : NULL;
         #pragma omp for schedule(dynamic, 4)
-        for (idx_t h = 0; h < BH; h++) {
-            if (!S) continue;                                      /* reported below */
-            const REAL *qh = q + h * T * D, *kh = k + h * T * D, *vh = v + h * T * D;
-            SFX(transpose_head)(T, D, kh, kt);
-            SFX(attn_scores)(T, D, ld, scale, causal, qh, kt, S);
+        for (idx_t bh = 0; bh < BH; bh++) {
+            idx_t b = bh / H, h = bh % H;
+            REAL *oh = out + HEAD(lo, b, h);
+            if (!S) {                                              /* out of memory: NaN, never garbage */
+                for (idx_t i = 0; i < T; i++)
+                    for (idx_t d = 0; d < D; d++) oh[i * lo.row + d] = NAN;
+                continue;
+            }
+            const REAL *qh = q + HEAD(lq, b, h), *kh = k + HEAD(lk, b, h), *vh = v + HEAD(lv, b, h);
+            SFX(transpose)(T, D, kh, lk.row, kt, T);              /* kt (D x T) = k^T */
+            SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, kt, S);
             for (idx_t i = 0; i < T; i++) {                        /* softmax of each row */
                 REAL *row = S + i * ld;
                 idx_t n = causal ? i + 1 : T;                      /* columns i may see */
@@ -86,27 +94,25 @@ void SFX(attention_forward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                 #pragma omp simd reduction(max:m)
                 for (idx_t j = 1; j < n; j++) m = row[j] > m ? row[j] : m;
                 REAL sum = VEXP(row, row, n, m);                   /* row = exp(row - m) */
-                lse[h * T + i] = m + LOG(sum);
+                lse[bh * T + i] = m + LOG(sum);
                 REAL inv = (REAL)1 / sum;
                 for (idx_t j = 0; j < n; j++) row[j] *= inv;
                 for (idx_t j = n; j < T; j++) row[j] = 0;         /* the mask: exact zeros */
             }
-            SFX(attn_rows_times)(T, D, ld, (REAL)1, causal, S, vh, out + h * T * D);
-        }
-        if (!S) {                                                  /* out of memory: NaN, never garbage */
-            #pragma omp for schedule(static)
-            for (idx_t h = 0; h < BH; h++)
-                for (idx_t i = 0; i < T * D; i++) out[h * T * D + i] = NAN;
+            SFX(attn_rows_times)(T, D, ld, (REAL)1, causal, S, vh, lv.row, oh, lo.row);
         }
         free(S);
     }
 }
 
-void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
-                             const REAL *dout, const REAL *q, const REAL *k, const REAL *v,
-                             const REAL *out, const REAL *lse,
-                             REAL *dq, REAL *dk, REAL *dv)
+void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
+                             const REAL *dout, attn_layout ldo, const REAL *q, attn_layout lq,
+                             const REAL *k, attn_layout lk, const REAL *v, attn_layout lv,
+                             const REAL *out, attn_layout lo, const REAL *lse,
+                             REAL *dq, attn_layout ldq, REAL *dk, attn_layout ldk,
+                             REAL *dv, attn_layout ldv)
 {
+    idx_t BH = B * H;
     #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
     {
         idx_t ld = SCORE_LD(T);
@@ -116,32 +122,38 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
         REAL *xt = delta ? delta + T : NULL;
         int ok = P && dP && delta;
         #pragma omp for schedule(dynamic, 4)
-        for (idx_t h = 0; h < BH; h++) {
-            idx_t o = h * T * D;
+        for (idx_t bh = 0; bh < BH; bh++) {
+            idx_t b = bh / H, h = bh % H;
+            REAL *dqh = dq + HEAD(ldq, b, h), *dkh = dk + HEAD(ldk, b, h), *dvh = dv + HEAD(ldv, b, h);
             if (!ok) {
-                for (idx_t i = 0; i < T * D; i++) dq[o + i] = dk[o + i] = dv[o + i] = NAN;
+                for (idx_t i = 0; i < T; i++)
+                    for (idx_t d = 0; d < D; d++)
+                        dqh[i * ldq.row + d] = dkh[i * ldk.row + d] = dvh[i * ldv.row + d] = NAN;
                 continue;
             }
+            const REAL *qh = q + HEAD(lq, b, h), *kh = k + HEAD(lk, b, h), *vh = v + HEAD(lv, b, h);
+            const REAL *douth = dout + HEAD(ldo, b, h), *outh = out + HEAD(lo, b, h);
             /* in the forward pass P = softmax(S) was used and dropped; rebuild it from lse */
-            SFX(transpose_head)(T, D, k + o, xt);
-            SFX(attn_scores)(T, D, ld, scale, causal, q + o, xt, P);
+            SFX(transpose)(T, D, kh, lk.row, xt, T);              /* xt (D x T) = k^T */
+            SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, xt, P);
             for (idx_t i = 0; i < T; i++) {
-                REAL *row = P + i * ld, l = lse[h * T + i];
+                REAL *row = P + i * ld, l = lse[bh * T + i];
                 idx_t n = causal ? i + 1 : T;
                 VEXP(row, row, n, l);                              /* row = exp(row - lse) */
                 for (idx_t j = n; j < T; j++) row[j] = 0;
             }
             /* out = P v, so dv = P^T dout and dP = dout v^T */
-            SFX(attn_cols_times)(T, D, ld, (REAL)1, causal, P, dout + o, dv + o);
-            SFX(transpose_head)(T, D, v + o, xt);
-            SFX(attn_scores)(T, D, ld, (REAL)1, causal, dout + o, xt, dP);
+            SFX(attn_cols_times)(T, D, ld, (REAL)1, causal, P, douth, ldo.row, dvh, ldv.row);
+            SFX(transpose)(T, D, vh, lv.row, xt, T);              /* xt = v^T */
+            SFX(attn_scores)(T, D, ld, (REAL)1, causal, douth, ldo.row, xt, dP);
             /* P = softmax(S) row-wise, so dS = P * (dP - delta), delta_i = dout_i . out_i */
             for (idx_t i = 0; i < T; i++) {
+                const REAL *dor = douth + i * ldo.row, *our = outh + i * lo.row;
                 REAL acc = 0;
                 /* simd reduction: lanes sum separately, then together (an allowed reordering
                  * of this one sum; the rest of the build stays strict IEEE, no fast-math) */
                 #pragma omp simd reduction(+:acc)
-                for (idx_t d = 0; d < D; d++) acc += dout[o + i * D + d] * out[o + i * D + d];
+                for (idx_t d = 0; d < D; d++) acc += dor[d] * our[d];
                 delta[i] = acc;
             }
             for (idx_t i = 0; i < T; i++) {
@@ -152,8 +164,8 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
                 for (idx_t j = n; j < T; j++) ds[j] = 0;           /* never computed: zero it */
             }
             /* S = scale * q k^T, so dq = scale * dS k and dk = scale * dS^T q */
-            SFX(attn_rows_times)(T, D, ld, scale, causal, dP, k + o, dq + o);
-            SFX(attn_cols_times)(T, D, ld, scale, causal, dP, q + o, dk + o);
+            SFX(attn_rows_times)(T, D, ld, scale, causal, dP, kh, lk.row, dqh, ldq.row);
+            SFX(attn_cols_times)(T, D, ld, scale, causal, dP, qh, lq.row, dkh, ldk.row);
         }
         free(P);
         free(dP);
@@ -162,3 +174,4 @@ void SFX(attention_backward)(idx_t BH, idx_t T, idx_t D, REAL scale, int causal,
 }
 
 #undef GEMM1
+#undef HEAD

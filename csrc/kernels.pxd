@@ -45,16 +45,28 @@ cdef extern from "miniclip.h" nogil:
     void miniclip_set_simd(int mode)
     const char *miniclip_simd_name()
 
-    void attention_forward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
-                               const float *q, const float *k, const float *v, float *out, float *lse)
-    void attention_forward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
-                               const double *q, const double *k, const double *v, double *out, double *lse)
-    void attention_backward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
-                                const float *dout, const float *q, const float *k, const float *v,
-                                const float *out, const float *lse, float *dq, float *dk, float *dv)
-    void attention_backward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
-                                const double *dout, const double *q, const double *k, const double *v,
-                                const double *out, const double *lse, double *dq, double *dk, double *dv)
+    ctypedef struct attn_layout:
+        idx_t batch
+        idx_t head
+        idx_t row
+    void attention_forward_f32(idx_t B, idx_t H, idx_t T, idx_t D, float scale, int causal,
+                               const float *q, attn_layout lq, const float *k, attn_layout lk,
+                               const float *v, attn_layout lv, float *out, attn_layout lo, float *lse)
+    void attention_forward_f64(idx_t B, idx_t H, idx_t T, idx_t D, double scale, int causal,
+                               const double *q, attn_layout lq, const double *k, attn_layout lk,
+                               const double *v, attn_layout lv, double *out, attn_layout lo, double *lse)
+    void attention_backward_f32(idx_t B, idx_t H, idx_t T, idx_t D, float scale, int causal,
+                                const float *dout, attn_layout ldo, const float *q, attn_layout lq,
+                                const float *k, attn_layout lk, const float *v, attn_layout lv,
+                                const float *out, attn_layout lo, const float *lse,
+                                float *dq, attn_layout ldq, float *dk, attn_layout ldk,
+                                float *dv, attn_layout ldv)
+    void attention_backward_f64(idx_t B, idx_t H, idx_t T, idx_t D, double scale, int causal,
+                                const double *dout, attn_layout ldo, const double *q, attn_layout lq,
+                                const double *k, attn_layout lk, const double *v, attn_layout lv,
+                                const double *out, attn_layout lo, const double *lse,
+                                double *dq, attn_layout ldq, double *dk, attn_layout ldk,
+                                double *dv, attn_layout ldv)
 
     void softmax_rows_f32(idx_t R, idx_t C, const float *x, float *y, int log_space)
     void softmax_rows_f64(idx_t R, idx_t C, const double *x, double *y, int log_space)

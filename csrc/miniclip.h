@@ -67,19 +67,32 @@ void gemm_batched_f64(idx_t nbatch, idx_t M, idx_t N, idx_t K, double alpha,
                       double beta, double *C, idx_t bs_c, idx_t rs_c, idx_t cs_c);
 
 /* ---- fused multi-head attention (attention.c) ----
- * q, k, v, out, dout, dq, dk, dv: (BH, T, D) contiguous; lse: (BH, T) contiguous.
+ * q, k, v, out, dout, dq, dk, dv: (B, H, T, D) arrays with unit stride along D and any
+ * other element strides (attn_layout), so heads can be read from and written to a
+ * packed (B, T, 3C) projection in place; lse: (B, H, T) contiguous.
  * forward:  out = softmax(scale * q k^T + causal mask) v,  lse = row log-sum-exp of the scores
  * backward: dq, dk, dv from dout, recomputing the probabilities from lse. */
-void attention_forward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
-                           const float *q, const float *k, const float *v, float *out, float *lse);
-void attention_forward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
-                           const double *q, const double *k, const double *v, double *out, double *lse);
-void attention_backward_f32(idx_t BH, idx_t T, idx_t D, float scale, int causal,
-                            const float *dout, const float *q, const float *k, const float *v,
-                            const float *out, const float *lse, float *dq, float *dk, float *dv);
-void attention_backward_f64(idx_t BH, idx_t T, idx_t D, double scale, int causal,
-                            const double *dout, const double *q, const double *k, const double *v,
-                            const double *out, const double *lse, double *dq, double *dk, double *dv);
+typedef struct {
+    idx_t batch, head, row;   /* element (b, h, t, d) is at b * batch + h * head + t * row + d */
+} attn_layout;
+void attention_forward_f32(idx_t B, idx_t H, idx_t T, idx_t D, float scale, int causal,
+                           const float *q, attn_layout lq, const float *k, attn_layout lk,
+                           const float *v, attn_layout lv, float *out, attn_layout lo, float *lse);
+void attention_forward_f64(idx_t B, idx_t H, idx_t T, idx_t D, double scale, int causal,
+                           const double *q, attn_layout lq, const double *k, attn_layout lk,
+                           const double *v, attn_layout lv, double *out, attn_layout lo, double *lse);
+void attention_backward_f32(idx_t B, idx_t H, idx_t T, idx_t D, float scale, int causal,
+                            const float *dout, attn_layout ldo, const float *q, attn_layout lq,
+                            const float *k, attn_layout lk, const float *v, attn_layout lv,
+                            const float *out, attn_layout lo, const float *lse,
+                            float *dq, attn_layout ldq, float *dk, attn_layout ldk,
+                            float *dv, attn_layout ldv);
+void attention_backward_f64(idx_t B, idx_t H, idx_t T, idx_t D, double scale, int causal,
+                            const double *dout, attn_layout ldo, const double *q, attn_layout lq,
+                            const double *k, attn_layout lk, const double *v, attn_layout lv,
+                            const double *out, attn_layout lo, const double *lse,
+                            double *dq, attn_layout ldq, double *dk, attn_layout ldk,
+                            double *dv, attn_layout ldv);
 
 /* ---- softmax family (softmax.c); x, y, dy, dx (R, C) contiguous, rows independent ----
  * log_space = 0: softmax, 1: log_softmax. */

@@ -40,6 +40,7 @@ from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, sa
 from .distributed import World, all_reduce_gradients, broadcast_parameters, distributed_model_loss, shard
 from .evaluate import image_text_similarity, retrieval_metrics, zero_shot_accuracy, zero_shot_classifier
 from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
+from .memory import reuse_freed_memory
 from .model import CLIP
 from .optim import AdamW, WarmupCosine, clamp_logit_scale, clip_grad_norm
 from .plots import ARRAYS_FILE, METRICS_FILE, plot_run
@@ -474,6 +475,7 @@ def train(config, resume=False, on_step=None, log=print, world=None):
     of every global batch, the features are gathered and the gradients averaged (the result is the
     one-process run's); only rank 0 evaluates and writes the run folder, logs and shows progress.
     """
+    reuse_freed_memory()  # every step frees and reallocates the same arrays: keep the pages (memory.py)
     # ---- distributed: which rank am I (see miniclip/distributed.py); one process when world is None
     world = World() if world is None else world
     if world.size > 1:

@@ -32,31 +32,55 @@ def _rel(ours, ref):
 
 
 def _heads(rng, shape, dtype, layout):
-    """A (B, H, T, D) array: contiguous, or a view of (T, B, H, D) memory (as a split qkv gives)."""
+    """A (B, H, T, D) array in one of the layouts the kernel meets.
+
+    contiguous; transposed: a view of (T, B, H, D) memory; packed: the q third of a (B, T, 3, H, D)
+    projection (row stride 3C, as ops.qkv_attention passes it); strided_d: every other value
+    along D (not unit stride: the wrapper must copy it); reversed: negative strides on B and T.
+    """
     B, H, T, D = shape
     if layout == "contiguous":
         return rng.standard_normal(shape).astype(dtype)
-    return rng.standard_normal((T, B, H, D)).astype(dtype).transpose(1, 2, 0, 3)
+    if layout == "transposed":
+        return rng.standard_normal((T, B, H, D)).astype(dtype).transpose(1, 2, 0, 3)
+    if layout == "packed":
+        return rng.standard_normal((B, T, 3, H, D)).astype(dtype).transpose(2, 0, 3, 1, 4)[0]
+    if layout == "strided_d":
+        return rng.standard_normal((B, H, T, 2 * D)).astype(dtype)[..., ::2]
+    return rng.standard_normal(shape).astype(dtype)[::-1, :, ::-1]
+
+
+LAYOUTS = ["contiguous", "transposed", "packed", "strided_d", "reversed"]
 
 
 @given(B=st.sampled_from([1, 2]), H=st.sampled_from([1, 3]),
        T=st.sampled_from([1, 2, 5, 7, 17, 24, 25, 50]), D=st.sampled_from([1, 3, 8, 16, 17, 33]),
        causal=st.booleans(), dtype=st.sampled_from(DTYPES),
-       layout=st.sampled_from(["contiguous", "transposed"]), scale=st.sampled_from([None, 0.3]),
-       seed=st.integers(0, 2**16))
-def test_attention_matches_reference(B, H, T, D, causal, dtype, layout, scale, seed):
+       layout=st.sampled_from(LAYOUTS), scale=st.sampled_from([None, 0.3]),
+       into_views=st.booleans(), seed=st.integers(0, 2**16))
+def test_attention_matches_reference(B, H, T, D, causal, dtype, layout, scale, into_views, seed):
     rng = np.random.default_rng(seed)
     q, k, v, dout = (_heads(rng, (B, H, T, D), dtype, layout) for _ in range(4))
     scale = 1.0 / np.sqrt(D) if scale is None else scale
-    out, lse = compiled.attention_forward(q, k, v, scale, causal)
+    out_view = grads_views = None
+    if into_views:  # write into (B, T, H, D) and (B, T, 3, H, D) buffers, as ops.qkv_attention does
+        y = np.full((B, T, H, D), np.nan, dtype)
+        dqkv = np.full((B, T, 3, H, D), np.nan, dtype)
+        out_view, grads_views = y.transpose(0, 2, 1, 3), tuple(dqkv.transpose(2, 0, 3, 1, 4))
+    out, lse = compiled.attention_forward(q, k, v, scale, causal, out=out_view)
+    if into_views:
+        assert out is out_view
     q64, k64, v64, dout64 = (x.astype(np.float64) for x in (q, k, v, dout))
     out_ref, lse_ref = reference.attention_forward(q64, k64, v64, scale, causal)
     assert out.dtype == dtype and lse.dtype == dtype
     assert out.shape == (B, H, T, D) and lse.shape == (B, H, T)
     assert _rel(out, out_ref) <= _tol(dtype)
     assert _rel(lse, lse_ref) <= _tol(dtype)
-    grads = compiled.attention_backward(dout, q, k, v, out, lse, scale, causal)
+    grads = compiled.attention_backward(dout, q, k, v, out, lse, scale, causal, grads=grads_views)
     grads_ref = reference.attention_backward(dout64, q64, k64, v64, out_ref, lse_ref, scale, causal)
+    if into_views:
+        assert all(g is view for g, view in zip(grads, grads_views))
+        assert not np.isnan(y).any() and not np.isnan(dqkv).any()   # every value written
     for name, g, g_ref in zip(("dq", "dk", "dv"), grads, grads_ref):
         assert g.dtype == dtype and g.shape == (B, H, T, D)
         assert _rel(g, g_ref) <= 10 * _tol(dtype), name
@@ -107,3 +131,32 @@ def test_attention_errors_name_the_input():
         compiled.attention_forward(q.astype(np.int64), q, q, 0.5, False)
     with pytest.raises(ValueError, match="lse of shape"):
         compiled.attention_backward(q, q, q, q, q, np.zeros((1, 2, 4)), 0.5, False)
+    # outputs are written in place, so a view the kernel cannot write is refused, never copied
+    with pytest.raises(ValueError, match="out a writeable"):
+        compiled.attention_forward(q, q, q, 0.5, False, out=np.zeros((1, 2, 3, 8))[..., ::2])
+    with pytest.raises(ValueError, match="dk a writeable"):
+        compiled.attention_backward(q, q, q, q, q, np.zeros((1, 2, 3)), 0.5, False,
+                                    grads=(np.zeros_like(q), np.zeros((1, 2, 3, 5)), np.zeros_like(q)))
+    with pytest.raises(ValueError, match="contiguous last axis"):   # the C wrapper checks it too
+        _C.attention_forward(q, q, q, np.zeros((1, 2, 3, 8))[..., ::2], np.zeros((1, 2, 3)), 0.5, False)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("backend", ["numpy", "compiled"])
+def test_attention_into_views_both_backends(causal, backend):
+    """K.attention_forward(out=) and attention_backward(grads=) mean the same on both backends."""
+    rng = np.random.default_rng(3)
+    B, H, T, D = 2, 2, 5, 4
+    qkv = rng.standard_normal((B, T, 3, H, D))
+    q, k, v = qkv.transpose(2, 0, 3, 1, 4)
+    kern = compiled if backend == "compiled" else reference
+    y = np.empty((B, T, H, D))
+    out, lse = kern.attention_forward(q, k, v, 0.5, causal, out=y.transpose(0, 2, 1, 3))
+    ref_out, ref_lse = reference.attention_forward(q, k, v, 0.5, causal)
+    np.testing.assert_allclose(y.transpose(0, 2, 1, 3), ref_out, rtol=1e-12, atol=1e-12)
+    dqkv = np.empty((B, T, 3, H, D))
+    dout = rng.standard_normal((B, H, T, D))
+    kern.attention_backward(dout, q, k, v, out, lse, 0.5, causal, grads=tuple(dqkv.transpose(2, 0, 3, 1, 4)))
+    for g, g_ref in zip(dqkv.transpose(2, 0, 3, 1, 4), reference.attention_backward(dout, q, k, v, ref_out,
+                                                                                 ref_lse, 0.5, causal)):
+        np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-12)

@@ -182,11 +182,12 @@ def matmul(a, b):
 
 # ------------------------------------------------------------ multi-head attention
 def _heads(name, arrays, dtype=None):
-    """(B, H, T, D) arrays -> C-contiguous (B*H, T, D) views, copying only non-contiguous ones.
+    """Check (B, H, T, D) arrays of one shape and dtype; return them as views the kernel reads.
 
-    The C kernel walks each head's (T, D) block with unit stride, so a transposed or
-    sliced input (for example q, k, v split out of one qkv projection) is made
-    contiguous here once; that copy is O(B H T D), small next to the O(B H T^2 D) kernel.
+    The C kernel takes any strides as long as D is the unit-stride axis, so views into a packed
+    projection (q, k, v split out of one qkv array, heads transposed out of (B, T, H, D)) go in
+    without a copy; only an array whose D axis is not contiguous is copied (O(B H T D), small
+    next to the O(B H T^2 D) kernel).
     """
     first = arrays[0][1]
     if not isinstance(first, np.ndarray) or first.ndim != 4:
@@ -201,42 +202,59 @@ def _heads(name, arrays, dtype=None):
             raise ValueError(f"{name}: expected {arg} of shape {first.shape} and dtype {dtype} "
                              f"like {arrays[0][0]}, got {getattr(x, 'shape', None)} "
                              f"{getattr(x, 'dtype', type(x).__name__)}")
-        B, H, T, D = x.shape
-        out.append(np.ascontiguousarray(x).reshape(B * H, T, D))    # (B*H, T, D)
+        out.append(x if x.strides[-1] == x.itemsize or x.shape[-1] == 1 else np.ascontiguousarray(x))
     return out
 
 
-def attention_forward(q, k, v, scale, causal):
+def _out_heads(name, arrays, shape, dtype):
+    """Check (B, H, T, D) output views: the kernel writes into them, so they cannot be copied."""
+    for arg, x in arrays:
+        if (not isinstance(x, np.ndarray) or x.shape != shape or x.dtype != dtype
+                or (x.strides[-1] != x.itemsize and x.shape[-1] != 1) or not x.flags.writeable):
+            raise ValueError(f"{name}: expected {arg} a writeable {shape} {dtype} array with a "
+                             f"contiguous last axis, got {getattr(x, 'shape', type(x).__name__)} "
+                             f"{getattr(x, 'dtype', '')} strides {getattr(x, 'strides', None)}")
+    return [x for _, x in arrays]
+
+
+def attention_forward(q, k, v, scale, causal, out=None):
     """Fused attention (C, one head per OpenMP task); same contract as ``reference.attention_forward``.
 
-    q, k, v (B, H, T, D), any strides (non-contiguous ones are copied to contiguous
-    first). Returns out (B, H, T, D) and lse (B, H, T).
+    q, k, v (B, H, T, D), any strides with D the unit-stride axis (others are copied first).
+    Returns out (B, H, T, D) and lse (B, H, T). ``out``, when given, is a (B, H, T, D) view to
+    write into (for example the heads of a (B, T, H, D) array, so the caller needs no transpose).
     """
-    q3, k3, v3 = _heads("attention_forward", [("q", q), ("k", k), ("v", v)])
+    q, k, v = _heads("attention_forward", [("q", q), ("k", k), ("v", v)])
     B, H, T, D = q.shape
-    out = np.empty((B, H, T, D), dtype=q.dtype)
+    if out is None:
+        out = np.empty((B, H, T, D), dtype=q.dtype)
+    else:
+        (out,) = _out_heads("attention_forward", [("out", out)], q.shape, q.dtype)
     lse = np.empty((B, H, T), dtype=q.dtype)
-    _C.attention_forward(q3, k3, v3, out.reshape(B * H, T, D), lse.reshape(B * H, T),
-                         float(scale), bool(causal))
+    _C.attention_forward(q, k, v, out, lse, float(scale), bool(causal))
     return out, lse
 
 
-def attention_backward(dout, q, k, v, out, lse, scale, causal):
+def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None):
     """Fused attention backward (recomputes P from lse); same contract as the reference.
 
-    Returns dq, dk, dv, each (B, H, T, D).
+    Returns dq, dk, dv, each (B, H, T, D). ``grads``, when given, is a tuple of three (B, H, T, D)
+    views to write dq, dk, dv into (for example the thirds of a packed (B, T, 3C) gradient).
     """
-    dout3, q3, k3, v3, out3 = _heads("attention_backward", [("dout", dout), ("q", q), ("k", k),
-                                                            ("v", v), ("out", out)])
+    dout, q, k, v, out = _heads("attention_backward", [("dout", dout), ("q", q), ("k", k),
+                                                       ("v", v), ("out", out)])
     B, H, T, D = q.shape
     if not isinstance(lse, np.ndarray) or lse.shape != (B, H, T) or lse.dtype != q.dtype:
         raise ValueError(f"attention_backward: expected lse of shape {(B, H, T)} and dtype {q.dtype}, "
                          f"got {getattr(lse, 'shape', None)} {getattr(lse, 'dtype', type(lse).__name__)}")
-    lse2 = np.ascontiguousarray(lse).reshape(B * H, T)                # (B*H, T)
-    dq, dk, dv = (np.empty((B, H, T, D), dtype=q.dtype) for _ in range(3))
-    _C.attention_backward(dout3, q3, k3, v3, out3, lse2, dq.reshape(B * H, T, D),
-                          dk.reshape(B * H, T, D), dv.reshape(B * H, T, D), float(scale), bool(causal))
-    return dq, dk, dv
+    lse = np.ascontiguousarray(lse)
+    if grads is None:
+        grads = tuple(np.empty((B, H, T, D), dtype=q.dtype) for _ in range(3))
+    else:
+        grads = tuple(_out_heads("attention_backward", list(zip(("dq", "dk", "dv"), grads)),
+                                 q.shape, q.dtype))
+    _C.attention_backward(dout, q, k, v, out, lse, *grads, float(scale), bool(causal))
+    return grads
 
 
 # ---------------------------------------------------------------- row-wise kernels

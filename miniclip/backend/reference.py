@@ -213,20 +213,24 @@ def _causal_scores(q, k, scale, causal):
     return s
 
 
-def attention_forward(q, k, v, scale, causal):
+def attention_forward(q, k, v, scale, causal, out=None):
     """out = softmax(scale * q k^T + mask) v, per batch and head; also returns lse.
 
     q, k, v: (B, H, T, D). Returns out (B, H, T, D) and lse (B, H, T), the
     log-sum-exp of each row of scores: all the backward needs to rebuild the
     probabilities, P = exp(S - lse), without keeping the (T, T) matrix.
+    ``out``, when given, is a (B, H, T, D) array (or view) the result is written into.
     """
     s = _causal_scores(q, k, scale, causal)
     lse = logsumexp(s, axis=-1)                       # (B, H, T)
     p = np.exp(s - lse[..., None])                    # (B, H, T, T)
-    return np.matmul(p, v), lse
+    if out is None:
+        return np.matmul(p, v), lse
+    out[...] = np.matmul(p, v)
+    return out, lse
 
 
-def attention_backward(dout, q, k, v, out, lse, scale, causal):
+def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None):
     """Gradients of attention, recomputing P = exp(S - lse) from the saved lse.
 
     With P the probabilities and O = P V:
@@ -234,7 +238,7 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal):
         dP = dO V^T
         dS = P * (dP - rowsum(dO * O))   (softmax backward: sum_j P_ij dP_ij = dO_i . O_i)
         dQ = scale * dS K,   dK = scale * dS^T Q
-    Returns dq, dk, dv, each (B, H, T, D).
+    Returns dq, dk, dv, each (B, H, T, D); written into ``grads`` (three arrays or views) when given.
     """
     s = _causal_scores(q, k, scale, causal)
     p = np.exp(s - lse[..., None])                                    # (B, H, T, T)
@@ -245,7 +249,11 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal):
     sc = np.asarray(scale, dtype=q.dtype)
     dq = np.matmul(ds, k) * sc
     dk = np.matmul(np.swapaxes(ds, -1, -2), q) * sc
-    return dq, dk, dv
+    if grads is None:
+        return dq, dk, dv
+    for g, value in zip(grads, (dq, dk, dv)):
+        g[...] = value
+    return grads
 
 
 # ----------------------------------------------------------------------------- AdamW

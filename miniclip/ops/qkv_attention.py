@@ -7,9 +7,11 @@ Shape legend: B batch, T tokens, C channels, H heads, D = C / H head dim.
     y (B, T, C) = concat_h(out_h)
 
 The same arithmetic as narrow -> reshape -> permute (x3) -> ``scaled_dot_product_attention`` ->
-permute -> reshape, with one copy each way instead: the forward copies qkv once into the heads
-layout (3, B, H, T, D) the kernel reads, the backward writes dq, dk, dv back into (B, T, 3C) in one
-pass, and the graph holds one node instead of twelve.
+permute -> reshape, without a single copy: q, k, v are strided views of qkv in the heads order
+(B, H, T, D) (head h of q in row t is qkv[b, t, h*D:(h+1)*D], the next row 3C values further),
+the kernel reads them where they are and writes each head's output straight into its columns of
+y (B, T, C); the backward writes dq, dk, dv straight into the thirds of dqkv (B, T, 3C). The graph
+holds one node instead of twelve.
 """
 
 import numpy as np
@@ -27,23 +29,27 @@ class QKVAttention(Function):
         B, T, C3 = qkv.shape
         C = C3 // 3
         H, D = num_heads, C // num_heads
-        heads = qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)   # (B, T, 3C) -> (3, B, H, T, D), a view
-        q, k, v = np.ascontiguousarray(heads)                         # one copy; each (B, H, T, D) contiguous
-        out, lse = K.attention_forward(q, k, v, scale, causal)        # (B, H, T, D), (B, H, T)
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.scale, ctx.causal = scale, causal
-        return np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(B, T, C)  # (B, H, T, D) -> (B, T, H*D)
+        q, k, v = qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # (B, T, 3C) -> 3 x (B, H, T, D), views
+        y = np.empty((B, T, H, D), dtype=qkv.dtype)
+        out = y.transpose(0, 2, 1, 3)                                 # (B, T, H, D) -> (B, H, T, D), a view
+        _, lse = K.attention_forward(q, k, v, scale, causal, out=out)  # writes the heads into y; lse (B, H, T)
+        ctx.save_for_backward(qkv, y, lse)
+        ctx.num_heads, ctx.scale, ctx.causal = H, scale, causal
+        return y.reshape(B, T, C)                                     # (B, T, H, D) -> (B, T, H*D)
 
     @staticmethod
     def backward(ctx, dy):
-        q, k, v, out, lse = ctx.saved_tensors
-        B, H, T, D = q.shape
-        dout = np.ascontiguousarray(dy.reshape(B, T, H, D).transpose(0, 2, 1, 3))  # (B, T, C) -> (B, H, T, D)
-        dq, dk, dv = K.attention_backward(dout, q, k, v, out, lse, ctx.scale, ctx.causal)
+        qkv, y, lse = ctx.saved_tensors
+        B, T, C3 = qkv.shape
+        H = ctx.num_heads
+        D = C3 // (3 * H)
+        q, k, v = qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # (B, T, 3C) -> 3 x (B, H, T, D), views
+        out = y.transpose(0, 2, 1, 3)                                 # (B, T, H, D) -> (B, H, T, D), a view
+        dout = dy.reshape(B, T, H, D).transpose(0, 2, 1, 3)          # (B, T, C) -> (B, H, T, D), a view
         dqkv = np.empty((B, T, 3, H, D), dtype=dy.dtype)
-        heads = dqkv.transpose(2, 0, 3, 1, 4)                          # (B, T, 3, H, D) -> (3, B, H, T, D), a view
-        heads[0], heads[1], heads[2] = dq, dk, dv
-        return dqkv.reshape(B, T, 3 * H * D), None, None, None         # (B, T, 3, H, D) -> (B, T, 3C)
+        grads = tuple(dqkv.transpose(2, 0, 3, 1, 4))                  # (B, T, 3, H, D) -> 3 x (B, H, T, D), views
+        K.attention_backward(dout, q, k, v, out, lse, ctx.scale, ctx.causal, grads=grads)
+        return dqkv.reshape(B, T, C3), None, None, None               # (B, T, 3, H, D) -> (B, T, 3C)
 
 
 def qkv_attention(qkv, num_heads, causal=False, scale=None):
