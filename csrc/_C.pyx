@@ -124,6 +124,55 @@ cdef _gemm(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
                                 beta, &C[0, 0], rs_c, cs_c, 0)
 
 
+def gemm_bias(A, B, C, bias=None, R=None):
+    """C = A @ B + bias + R, written into C, with GEMM v3 and its epilogue (see gemm_epilogue_f32).
+
+    A (M, K), B (K, N), C (M, N), bias (N,) or None, R (M, N) or None: any strides, one dtype.
+    The bias (a layer's b) and R (a residual stream) are added to each tile of C as soon as it
+    is final, so there is no second pass over C. C must not overlap A, B or R.
+    """
+    dtype = getattr(A, "dtype", None)
+    if dtype == _FLOAT32:
+        _gemm_bias[float](A, B, C, bias, R)
+    elif dtype == _FLOAT64:
+        _gemm_bias[double](A, B, C, bias, R)
+    else:
+        raise TypeError(f"gemm_bias: expected float32 or float64 arrays, got {dtype}")
+
+
+cdef _gemm_bias(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
+                const floating[:] bias, const floating[:, :] R):
+    cdef idx_t M = A.shape[0], K = A.shape[1], N = B.shape[1]
+    if B.shape[0] != K or C.shape[0] != M or C.shape[1] != N:
+        raise ValueError(
+            f"gemm_bias: expected A (M, K), B (K, N), C (M, N); got A ({A.shape[0]}, {A.shape[1]}), "
+            f"B ({B.shape[0]}, {B.shape[1]}), C ({C.shape[0]}, {C.shape[1]})")
+    if bias is not None and bias.shape[0] != N:
+        raise ValueError(f"gemm_bias: expected bias ({N},), got ({bias.shape[0]},)")
+    if R is not None and (R.shape[0] != M or R.shape[1] != N):
+        raise ValueError(f"gemm_bias: expected R ({M}, {N}) like C, got ({R.shape[0]}, {R.shape[1]})")
+    if M == 0 or N == 0:
+        return
+    cdef Py_ssize_t s = sizeof(floating)
+    cdef idx_t rs_a = _stride(A.strides[0], s), cs_a = _stride(A.strides[1], s)
+    cdef idx_t rs_b = _stride(B.strides[0], s), cs_b = _stride(B.strides[1], s)
+    cdef idx_t rs_c = _stride(C.strides[0], s), cs_c = _stride(C.strides[1], s)
+    cdef const floating *pa = &A[0, 0] if K > 0 else NULL
+    cdef const floating *pb = &B[0, 0] if K > 0 else NULL
+    cdef const floating *pbias = &bias[0] if bias is not None else NULL
+    cdef const floating *pr = &R[0, 0] if R is not None else NULL
+    cdef idx_t cs_bias = _stride(bias.strides[0], s) if bias is not None else 0
+    cdef idx_t rs_r = _stride(R.strides[0], s) if R is not None else 0
+    cdef idx_t cs_r = _stride(R.strides[1], s) if R is not None else 0
+    with nogil:
+        if floating is float:
+            gemm_epilogue_f32(M, N, K, 1.0, pa, rs_a, cs_a, pb, rs_b, cs_b, 0.0, &C[0, 0], rs_c, cs_c,
+                              pbias, cs_bias, pr, rs_r, cs_r, 0)
+        else:
+            gemm_epilogue_f64(M, N, K, 1.0, pa, rs_a, cs_a, pb, rs_b, cs_b, 0.0, &C[0, 0], rs_c, cs_c,
+                              pbias, cs_bias, pr, rs_r, cs_r, 0)
+
+
 def gemm_naive(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
                double alpha=1.0, double beta=0.0):
     """C = alpha * A @ B + beta * C with the naive triple loop (GEMM v1); see gemm."""

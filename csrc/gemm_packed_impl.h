@@ -78,15 +78,58 @@ static void SFX(merge_edge)(idx_t mr, idx_t nr, T alpha, const T *edge, T beta,
         }
 }
 
+/* ---- the epilogue: C += bias (per column) + R, once C holds the whole product ----
+ * A layer's y = x W^T + b, or a residual block's x + (h W^T + b), in one pass: each tile of
+ * C gets its bias and residual added right after the micro-kernel has written it (while it
+ * is in L1), instead of a separate pass over all of C later. Both parts are optional
+ * (NULL); `bias` and `res` here point at the values for C's element (0, 0), so callers
+ * working on a block of C pass an epilogue shifted to that block (SFX(epi_at)). */
+typedef struct {
+    const T *bias;           /* bias[j * cs_bias] is added to column j, or NULL */
+    idx_t cs_bias;
+    const T *res;            /* res[i * rs_res + j * cs_res] is added to C[i, j], or NULL */
+    idx_t rs_res, cs_res;
+} SFX(epi_t);
+
+/* the epilogue for the block of C starting at row i, column j */
+static SFX(epi_t) SFX(epi_at)(const SFX(epi_t) *e, idx_t i, idx_t j)
+{
+    SFX(epi_t) out = *e;
+    if (out.bias) out.bias += j * out.cs_bias;
+    if (out.res) out.res += i * out.rs_res + j * out.cs_res;
+    return out;
+}
+
+/* C[0:m, 0:n] += bias + res (C and the epilogue both start at the same element) */
+static void SFX(epi_apply)(const SFX(epi_t) *e, idx_t m, idx_t n, T *C, idx_t rs_c, idx_t cs_c)
+{
+    if (!e || (!e->bias && !e->res)) return;
+    for (idx_t i = 0; i < m; i++) {
+        T *c = C + i * rs_c;
+        if (e->bias && cs_c == 1 && e->cs_bias == 1)           /* the usual case: unit strides */
+            for (idx_t j = 0; j < n; j++) c[j] += e->bias[j];
+        else if (e->bias)
+            for (idx_t j = 0; j < n; j++) c[j * cs_c] += e->bias[j * e->cs_bias];
+        if (e->res) {
+            const T *r = e->res + i * e->rs_res;
+            if (cs_c == 1 && e->cs_res == 1)
+                for (idx_t j = 0; j < n; j++) c[j] += r[j];
+            else
+                for (idx_t j = 0; j < n; j++) c[j * cs_c] += r[j * e->cs_res];
+        }
+    }
+}
+
 /* ---- macro-kernel --------------------------------------------------------
  * C[0:mc, panels jp0..jp1 of NR columns] (+)= alpha * Ap Bp: loop over the tiles,
  * one micro-kernel call each. The jr loop is outside the ir loop so one kc x NR
  * micro-panel of B stays in L1 while the mc x kc block of A streams from L2.
  * Edge tiles (fewer than MR rows or NR columns left) are computed into a small
- * buffer and only the valid part is merged into C. */
+ * buffer and only the valid part is merged into C. `epi` (NULL unless this is the last
+ * slice of the sum) is applied to each tile as soon as it is final. */
 static void SFX(macro_kernel)(idx_t mc, idx_t nc, idx_t kc, idx_t jp0, idx_t jp1, T alpha,
                               const T *Ap, const T *Bp, T beta, T *C, idx_t rs_c, idx_t cs_c,
-                              UKR_T ukr)
+                              UKR_T ukr, const SFX(epi_t) *epi)
 {
     T edge[MR * NR];
     for (idx_t jp = jp0; jp < jp1; jp++) {
@@ -101,6 +144,10 @@ static void SFX(macro_kernel)(idx_t mc, idx_t nc, idx_t kc, idx_t jp0, idx_t jp1
                 ukr(kc, (T)1, Ap + i * kc, 1, MR, Bp + j * kc, NR, (T)0, edge, NR, 1);
                 SFX(merge_edge)(mr, nr, alpha, edge, beta, c, rs_c, cs_c);
             }
+            if (epi) {
+                SFX(epi_t) e = SFX(epi_at)(epi, i, j);
+                SFX(epi_apply)(&e, mr, nr, c, rs_c, cs_c);
+            }
         }
     }
 }
@@ -111,7 +158,7 @@ static void SFX(macro_kernel)(idx_t mc, idx_t nc, idx_t kc, idx_t jp0, idx_t jp1
 static void SFX(gemm_small)(idx_t M, idx_t N, idx_t K, T alpha,
                             const T *A, idx_t rs_a, idx_t cs_a,
                             const T *B, idx_t rs_b, idx_t cs_b,
-                            T beta, T *C, idx_t rs_c, idx_t cs_c)
+                            T beta, T *C, idx_t rs_c, idx_t cs_c, const SFX(epi_t) *epi)
 {
     T row[SMALL_N_MAX];                    /* one row of alpha * A B, accumulated here */
     for (idx_t i = 0; i < M; i++) {
@@ -129,6 +176,7 @@ static void SFX(gemm_small)(idx_t M, idx_t N, idx_t K, T alpha,
             *cij = (beta == 0) ? alpha * row[j] : alpha * row[j] + beta * *cij;
         }
     }
+    SFX(epi_apply)(epi, M, N, C, rs_c, cs_c);
 }
 
 /* ---- small and medium products with row-major B: no packing -------------------
@@ -143,7 +191,8 @@ static void SFX(gemm_small)(idx_t M, idx_t N, idx_t K, T alpha,
 static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, T alpha,
                             const T *A, idx_t rs_a, idx_t cs_a,
                             const T *B, idx_t rs_b,
-                            T beta, T *C, idx_t rs_c, idx_t cs_c, UKR_T ukr)
+                            T beta, T *C, idx_t rs_c, idx_t cs_c, UKR_T ukr,
+                            const SFX(epi_t) *epi)
 {
     T *a_pad = NULL, *b_pad = NULL;                     /* only for M < MR or N < NR */
     idx_t rs_bp = rs_b;
@@ -167,17 +216,23 @@ static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, T alpha,
             idx_t new_i = i - i_tile;
             idx_t mr = (M < MR ? M : i_tile + MR) - i;
             const T *a = A + i_tile * rs_a, *b = B + j_tile;
+            SFX(epi_t) e;
             if (new_i == 0 && new_j == 0 && mr == MR && nr == NR) {
                 ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i * rs_c + j * cs_c, rs_c, cs_c);
+                if (epi) { e = SFX(epi_at)(epi, i, j); SFX(epi_apply)(&e, mr, nr, C + i * rs_c + j * cs_c, rs_c, cs_c); }
             } else if (beta == 0 && M >= MR && N >= NR) {
                 /* C write-only: the overlapping part of a moved-back tile is recomputed with
                  * the same operands in the same order, so it is bit-identical and can
-                 * simply be written again; no buffer, no merge */
-                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i_tile * rs_c + j_tile * cs_c, rs_c, cs_c);
+                 * simply be written again; no buffer, no merge. The rewrite also undid the
+                 * epilogue of the overlap, so it is applied to the whole tile again. */
+                T *c = C + i_tile * rs_c + j_tile * cs_c;
+                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, c, rs_c, cs_c);
+                if (epi) { e = SFX(epi_at)(epi, i_tile, j_tile); SFX(epi_apply)(&e, MR, NR, c, rs_c, cs_c); }
             } else {
                 ukr(K, (T)1, a, rs_a, cs_a, b, rs_bp, (T)0, edge, NR, 1);
                 SFX(merge_edge)(mr, nr, alpha, edge + new_i * NR + new_j, beta,
                                 C + i * rs_c + j * cs_c, rs_c, cs_c);
+                if (epi) { e = SFX(epi_at)(epi, i, j); SFX(epi_apply)(&e, mr, nr, C + i * rs_c + j * cs_c, rs_c, cs_c); }
             }
         }
     }
@@ -196,7 +251,7 @@ static void SFX(gemm_loops)(idx_t M, idx_t N, idx_t K, T alpha,
                             const T *B, idx_t rs_b, idx_t cs_b,
                             T beta, T *C, idx_t rs_c, idx_t cs_c,
                             idx_t mc, idx_t n_ic, idx_t n_js, T *Bp, T *Ap, UKR_T ukr,
-                            int tid, int nt)
+                            const SFX(epi_t) *epi, int tid, int nt)
 {
     idx_t n_units = n_ic * n_js;
     idx_t u0 = n_units * tid / nt, u1 = n_units * (tid + 1) / nt;
@@ -225,9 +280,12 @@ static void SFX(gemm_loops)(idx_t M, idx_t N, idx_t K, T alpha,
                     packed_ic = ic_blk;
                 }
                 idx_t jp0 = n_panels * js / n_js, jp1 = n_panels * (js + 1) / n_js;
-                /* loops 2 and 1 (JR, IR) and the micro-kernel */
+                /* loops 2 and 1 (JR, IR) and the micro-kernel; the epilogue with the last slice */
+                SFX(epi_t) e;
+                if (epi) e = SFX(epi_at)(epi, ic, jc);
                 SFX(macro_kernel)(mcur, nc, kc, jp0, jp1, alpha, Ap, Bp, beta_pc,
-                                  C + ic * rs_c + jc * cs_c, rs_c, cs_c, ukr);
+                                  C + ic * rs_c + jc * cs_c, rs_c, cs_c, ukr,
+                                  epi && pc + kc >= K ? &e : NULL);
             }
             team_barrier(nt);                                   /* nobody repacks B~ in use */
         }
@@ -235,10 +293,10 @@ static void SFX(gemm_loops)(idx_t M, idx_t N, idx_t K, T alpha,
 }
 
 /* ---- the driver: the five loops of Goto's algorithm around the micro-kernel ---- */
-void SFX(gemm_packed)(idx_t M, idx_t N, idx_t K, T alpha,
-                      const T *A, idx_t rs_a, idx_t cs_a,
-                      const T *B, idx_t rs_b, idx_t cs_b,
-                      T beta, T *C, idx_t rs_c, idx_t cs_c, int nthreads)
+static void SFX(gemm_run)(idx_t M, idx_t N, idx_t K, T alpha,
+                          const T *A, idx_t rs_a, idx_t cs_a,
+                          const T *B, idx_t rs_b, idx_t cs_b,
+                          T beta, T *C, idx_t rs_c, idx_t cs_c, const SFX(epi_t) *epi, int nthreads)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0) {                    /* no product: C = beta * C */
@@ -247,17 +305,18 @@ void SFX(gemm_packed)(idx_t M, idx_t N, idx_t K, T alpha,
                 T *cij = &C[i * rs_c + j * cs_c];
                 *cij = (beta == 0) ? (T)0 : beta * *cij;
             }
+        SFX(epi_apply)(epi, M, N, C, rs_c, cs_c);
         return;
     }
     if (N <= SMALL_N_MAX && (double)M * N * K <= SMALL_FLOPS) {
-        SFX(gemm_small)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c);
+        SFX(gemm_small)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c, epi);
         return;
     }
     int nt = nthreads > 0 ? nthreads : miniclip_max_threads();
     if ((double)M * N * K < PARALLEL_FLOPS) nt = 1; /* too little work to share */
     UKR_T ukr = GET_UKR();
     if (nt == 1 && cs_b == 1 && K <= DIRECT_K_MAX && (double)M * N * K <= DIRECT_FLOPS
-            && SFX(gemm_direct)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, beta, C, rs_c, cs_c, ukr))
+            && SFX(gemm_direct)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, beta, C, rs_c, cs_c, ukr, epi))
         return;
 
     /* Row blocks of C (the IC loop, split between threads): n_ic blocks of mc rows,
@@ -282,20 +341,42 @@ void SFX(gemm_packed)(idx_t M, idx_t N, idx_t K, T alpha,
     if (!Bp || !Ap_all) {                          /* out of memory: fall back to v2 */
         free(Bp); free(Ap_all);
         SFX(gemm_tiled)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c);
+        SFX(epi_apply)(epi, M, N, C, rs_c, cs_c);
         return;
     }
 
     if (nt == 1) {                                 /* no team, no barriers */
         SFX(gemm_loops)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c,
-                        mc, n_ic, n_js, Bp, Ap_all, ukr, 0, 1);
+                        mc, n_ic, n_js, Bp, Ap_all, ukr, epi, 0, 1);
     } else {
         #pragma omp parallel num_threads(nt)
         SFX(gemm_loops)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c,
                         mc, n_ic, n_js, Bp, (T *)((char *)Ap_all + a_size * omp_thread_id()), ukr,
-                        omp_thread_id(), omp_team_size());
+                        epi, omp_thread_id(), omp_team_size());
     }
     free(Bp);
     free(Ap_all);
+}
+
+void SFX(gemm_packed)(idx_t M, idx_t N, idx_t K, T alpha,
+                      const T *A, idx_t rs_a, idx_t cs_a,
+                      const T *B, idx_t rs_b, idx_t cs_b,
+                      T beta, T *C, idx_t rs_c, idx_t cs_c, int nthreads)
+{
+    SFX(gemm_run)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c, NULL, nthreads);
+}
+
+/* C = alpha * A B + beta * C + bias (per column, may be NULL) + R (may be NULL): a layer's
+ * x W^T + b, and a residual block's x + (h W^T + b), without a second pass over C. */
+void SFX(gemm_epilogue)(idx_t M, idx_t N, idx_t K, T alpha,
+                        const T *A, idx_t rs_a, idx_t cs_a,
+                        const T *B, idx_t rs_b, idx_t cs_b,
+                        T beta, T *C, idx_t rs_c, idx_t cs_c,
+                        const T *bias, idx_t cs_bias, const T *R, idx_t rs_r, idx_t cs_r, int nthreads)
+{
+    SFX(epi_t) epi = {bias, cs_bias, R, rs_r, cs_r};
+    SFX(gemm_run)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c,
+                  bias || R ? &epi : NULL, nthreads);
 }
 
 /* Strided batched GEMM: the (B, H, T, D) products of attention and batched matmul. */

@@ -33,6 +33,18 @@ cdef extern from "miniclip.h" nogil:
                          const double *A, idx_t rs_a, idx_t cs_a,
                          const double *B, idx_t rs_b, idx_t cs_b,
                          double beta, double *C, idx_t rs_c, idx_t cs_c, int nthreads)
+    void gemm_epilogue_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                           const float *A, idx_t rs_a, idx_t cs_a,
+                           const float *B, idx_t rs_b, idx_t cs_b,
+                           float beta, float *C, idx_t rs_c, idx_t cs_c,
+                           const float *bias, idx_t cs_bias, const float *R, idx_t rs_r, idx_t cs_r,
+                           int nthreads)
+    void gemm_epilogue_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                           const double *A, idx_t rs_a, idx_t cs_a,
+                           const double *B, idx_t rs_b, idx_t cs_b,
+                           double beta, double *C, idx_t rs_c, idx_t cs_c,
+                           const double *bias, idx_t cs_bias, const double *R, idx_t rs_r, idx_t cs_r,
+                           int nthreads)
     void gemm_batched_f32(idx_t nbatch, idx_t M, idx_t N, idx_t K, float alpha,
                           const float *A, idx_t bs_a, idx_t rs_a, idx_t cs_a,
                           const float *B, idx_t bs_b, idx_t rs_b, idx_t cs_b,

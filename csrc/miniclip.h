@@ -53,6 +53,22 @@ void gemm_packed_f64(idx_t M, idx_t N, idx_t K, double alpha,
                      const double *A, idx_t rs_a, idx_t cs_a,
                      const double *B, idx_t rs_b, idx_t cs_b,
                      double beta, double *C, idx_t rs_c, idx_t cs_c, int nthreads);
+/* GEMM v3 with an epilogue: C = alpha * A B + beta * C + bias + R, where bias[j * cs_bias] is
+ * added to column j and R[i * rs_r + j * cs_r] to C[i, j] (either may be NULL). Each tile gets
+ * them as soon as it is final, so y = x W^T + b (and x + h W^T + b) takes one pass over C.
+ * R must not overlap C. */
+void gemm_epilogue_f32(idx_t M, idx_t N, idx_t K, float alpha,
+                       const float *A, idx_t rs_a, idx_t cs_a,
+                       const float *B, idx_t rs_b, idx_t cs_b,
+                       float beta, float *C, idx_t rs_c, idx_t cs_c,
+                       const float *bias, idx_t cs_bias, const float *R, idx_t rs_r, idx_t cs_r,
+                       int nthreads);
+void gemm_epilogue_f64(idx_t M, idx_t N, idx_t K, double alpha,
+                       const double *A, idx_t rs_a, idx_t cs_a,
+                       const double *B, idx_t rs_b, idx_t cs_b,
+                       double beta, double *C, idx_t rs_c, idx_t cs_c,
+                       const double *bias, idx_t cs_bias, const double *R, idx_t rs_r, idx_t cs_r,
+                       int nthreads);
 
 /* Strided batched GEMM v3: for b < nbatch, C_b = alpha * A_b B_b + beta * C_b with
  * A_b = A + b * bs_a (likewise B, C); a batch stride of 0 reuses one matrix (broadcast).

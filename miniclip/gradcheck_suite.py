@@ -72,6 +72,8 @@ OP_CASES = [
     Case("logsigmoid", ops.logsigmoid, ((3, 4),)),
     Case("narrow", lambda a: ops.narrow(a, 1, 1, 2), ((3, 4),)),
     Case("linear", lambda x, w, b: ops.linear(x, w, b), ((2, 3, 4), (5, 4), (5,))),
+    Case("linear + residual", lambda x, w, b, r: ops.linear(x, w, b, residual=r),
+         ((2, 3, 4), (5, 4), (5,), (2, 3, 5))),
     Case("qkv_attention", lambda qkv: ops.qkv_attention(qkv, 2), ((2, 5, 12),)),
     Case("qkv_attention (causal)", lambda qkv: ops.qkv_attention(qkv, 2, causal=True), ((2, 5, 12),)),
     Case("attention", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v),

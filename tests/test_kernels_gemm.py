@@ -94,6 +94,38 @@ def test_gemm_v3_blocking_paths(M, N, K, threads, simd, dtype):
         compiled.set_num_threads(before)
 
 
+@given(M=st.sampled_from(SIZES + [130, 300]), N=st.sampled_from(SIZES), K=st.sampled_from(SIZES + [300]),
+       lx=LAYOUTS, lw=LAYOUTS, lr=LAYOUTS, bias=st.booleans(), residual=st.booleans(),
+       threads=st.sampled_from([1, 2]), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_linear_epilogue_matches_reference(M, N, K, lx, lw, lr, bias, residual, threads, dtype, seed):
+    """K.linear: x W^T + b + r with the bias and residual added in GEMM v3's epilogue, on every
+    path (tiny products, the unpacked direct path with moved-back edge tiles, packed blocks with
+    two K slices (K = 300 > KC): the epilogue must come once, after the last slice)."""
+    rng = np.random.default_rng(seed)
+    x, w = _operand(rng, M, K, dtype, lx), _operand(rng, N, K, dtype, lw)
+    b = rng.standard_normal(N).astype(dtype) if bias else None
+    r = _operand(rng, M, N, dtype, lr) if residual else None
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        y = compiled.linear(x, w, b, r)
+    finally:
+        compiled.set_num_threads(before)
+    ref = reference.linear(*(None if a is None else a.astype(np.float64) for a in (x, w, b, r)))
+    assert y.shape == (M, N) and y.dtype == dtype
+    scale = np.abs(x.astype(np.float64)) @ np.abs(w.T.astype(np.float64)) + np.abs(ref) + 1e-300  # as _check_gemm
+    assert np.max(np.abs(y - ref) / scale) <= _tol(dtype, K)
+
+
+def test_linear_falls_back_and_checks():
+    x, w = np.ones((3, 4)), np.ones((5, 4))
+    np.testing.assert_array_equal(compiled.linear(x.astype(int), w.astype(int)), np.full((3, 5), 4))
+    with pytest.raises(ValueError, match="bias"):
+        _C.gemm_bias(x, w.T, np.empty((3, 5)), np.ones(4), None)
+    with pytest.raises(ValueError, match="R \\(3, 5\\) like C"):
+        _C.gemm_bias(x, w.T, np.empty((3, 5)), None, np.ones((5, 3)))
+
+
 @pytest.mark.parametrize("version", ["v1", "v2", "v3"])
 def test_gemm_beta_zero_never_reads_C(version):
     A = np.ones((7, 5))

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from miniclip import ops
+from miniclip import Tensor, ops
 from miniclip.autograd import gradcheck
 from strategies import small_shapes, tensors
 
@@ -178,14 +178,39 @@ def test_attention(data, b, h, t, d, causal):
 
 
 @given(data=st.data(), lead=hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=3),
-       c_in=st.integers(1, 5), c_out=st.integers(1, 5), bias=st.booleans())
-def test_linear(data, lead, c_in, c_out, bias):
+       c_in=st.integers(1, 5), c_out=st.integers(1, 5), bias=st.booleans(), residual=st.booleans())
+def test_linear(data, lead, c_in, c_out, bias, residual):
     x = data.draw(tensors(lead + (c_in,)))
     w = data.draw(tensors((c_out, c_in)))
-    if bias:
+    if bias and residual:
+        check(lambda x, w, b, r: ops.linear(x, w, b, residual=r), x, w, data.draw(tensors((c_out,))),
+              data.draw(tensors(lead + (c_out,))), name="linear (bias, residual)")
+    elif residual:
+        check(lambda x, w, r: ops.linear(x, w, residual=r), x, w, data.draw(tensors(lead + (c_out,))),
+              name="linear (residual)")
+    elif bias:
         check(ops.linear, x, w, data.draw(tensors((c_out,))), name="linear")
     else:
         check(lambda x, w: ops.linear(x, w), x, w, name="linear (no bias)")
+
+
+def test_linear_residual_is_the_add():
+    """linear(x, W, b, residual=r) equals r + linear(x, W, b), forward and every gradient."""
+    rng = np.random.default_rng(5)
+    x, w, b, r = (Tensor(rng.standard_normal(s), requires_grad=True) for s in ((2, 3, 4), (5, 4), (5,), (2, 3, 5)))
+    g = rng.standard_normal((2, 3, 5))
+    fused = ops.linear(x, w, b, residual=r)
+    fused.backward(g)
+    grads = [t.grad.copy() for t in (x, w, b, r)]
+    for t in (x, w, b, r):
+        t.grad = None
+    plain = r + ops.linear(x, w, b)
+    plain.backward(g)
+    np.testing.assert_allclose(fused.data, plain.data, rtol=1e-14, atol=1e-14)
+    for t, g_fused in zip((x, w, b, r), grads):
+        np.testing.assert_allclose(g_fused, t.grad, rtol=1e-14, atol=1e-14)
+    with pytest.raises(ValueError, match="residual of the output's shape"):
+        ops.linear(x, w, b, residual=Tensor(np.zeros((2, 3, 4))))
 
 
 @given(data=st.data(), b=st.integers(1, 2), h=st.integers(1, 3), t=st.integers(1, 5),

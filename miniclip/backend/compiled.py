@@ -21,7 +21,7 @@ from .. import _C  # ImportError here means the extension is not built
 from . import reference
 from .reference import check_gemm_args
 
-__all__ = ["gemm", "gemm_naive", "matmul", "attention_forward", "attention_backward",
+__all__ = ["gemm", "gemm_naive", "matmul", "linear", "attention_forward", "attention_backward",
            "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
            "layer_norm_forward", "layer_norm_backward",
            "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
@@ -86,6 +86,17 @@ def gemm(A, B, C, alpha=1.0, beta=0.0, version="v3"):
 def gemm_naive(A, B, C, alpha=1.0, beta=0.0):
     """GEMM v1, the naive triple loop in C; same contract as ``gemm``."""
     return gemm(A, B, C, alpha, beta, version="v1")
+
+
+def linear(x, weight, bias=None, residual=None):
+    """y = x W^T + b (+ residual) as one GEMM v3 call: the bias and the residual are added to each
+    tile of y in the GEMM's epilogue, not in extra passes. Same contract as ``reference.linear``."""
+    if not (_float_array(x, weight, *(a for a in (bias, residual) if a is not None))
+            and x.ndim == 2 and weight.ndim == 2):
+        return reference.linear(x, weight, bias, residual)
+    y = np.empty((x.shape[0], weight.shape[0]), x.dtype)            # (R, C_out)
+    _C.gemm_bias(x, weight.T, y, bias, residual)                     # (R, C_in) @ (C_in, C_out)
+    return y
 
 
 def _merge_batch_axes(batch, arrays):

@@ -12,7 +12,7 @@ import numpy as np
 
 KERNELS = (
     "gemm", "gemm_naive",
-    "matmul",
+    "matmul", "linear",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "logsumexp",
     "layer_norm_forward", "layer_norm_backward",
     "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
@@ -71,6 +71,20 @@ def check_gemm_args(name, A, B, C, version="v3"):
 def matmul(a, b):
     """a @ b with NumPy's batch broadcasting over leading axes."""
     return np.matmul(a, b)
+
+
+def linear(x, weight, bias=None, residual=None):
+    """y = x W^T + b (+ residual): a layer's output, and optionally the residual stream it joins.
+
+    x (R, C_in), weight (C_out, C_in), bias (C_out,) or None, residual (R, C_out) or None;
+    y (R, C_out). Added in this order: (x W^T + b) + residual.
+    """
+    y = x @ weight.T                                  # (R, C_in) @ (C_in, C_out) -> (R, C_out)
+    if bias is not None:
+        y += bias
+    if residual is not None:
+        y += residual
+    return y
 
 
 # ----------------------------------------------------------------- softmax family

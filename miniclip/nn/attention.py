@@ -22,7 +22,8 @@ from .parameter import Parameter
 
 
 class MultiheadAttention(Module):
-    """Self-attention over (B, T, C); ``causal=True`` lets position t see only positions <= t.
+    """Self-attention over (B, T, C); ``causal=True`` lets position t see only positions <= t;
+    ``residual`` (B, T, C), when given, is added to the output inside ``out_proj``'s op.
 
     Init, as PyTorch's ``nn.MultiheadAttention`` (kept by CLIP's vision tower;
     the text tower re-initializes the weights in ``CLIP.initialize_parameters``):
@@ -44,7 +45,7 @@ class MultiheadAttention(Module):
         self.out_proj = Linear(C, C, dtype=dtype, rng=rng)
         self.out_proj.bias.data[...] = 0  # PyTorch's MHA zeroes out_proj.bias
 
-    def forward(self, x, causal=False):
+    def forward(self, x, causal=False, residual=None):
         B, T, C = x.shape
         if C != self.embed_dim:
             raise ValueError(f"MultiheadAttention: expected input (B, T, {self.embed_dim}), got {x.shape}")
@@ -52,7 +53,7 @@ class MultiheadAttention(Module):
         # split into heads, attend, concatenate the heads: one fused op (see ops/qkv_attention.py);
         # head h of q, k, v reads columns h*D:(h+1)*D of the thirds of qkv, scale 1/sqrt(D)
         out = ops.qkv_attention(qkv, self.num_heads, causal=causal)     # (B, T, 3C) -> (B, T, C)
-        return self.out_proj(out)                                        # (B, T, C)
+        return self.out_proj(out, residual=residual)                     # (B, T, C) [+ residual]
 
     def extra_repr(self):
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"

@@ -29,8 +29,11 @@ class ResidualAttentionBlock(Module):
         self.ln_2 = LayerNorm(d_model, dtype=dtype)
 
     def forward(self, x):
-        x = x + self.attn(self.ln_1(x), causal=self.causal)
-        x = x + self.mlp(self.ln_2(x))
+        # x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x)); the "x +" is passed in as residual=x,
+        # so each add happens inside the last GEMM of its branch (out_proj, c_proj) instead of
+        # as a separate pass over x (the arithmetic is the same: (h W^T + b) + x)
+        x = self.attn(self.ln_1(x), causal=self.causal, residual=x)
+        x = self.mlp(self.ln_2(x), residual=x)
         return x
 
 
