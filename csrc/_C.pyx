@@ -299,6 +299,25 @@ def attention_backward(const floating[:, :, :, :] dout, const floating[:, :, :, 
                                    &dq[0, 0, 0, 0], ldq, &dk[0, 0, 0, 0], ldk, &dv[0, 0, 0, 0], ldv)
 
 
+def embedding_backward(const long long[::1] ids, const floating[:, ::1] dout, floating[:, ::1] dweight):
+    """dweight = 0, then dweight[ids[n]] += dout[n] for every n (ids checked to lie in [0, V))."""
+    cdef idx_t N = ids.shape[0], C = dout.shape[1], V = dweight.shape[0]
+    if dout.shape[0] != N or dweight.shape[1] != C:
+        raise ValueError(f"embedding_backward: expected dout ({N}, C) and dweight (V, C); got dout "
+                         f"({dout.shape[0]}, {dout.shape[1]}), dweight ({V}, {dweight.shape[1]})")
+    cdef idx_t n
+    for n in range(N):
+        if ids[n] < 0 or ids[n] >= V:
+            raise IndexError(f"embedding_backward: ids must lie in [0, {V}), got {ids[n]} at position {n}")
+    if V == 0 or C == 0:
+        return
+    with nogil:
+        if floating is float:
+            embedding_backward_f32(N, C, V, &ids[0] if N else NULL, &dout[0, 0] if N else NULL, &dweight[0, 0])
+        else:
+            embedding_backward_f64(N, C, V, &ids[0] if N else NULL, &dout[0, 0] if N else NULL, &dweight[0, 0])
+
+
 # ------------------------------------------------------------------ row kernels
 # Rows are (R, C) C-contiguous views: the Python wrappers in miniclip/backend/compiled.py
 # flatten the leading axes and make the arrays contiguous first.

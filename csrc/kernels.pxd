@@ -80,6 +80,11 @@ cdef extern from "miniclip.h" nogil:
                                 double *dq, attn_layout ldq, double *dk, attn_layout ldk,
                                 double *dv, attn_layout ldv)
 
+    void embedding_backward_f32(idx_t N, idx_t C, idx_t V, const long long *ids, const float *dout,
+                                float *dweight)
+    void embedding_backward_f64(idx_t N, idx_t C, idx_t V, const long long *ids, const double *dout,
+                                double *dweight)
+
     void softmax_rows_f32(idx_t R, idx_t C, const float *x, float *y, int log_space)
     void softmax_rows_f64(idx_t R, idx_t C, const double *x, double *y, int log_space)
     void softmax_backward_rows_f32(idx_t R, idx_t C, const float *y, const float *dy, float *dx, int log_space)

@@ -110,6 +110,13 @@ void attention_backward_f64(idx_t B, idx_t H, idx_t T, idx_t D, double scale, in
                             double *dq, attn_layout ldq, double *dk, attn_layout ldk,
                             double *dv, attn_layout ldv);
 
+/* ---- embedding gradient (embedding.c): dweight (V, C) = scatter-add of dout (N, C) rows
+ * to rows ids (N,) (int64, each in [0, V: checked by the caller)). */
+void embedding_backward_f32(idx_t N, idx_t C, idx_t V, const long long *ids, const float *dout,
+                            float *dweight);
+void embedding_backward_f64(idx_t N, idx_t C, idx_t V, const long long *ids, const double *dout,
+                            double *dweight);
+
 /* ---- softmax family (softmax.c); x, y, dy, dx (R, C) contiguous, rows independent ----
  * log_space = 0: softmax, 1: log_softmax. */
 void softmax_rows_f32(idx_t R, idx_t C, const float *x, float *y, int log_space);

@@ -1,4 +1,5 @@
-"""Fused row-wise and elementwise kernels (softmax family, layer norm, GELU, QuickGELU, AdamW)
+"""Fused row-wise and elementwise kernels (softmax family, layer norm, GELU, QuickGELU, AdamW,
+the embedding gradient)
 against their NumPy references, and the ops' gradients on the compiled backend.
 
 Shape legend: R rows (leading axes), C the last axis; shapes are drawn with leading axes
@@ -160,12 +161,34 @@ def test_adamw_reference_is_the_documented_formula():
     np.testing.assert_allclose(m, m_new, rtol=1e-15)
 
 
+@given(N=st.sampled_from([0, 1, 2, 7, 40]), C=st.sampled_from([1, 3, 8, 17, 64]), V=st.sampled_from([1, 2, 5, 300]),
+       dtype=st.sampled_from(DTYPES), contiguous=st.booleans(), seed=st.integers(0, 2**16))
+def test_embedding_backward_matches_reference(N, C, V, dtype, contiguous, seed):
+    """The scatter-add, repeated ids included (with V = 1 or 2 every id repeats): equal to np.add.at
+    to the last bit, since both add the rows in the order of n."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, V, N)
+    dout = rng.standard_normal((N, 2 * C)).astype(dtype)
+    dout = dout[:, :C].copy() if contiguous else dout[:, ::2]
+    ours = compiled.embedding_backward(ids, dout, V)
+    ref = reference.embedding_backward(ids, dout, V)
+    assert ours.shape == (V, C) and ours.dtype == dtype
+    np.testing.assert_array_equal(ours, ref)
+
+
+def test_embedding_backward_checks_ids():
+    with pytest.raises(IndexError, match="ids must lie in \\[0, 3\\), got 3 at position 1"):
+        miniclip._C.embedding_backward(np.array([0, 3]), np.zeros((2, 4)), np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="expected dout"):
+        miniclip._C.embedding_backward(np.array([0, 1]), np.zeros((3, 4)), np.zeros((3, 4)))
+
+
 def test_compiled_backend_routes_the_fused_kernels():
     before = miniclip.get_backend()
     miniclip.set_backend("compiled")
     try:
         for name in ("softmax", "layer_norm_forward", "quick_gelu_backward", "adamw_step", "matmul",
-                     "attention_forward"):
+                     "attention_forward", "linear", "embedding_backward"):
             assert getattr(K, name) is getattr(compiled, name)
         assert K.cross_entropy_forward is reference.cross_entropy_forward    # NumPy was faster
     finally:

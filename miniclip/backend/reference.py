@@ -18,6 +18,7 @@ KERNELS = (
     "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
+    "embedding_backward",
     "adamw_step",
 )
 
@@ -268,6 +269,18 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None):
     for g, value in zip(grads, (dq, dk, dv)):
         g[...] = value
     return grads
+
+
+# ----------------------------------------------------------------------------- embedding
+def embedding_backward(ids, dout, num_embeddings):
+    """dweight (V, C) of an embedding lookup out = weight[ids]: each row of dout added to row ids[n].
+
+    ids (N,) integers in [0, V), dout (N, C), V = num_embeddings. An id that appears twice
+    receives both rows (a scatter-add; plain ``dweight[ids] += dout`` would keep only one).
+    """
+    dweight = np.zeros((num_embeddings, dout.shape[1]), dtype=dout.dtype)
+    np.add.at(dweight, ids, dout)
+    return dweight
 
 
 # ----------------------------------------------------------------------------- AdamW

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from ..backend import K
 from ._util import operands
 
 
@@ -21,10 +22,8 @@ class Embedding(Function):
     @staticmethod
     def backward(ctx, dout):
         V, C = ctx.shape
-        dweight = np.zeros((V, C), dtype=dout.dtype)
         # scatter-add: an id that appears twice receives both rows of dout
-        np.add.at(dweight, ctx.ids.reshape(-1), dout.reshape(-1, C))  # (..., C) -> (B*T, C)
-        return dweight, None
+        return K.embedding_backward(ctx.ids.reshape(-1), dout.reshape(-1, C), V), None  # (..., C) -> (N, C)
 
 
 def embedding(ids, weight):
