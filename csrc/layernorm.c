@@ -13,13 +13,20 @@
  * Every sum (over a row of C, or over the R rows for dweight and dbias) is accumulated
  * in double (the row sums as `omp simd` reductions: vector lanes summed separately, then
  * together, an ordering OpenMP allows without -ffast-math), so float32 keeps the accuracy of NumPy's pairwise sums for any C and R.
+ * float32 on CPUs with AVX2+FMA (chosen at run time, MINICLIP_FORCE_GENERIC=1 turns it off)
+ * runs the same passes 8 columns at a time and several rows at once, and adds blocks of at
+ * most 8 floats per lane in float before each goes into the double sum (64 columns of a
+ * row, 8 per lane; 8 rows of a column for dweight/dbias): at most 7 float roundings per
+ * block, as NumPy's float32 sum of 64 values has, and no growth with C or R beyond that.
  * dweight and dbias: each thread sums its rows into a private buffer, and the buffers
  * are added at the end (no atomics).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <math.h>
 
 #include "miniclip.h"
+#include "vexp.h"                  /* miniclip_use_avx2, MINICLIP_HAVE_AVX2 */
 
 #define PARALLEL_ELEMENTS 32768
 
@@ -27,12 +34,12 @@
 #include <omp.h>
 #endif
 
-#define DEFINE_LAYER_NORM(SFX, T, SQRT)                                                  \
-void layer_norm_forward##SFX(idx_t R, idx_t C, const T *x, const T *weight, const T *bias, \
-                             T eps, T *y, T *mean, T *rstd)                              \
+/* ---- generic C: a range of rows [r0, r1), one thread's share ---- */
+#define DEFINE_LAYER_NORM_ROWS(SFX, T, SQRT)                                             \
+static void ln_forward_rows##SFX(idx_t r0, idx_t r1, idx_t C, const T *x, const T *weight, \
+                                 const T *bias, T eps, T *y, T *mean, T *rstd)           \
 {                                                                                        \
-    _Pragma("omp parallel for schedule(static) if(R * C > PARALLEL_ELEMENTS)")           \
-    for (idx_t r = 0; r < R; r++) {                                                      \
+    for (idx_t r = r0; r < r1; r++) {                                                    \
         const T *xr = x + r * C;                                                         \
         T *yr = y + r * C;                                                               \
         double s = 0, v = 0;                       /* row sums in double (see above) */  \
@@ -53,45 +60,339 @@ void layer_norm_forward##SFX(idx_t R, idx_t C, const T *x, const T *weight, cons
     }                                                                                    \
 }                                                                                        \
                                                                                          \
+/* dx for rows [r0, r1); dw[j] += sum of dy xhat, db[j] += sum of dy (double, per thread) */ \
+static void ln_backward_rows##SFX(idx_t r0, idx_t r1, idx_t C, const T *dy, const T *x,  \
+                                  const T *weight, const T *mean, const T *rstd, T *dx,  \
+                                  double *dw, double *db, float *scratch)                \
+{                                                                                        \
+    (void)scratch;                                                                       \
+    for (idx_t r = r0; r < r1; r++) {                                                    \
+        const T *xr = x + r * C, *dyr = dy + r * C;                                      \
+        T *dxr = dx + r * C;                                                             \
+        T mu = mean[r], rs = rstd[r];                                                    \
+        double sg = 0, sgx = 0;                                                          \
+        _Pragma("omp simd reduction(+:sg, sgx)")                                         \
+        for (idx_t j = 0; j < C; j++) {                                                  \
+            T xhat = (xr[j] - mu) * rs;                                                  \
+            T g = weight ? dyr[j] * weight[j] : dyr[j];                                  \
+            sg += g;                                                                     \
+            sgx += g * xhat;                                                             \
+            dw[j] += (double)dyr[j] * (double)xhat;                                      \
+            db[j] += (double)dyr[j];                                                     \
+        }                                                                                \
+        T mg = (T)(sg / (double)C), mgx = (T)(sgx / (double)C);                          \
+        for (idx_t j = 0; j < C; j++) {                                                  \
+            T xhat = (xr[j] - mu) * rs;                                                  \
+            T g = weight ? dyr[j] * weight[j] : dyr[j];                                  \
+            dxr[j] = rs * (g - mg - xhat * mgx);                                         \
+        }                                                                                \
+    }                                                                                    \
+}
+
+DEFINE_LAYER_NORM_ROWS(_f32, float, sqrtf)
+DEFINE_LAYER_NORM_ROWS(_f64, double, sqrt)
+
+#if MINICLIP_HAVE_AVX2
+/* ---- float32 with AVX2+FMA: the same passes, 8 floats per step ----
+ * Row sums: each 8 floats are widened to two vectors of 4 doubles (_mm256_cvtps_pd,
+ * exact) and added into double accumulators, so the sums stay in double as above.
+ * The squares (x - mu)^2 are float products widened afterwards, as in the generic code.
+ * dweight/dbias: dy xhat is formed in double; the product of two floats is exact in
+ * double (48 significant bits), so the FMA into dw rounds exactly like mul + add.
+ * The last C % 8 values of a row use masked loads/stores; masked-off lanes load 0 and
+ * are masked again wherever a 0 would not drop out of a sum. */
+static const int32_t ln_mask_table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* lanes j < rem set (1 <= rem <= 8) */
+__attribute__((target("avx2,fma")))
+static inline __m256i ln_mask(idx_t rem)
+{
+    return _mm256_loadu_si256((const __m256i *)(ln_mask_table + 8 - rem));
+}
+
+/* sum of the 4 + 4 doubles of a and b */
+__attribute__((target("avx2,fma")))
+static inline double ln_hsum_pd(__m256d a, __m256d b)
+{
+    __m256d s = _mm256_add_pd(a, b);
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+/* 8 floats at p: a plain load for a full vector, a masked one (lanes past C read as 0) for
+ * the tail. `full` is a constant at every call, so each loop gets one kind of load
+ * (masked loads and especially masked stores are slow on some CPUs: keep them off the
+ * main loop). */
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 ln_load(const float *p, __m256i m, int full)
+{
+    return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
+}
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void ln_store(float *p, __m256i m, int full, __m256 v)
+{
+    if (full) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, m, v);
+}
+
+/* acc_lo += x[0:4], acc_hi += x[4:8] in double */
+#define LN_ADD_PD(acc_lo, acc_hi, v) do {                                                \
+    acc_lo = _mm256_add_pd(acc_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));          \
+    acc_hi = _mm256_add_pd(acc_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));        \
+} while (0)
+
+/* y = (x - mu) rs weight + bias for the 8 columns at j (weight, bias may be NULL) */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void ln_forward_out8(const float *xj, const float *weight, const float *bias, idx_t j,
+                                   __m256 vmu, __m256 vrs, float *yj, __m256i m, int full)
+{
+    __m256 h = _mm256_mul_ps(_mm256_sub_ps(ln_load(xj, m, full), vmu), vrs);
+    if (weight && bias)
+        h = _mm256_fmadd_ps(h, ln_load(weight + j, m, full), ln_load(bias + j, m, full));
+    else if (weight)
+        h = _mm256_mul_ps(h, ln_load(weight + j, m, full));
+    else if (bias)
+        h = _mm256_add_ps(h, ln_load(bias + j, m, full));
+    ln_store(yj, m, full, h);
+}
+
+/* Row sums in blocks: up to LN_BLOCK vectors of a row (8 lanes each) are added in float,
+ * then the block is widened to double and added to the row's double accumulators (a[k]),
+ * and the float accumulator restarts at 0. Each lane of a block sums at most LN_BLOCK = 8
+ * floats (error <= 7 ulps of that partial sum, what NumPy's 8-accumulator float32 sum has
+ * for C = 64, and no growth with C beyond it); widening every value instead costs more
+ * than the sum itself. */
+#define LN_BLOCK 8
+#define LN_BLOCK_END(j) ((((j) / 8) % LN_BLOCK) == LN_BLOCK - 1)
+#define LN_FLUSH(NR, a, f) do {                                                          \
+    for (int k_ = 0; k_ < (NR); k_++) {                                                  \
+        LN_ADD_PD(a[k_][0], a[k_][1], f[k_]);                                            \
+        f[k_] = _mm256_setzero_ps();                                                     \
+    }                                                                                    \
+} while (0)
+
+/* NR rows starting at row r, their passes interleaved: each row's sums are a chain of
+ * dependent adds (and a division, a square root), so a single short row (C = 64) waits on
+ * latency; NR independent chains keep the FP units busy. NR is a constant at each call. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void ln_forward_group(int NR, idx_t r, idx_t C, const float *x, const float *weight,
+                                    const float *bias, float eps, float *y, float *mean, float *rstd)
+{
+    idx_t C8 = C / 8 * 8, j;
+    __m256i tail = ln_mask(C - C8 > 0 ? C - C8 : 8);
+    const float *xr = x + r * C;
+    __m256d a[4][2];
+    __m256 vmu[4], vrs[4];
+    for (int k = 0; k < NR; k++) a[k][0] = a[k][1] = _mm256_setzero_pd();
+    __m256 f[4];
+    for (int k = 0; k < NR; k++) f[k] = _mm256_setzero_ps();
+    for (j = 0; j < C8; j += 8) {
+        for (int k = 0; k < NR; k++) f[k] = _mm256_add_ps(f[k], _mm256_loadu_ps(xr + k * C + j));
+        if (LN_BLOCK_END(j)) LN_FLUSH(NR, a, f);
+    }
+    if (j < C)                                                        /* lanes past C: 0 */
+        for (int k = 0; k < NR; k++) f[k] = _mm256_add_ps(f[k], _mm256_maskload_ps(xr + k * C + j, tail));
+    LN_FLUSH(NR, a, f);
+    for (int k = 0; k < NR; k++) {
+        float mu = (float)(ln_hsum_pd(a[k][0], a[k][1]) / (double)C);
+        mean[r + k] = mu;
+        vmu[k] = _mm256_set1_ps(mu);
+        a[k][0] = a[k][1] = _mm256_setzero_pd();
+    }
+    for (j = 0; j < C8; j += 8) {
+        for (int k = 0; k < NR; k++) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xr + k * C + j), vmu[k]);
+            f[k] = _mm256_add_ps(f[k], _mm256_mul_ps(d, d));
+        }
+        if (LN_BLOCK_END(j)) LN_FLUSH(NR, a, f);
+    }
+    if (j < C)
+        for (int k = 0; k < NR; k++) {                                /* (0 - mu)^2 masked off */
+            __m256 d = _mm256_sub_ps(_mm256_maskload_ps(xr + k * C + j, tail), vmu[k]);
+            f[k] = _mm256_add_ps(f[k], _mm256_and_ps(_mm256_mul_ps(d, d), _mm256_castsi256_ps(tail)));
+        }
+    LN_FLUSH(NR, a, f);
+    for (int k = 0; k < NR; k++) {
+        float rs = 1.0f / sqrtf((float)(ln_hsum_pd(a[k][0], a[k][1]) / (double)C) + eps);
+        rstd[r + k] = rs;
+        vrs[k] = _mm256_set1_ps(rs);
+    }
+    for (int k = 0; k < NR; k++) {
+        const float *xk = xr + k * C;
+        float *yk = y + (r + k) * C;
+        for (j = 0; j < C8; j += 8) ln_forward_out8(xk + j, weight, bias, j, vmu[k], vrs[k], yk + j, tail, 1);
+        if (j < C) ln_forward_out8(xk + j, weight, bias, j, vmu[k], vrs[k], yk + j, tail, 0);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void ln_forward_rows_avx2_f32(idx_t r0, idx_t r1, idx_t C, const float *x, const float *weight,
+                                     const float *bias, float eps, float *y, float *mean, float *rstd)
+{
+    idx_t r = r0;
+    for (; r + 4 <= r1; r += 4) ln_forward_group(4, r, C, x, weight, bias, eps, y, mean, rstd);
+    for (; r < r1; r++) ln_forward_group(1, r, C, x, weight, bias, eps, y, mean, rstd);
+}
+
+/* backward, second pass: dx = rs (g - mg - xhat mgx) for the 8 columns at j */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void ln_backward_dx8(const float *dyj, const float *xj, const float *weight, idx_t j,
+                                   __m256 vmu, __m256 vrs, __m256 vmg, __m256 vmgx, float *dxj,
+                                   __m256i m, int full)
+{
+    __m256 d = ln_load(dyj, m, full);
+    __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(ln_load(xj, m, full), vmu), vrs);
+    __m256 g = weight ? _mm256_mul_ps(d, ln_load(weight + j, m, full)) : d;
+    __m256 t = _mm256_fnmadd_ps(xhat, vmgx, _mm256_sub_ps(g, vmg));        /* g - mg - xhat mgx */
+    ln_store(dxj, m, full, _mm256_mul_ps(vrs, t));
+}
+
+/* Backward: NR rows at r (NR = 2, or 1 for the last odd row), their passes interleaved as
+ * in the forward. The row sums of g and g xhat use the same float blocks (LN_FLUSH).
+ * dweight/dbias: the rows' dy xhat and dy are added in float into fw, fb (C floats each,
+ * this thread's), and every LN_ROW_BLOCK rows fw, fb are added into the double dw, db and
+ * restarted at 0 (ln_flush_columns): each float partial sums at most 8 rows (error <= 7
+ * ulps of it), and the double sum over the blocks does not grow with R. (NumPy's own sum
+ * over the rows of a float32 array adds them one by one in float32.) */
+#define LN_ROW_BLOCK 8
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void ln_backward_group(int NR, idx_t r, idx_t C, const float *dy, const float *x,
+                                     const float *weight, const float *mean, const float *rstd,
+                                     float *dx, float *fw, float *fb)
+{
+    idx_t C8 = C / 8 * 8, j;
+    __m256i tail = ln_mask(C - C8 > 0 ? C - C8 : 8);
+    const float *xr = x + r * C, *dyr = dy + r * C;
+    __m256 vmu[2], vrs[2], fg[2], fgx[2];
+    __m256d a[2][2], b[2][2];                          /* double sums of g and of g xhat */
+    for (int k = 0; k < NR; k++) {
+        vmu[k] = _mm256_set1_ps(mean[r + k]);
+        vrs[k] = _mm256_set1_ps(rstd[r + k]);
+        fg[k] = fgx[k] = _mm256_setzero_ps();
+        a[k][0] = a[k][1] = b[k][0] = b[k][1] = _mm256_setzero_pd();
+    }
+    for (j = 0; j <= C8; j += 8) {
+        int full = j < C8;
+        if (!full && j == C) break;
+        __m256i m = full ? _mm256_set1_epi32(-1) : tail;
+        __m256 vw = ln_load(fw + j, m, full), vb = ln_load(fb + j, m, full);
+        for (int k = 0; k < NR; k++) {
+            __m256 d = ln_load(dyr + k * C + j, m, full);          /* lanes past C: 0, add 0 */
+            __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(ln_load(xr + k * C + j, m, full), vmu[k]), vrs[k]);
+            if (!full) xhat = _mm256_and_ps(xhat, _mm256_castsi256_ps(m));    /* not (0 - mu) rs */
+            __m256 g = weight ? _mm256_mul_ps(d, ln_load(weight + j, m, full)) : d;
+            fg[k] = _mm256_add_ps(fg[k], g);
+            fgx[k] = _mm256_add_ps(fgx[k], _mm256_mul_ps(g, xhat));
+            vw = _mm256_fmadd_ps(d, xhat, vw);
+            vb = _mm256_add_ps(vb, d);
+        }
+        ln_store(fw + j, m, full, vw);
+        ln_store(fb + j, m, full, vb);
+        if (!full || LN_BLOCK_END(j)) {
+            LN_FLUSH(NR, a, fg);
+            LN_FLUSH(NR, b, fgx);
+        }
+    }
+    LN_FLUSH(NR, a, fg);
+    LN_FLUSH(NR, b, fgx);
+    for (int k = 0; k < NR; k++) {
+        __m256 vmg = _mm256_set1_ps((float)(ln_hsum_pd(a[k][0], a[k][1]) / (double)C));
+        __m256 vmgx = _mm256_set1_ps((float)(ln_hsum_pd(b[k][0], b[k][1]) / (double)C));
+        const float *dyk = dyr + k * C, *xk = xr + k * C;
+        float *dxk = dx + (r + k) * C;
+        for (j = 0; j < C8; j += 8) ln_backward_dx8(dyk + j, xk + j, weight, j, vmu[k], vrs[k], vmg, vmgx, dxk + j, tail, 1);
+        if (j < C) ln_backward_dx8(dyk + j, xk + j, weight, j, vmu[k], vrs[k], vmg, vmgx, dxk + j, tail, 0);
+    }
+}
+
+/* dw += fw, db += fb (widened to double), then fw = fb = 0 */
+__attribute__((target("avx2,fma")))
+static void ln_flush_columns(idx_t C, float *fw, float *fb, double *dw, double *db)
+{
+    idx_t j = 0;
+    for (; j + 4 <= C; j += 4) {
+        _mm256_storeu_pd(dw + j, _mm256_add_pd(_mm256_loadu_pd(dw + j), _mm256_cvtps_pd(_mm_loadu_ps(fw + j))));
+        _mm256_storeu_pd(db + j, _mm256_add_pd(_mm256_loadu_pd(db + j), _mm256_cvtps_pd(_mm_loadu_ps(fb + j))));
+    }
+    for (; j < C; j++) {
+        dw[j] += (double)fw[j];
+        db[j] += (double)fb[j];
+    }
+    for (j = 0; j < C; j++) fw[j] = fb[j] = 0.0f;
+}
+
+/* scratch: 2 C floats, zero on entry (calloc) */
+__attribute__((target("avx2,fma")))
+static void ln_backward_rows_avx2_f32(idx_t r0, idx_t r1, idx_t C, const float *dy, const float *x,
+                                      const float *weight, const float *mean, const float *rstd,
+                                      float *dx, double *dw, double *db, float *scratch)
+{
+    float *fw = scratch, *fb = scratch + C;
+    idx_t r = r0, rows_in_block = 0;
+    for (; r + 2 <= r1; r += 2) {
+        ln_backward_group(2, r, C, dy, x, weight, mean, rstd, dx, fw, fb);
+        if ((rows_in_block += 2) >= LN_ROW_BLOCK) {
+            ln_flush_columns(C, fw, fb, dw, db);
+            rows_in_block = 0;
+        }
+    }
+    if (r < r1) ln_backward_group(1, r, C, dy, x, weight, mean, rstd, dx, fw, fb);
+    ln_flush_columns(C, fw, fb, dw, db);
+}
+#endif /* MINICLIP_HAVE_AVX2 */
+
+/* ---- the entry points: rows split evenly over the threads (as schedule(static)) ---- */
+#ifdef _OPENMP
+#define LN_TEAM_SIZE(nt, big) do { if (big) nt = omp_get_max_threads(); } while (0)
+#define LN_THREAD_ID() omp_get_thread_num()
+#define LN_NUM_THREADS() omp_get_num_threads()
+#else
+#define LN_TEAM_SIZE(nt, big) do { (void)(big); } while (0)
+#define LN_THREAD_ID() 0
+#define LN_NUM_THREADS() 1
+#endif
+
+#define DEFINE_LAYER_NORM(SFX, T)                                                            \
+void layer_norm_forward##SFX(idx_t R, idx_t C, const T *x, const T *weight, const T *bias, \
+                             T eps, T *y, T *mean, T *rstd)                              \
+{                                                                                        \
+    void (*rows)(idx_t, idx_t, idx_t, const T *, const T *, const T *, T, T *, T *, T *) \
+        = ln_forward_rows##SFX;                                                          \
+    LN_CHOOSE##SFX(rows, forward);                                                       \
+    _Pragma("omp parallel if(R * C > PARALLEL_ELEMENTS)")                                \
+    {                                                                                    \
+        idx_t t = LN_THREAD_ID(), nt = LN_NUM_THREADS();                                 \
+        rows(R * t / nt, R * (t + 1) / nt, C, x, weight, bias, eps, y, mean, rstd);      \
+    }                                                                                    \
+}                                                                                        \
+                                                                                         \
 int layer_norm_backward##SFX(idx_t R, idx_t C, const T *dy, const T *x, const T *weight, \
                              const T *mean, const T *rstd, T *dx, T *dweight, T *dbias)  \
 {                                                                                        \
+    void (*rows)(idx_t, idx_t, idx_t, const T *, const T *, const T *, const T *,        \
+                 const T *, T *, double *, double *, float *) = ln_backward_rows##SFX;   \
+    LN_CHOOSE##SFX(rows, backward);                                                      \
     int nt = 1;                                                                          \
     LN_TEAM_SIZE(nt, R * C > PARALLEL_ELEMENTS);                                         \
-    double *partial = (double *)calloc((size_t)nt * 2 * C, sizeof(double));              \
+    /* per thread: dw, db (C doubles each), then 2 C floats of scratch for the AVX2 rows */ \
+    size_t per_thread = 2 * (size_t)C * (sizeof(double) + sizeof(float));               \
+    char *partial = (char *)calloc((size_t)nt, per_thread);                              \
     if (!partial) return 0;                                                              \
     _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                   \
     {                                                                                    \
-        int tid = LN_THREAD_ID();                                                        \
-        double *dw = partial + (size_t)tid * 2 * C, *db = dw + C;                        \
-        _Pragma("omp for schedule(static)")                                              \
-        for (idx_t r = 0; r < R; r++) {                                                  \
-            const T *xr = x + r * C, *dyr = dy + r * C;                                  \
-            T *dxr = dx + r * C;                                                         \
-            T mu = mean[r], rs = rstd[r];                                                \
-            double sg = 0, sgx = 0;                                                      \
-            _Pragma("omp simd reduction(+:sg, sgx)")                                     \
-            for (idx_t j = 0; j < C; j++) {                                              \
-                T xhat = (xr[j] - mu) * rs;                                              \
-                T g = weight ? dyr[j] * weight[j] : dyr[j];                              \
-                sg += g;                                                                 \
-                sgx += g * xhat;                                                         \
-                dw[j] += (double)dyr[j] * (double)xhat;                                  \
-                db[j] += (double)dyr[j];                                                 \
-            }                                                                            \
-            T mg = (T)(sg / (double)C), mgx = (T)(sgx / (double)C);                      \
-            for (idx_t j = 0; j < C; j++) {                                              \
-                T xhat = (xr[j] - mu) * rs;                                              \
-                T g = weight ? dyr[j] * weight[j] : dyr[j];                              \
-                dxr[j] = rs * (g - mg - xhat * mgx);                                     \
-            }                                                                            \
-        }                                                                                \
+        idx_t t = LN_THREAD_ID(), team = LN_NUM_THREADS();                               \
+        double *dw = (double *)(partial + (size_t)t * per_thread), *db = dw + C;         \
+        rows(R * t / team, R * (t + 1) / team, C, dy, x, weight, mean, rstd, dx, dw, db, \
+             (float *)(db + C));                                                         \
     }                                                                                    \
     for (idx_t j = 0; j < C; j++) {                                                      \
         double sw = 0, sb = 0;                                                           \
         for (int t = 0; t < nt; t++) {                                                   \
-            sw += partial[(size_t)t * 2 * C + j];                                        \
-            sb += partial[(size_t)t * 2 * C + C + j];                                    \
+            const double *dw = (const double *)(partial + (size_t)t * per_thread);      \
+            sw += dw[j];                                                                 \
+            sb += dw[C + j];                                                             \
         }                                                                                \
         if (dweight) dweight[j] = (T)sw;                                                 \
         dbias[j] = (T)sb;                                                                \
@@ -100,13 +401,13 @@ int layer_norm_backward##SFX(idx_t R, idx_t C, const T *dy, const T *x, const T 
     return 1;                                                                            \
 }
 
-#ifdef _OPENMP
-#define LN_TEAM_SIZE(nt, big) do { if (big) nt = omp_get_max_threads(); } while (0)
-#define LN_THREAD_ID() omp_get_thread_num()
+/* rows = the AVX2 row function when the CPU has it (float32 only; float64 stays generic) */
+#if MINICLIP_HAVE_AVX2
+#define LN_CHOOSE_f32(rows, dir) do { if (miniclip_use_avx2()) rows = ln_##dir##_rows_avx2_f32; } while (0)
 #else
-#define LN_TEAM_SIZE(nt, big) do { (void)(big); } while (0)
-#define LN_THREAD_ID() 0
+#define LN_CHOOSE_f32(rows, dir) do { } while (0)
 #endif
+#define LN_CHOOSE_f64(rows, dir) do { } while (0)
 
-DEFINE_LAYER_NORM(_f32, float, sqrtf)
-DEFINE_LAYER_NORM(_f64, double, sqrt)
+DEFINE_LAYER_NORM(_f32, float)
+DEFINE_LAYER_NORM(_f64, double)

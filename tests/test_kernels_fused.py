@@ -254,3 +254,100 @@ def test_training_path_equal_on_both_backends(dtype):
     _close(np.asarray(loss_c), np.asarray(loss_n), dtype)
     for name in grads_n:
         _close(grads_c[name], grads_n[name], dtype)
+
+
+# ------------------------------------------- float32 SIMD kernels against the generic C path
+# The float32 activations and layer norm have an AVX2+FMA version chosen at run time and
+# a generic C one (other CPUs, MINICLIP_FORCE_GENERIC=1). Each runs here on sizes around
+# the 8-lane width (the masked last vector), on its own and against the other.
+
+ACT_SIZES = [1, 3, 7, 8, 9, 15, 16, 17, 4099, 40003]        # 40003: past the OpenMP threshold
+
+
+@pytest.mark.parametrize("simd", ["auto", "generic"])
+@pytest.mark.parametrize("name", ["gelu", "quick_gelu"])
+def test_activations_f32_every_tail_length(name, simd):
+    rng = np.random.default_rng(3)
+    compiled.set_simd(simd)
+    try:
+        for n in ACT_SIZES:
+            x = (4.0 * rng.standard_normal(n)).astype(np.float32)
+            dy = rng.standard_normal(n).astype(np.float32)
+            _close(getattr(compiled, f"{name}_forward")(x), getattr(reference, f"{name}_forward")(x), np.float32)
+            _close(getattr(compiled, f"{name}_backward")(x, dy),
+                   getattr(reference, f"{name}_backward")(x, dy), np.float32)
+            # one value gives the same result wherever it sits (full vector or masked tail)
+            y = getattr(compiled, f"{name}_forward")(x)
+            assert np.array_equal(y[-1:], getattr(compiled, f"{name}_forward")(x[-1:]))
+    finally:
+        compiled.set_simd("auto")
+
+
+@pytest.mark.parametrize("simd", ["auto", "generic"])
+@pytest.mark.parametrize("name", ["gelu", "quick_gelu"])
+def test_activations_f32_nan_inf_and_large(name, simd):
+    """NaN in gives NaN out (in any lane, also the tail); +-inf and huge |x| as the reference."""
+    vals = [np.nan, -np.inf, np.inf, -3e38, 3e38, -1e4, -87.5, -52.0, -51.0, 51.0, 1e4, 0.0, -0.0, 0.5]
+    compiled.set_simd(simd)
+    try:
+        for n in (len(vals), 8, 5, 19):
+            x = np.resize(np.array(vals, dtype=np.float32), n)
+            dy = np.ones_like(x)
+            with np.errstate(all="ignore"):
+                refs = (getattr(reference, f"{name}_forward")(x), getattr(reference, f"{name}_backward")(x, dy))
+            ours = (getattr(compiled, f"{name}_forward")(x), getattr(compiled, f"{name}_backward")(x, dy))
+            for a, b in zip(ours, refs):
+                assert np.array_equal(np.isnan(a), np.isnan(b)), (x, a, b)
+                ok = ~np.isnan(b)
+                assert np.allclose(a[ok], b[ok], rtol=1e-5, atol=1e-30), (x[ok], a[ok], b[ok])
+    finally:
+        compiled.set_simd("auto")
+
+
+@pytest.mark.parametrize("simd", ["auto", "generic"])
+@pytest.mark.parametrize("affine", ["both", "weight", "bias", "none"])
+def test_layer_norm_f32_every_row_length(simd, affine):
+    """C around the 8-lane width and the model's 32/64/128/768; R odd and even, and past the
+    OpenMP threshold (rows split over the threads, groups of rows, the last odd row)."""
+    rng = np.random.default_rng(4)
+    compiled.set_simd(simd)
+    try:
+        for R, C in [(1, 1), (3, 7), (5, 8), (2, 9), (7, 17), (4, 32), (9, 63), (5, 64), (3, 65),
+                     (6, 128), (3, 768), (1025, 64), (77, 257)]:
+            x = (rng.standard_normal((R, C)) + 3.0).astype(np.float32)
+            dy = rng.standard_normal((R, C)).astype(np.float32)
+            w = rng.standard_normal(C).astype(np.float32) if affine in ("both", "weight") else None
+            b = rng.standard_normal(C).astype(np.float32) if affine in ("both", "bias") else None
+            ours = compiled.layer_norm_forward(x, w, b, 1e-5)
+            ref = reference.layer_norm_forward(x, w, b, 1e-5)
+            for a, r in zip(ours, ref):
+                _close(a, r, np.float32)
+            for a, r in zip(compiled.layer_norm_backward(dy, x, w, ref[1], ref[2]),
+                            reference.layer_norm_backward(dy, x, w, ref[1], ref[2])):
+                _close(a, r, np.float32)
+    finally:
+        compiled.set_simd("auto")
+
+
+@pytest.mark.parametrize("simd", ["auto", "generic"])
+def test_layer_norm_f32_sums_accurate_for_long_rows_and_many_rows(simd):
+    """Row statistics for C = 4096 with a large offset mean, and dweight/dbias over 20001 rows,
+    against float64: both paths keep float32 accuracy (sums in double / float blocks)."""
+    rng = np.random.default_rng(5)
+    compiled.set_simd(simd)
+    try:
+        x = (rng.standard_normal((3, 4096)) + 100.0).astype(np.float32)
+        _, mean, rstd = compiled.layer_norm_forward(x, None, None, 1e-5)
+        _, mean64, rstd64 = reference.layer_norm_forward(x.astype(np.float64), None, None, 1e-5)
+        assert np.max(np.abs(mean - mean64) / np.abs(mean64)) <= 2e-7
+        assert np.max(np.abs(rstd - rstd64) / np.abs(rstd64)) <= 1e-5
+        x = rng.standard_normal((20001, 24)).astype(np.float32)
+        dy = (rng.standard_normal((20001, 24)) + 0.5).astype(np.float32)
+        w = rng.standard_normal(24).astype(np.float32)
+        _, mean, rstd = reference.layer_norm_forward(x.astype(np.float64), w.astype(np.float64), None)
+        ref = reference.layer_norm_backward(*(a.astype(np.float64) for a in (dy, x, w)), mean, rstd)
+        ours = compiled.layer_norm_backward(dy, x, w, mean.astype(np.float32), rstd.astype(np.float32))
+        for a, b in zip(ours, ref):
+            assert np.max(np.abs(a - b)) / np.max(np.abs(b)) <= 1e-6
+    finally:
+        compiled.set_simd("auto")
