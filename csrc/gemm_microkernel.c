@@ -33,7 +33,8 @@
  * is the one it vectorises. */
 #define DEFINE_UKR_GENERIC(NAME, T, MR, NR)                                          \
 static void NAME(idx_t kc, T alpha, const T *a, idx_t rs_a, idx_t cs_a,              \
-                 const T *b, idx_t rs_b, T beta, T *c, idx_t rs_c, idx_t cs_c)       \
+                 const T *b, idx_t rs_b, T beta, T *c, idx_t rs_c, idx_t cs_c,       \
+                 const T *bias)                                                      \
 {                                                                                    \
     T acc[MR][NR];                                                                   \
     memset(acc, 0, sizeof(acc));                                                     \
@@ -47,7 +48,8 @@ static void NAME(idx_t kc, T alpha, const T *a, idx_t rs_a, idx_t cs_a,         
     for (int i = 0; i < MR; i++)                                                     \
         for (int j = 0; j < NR; j++) {                                               \
             T *cij = &c[i * rs_c + j * cs_c];                                        \
-            *cij = (beta == 0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *cij; \
+            T cv = (beta == 0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *cij; \
+            *cij = bias ? cv + bias[j] : cv;                                         \
         }                                                                            \
 }
 
@@ -62,7 +64,8 @@ DEFINE_UKR_GENERIC(ukr_generic_f64, double, GEMM_MR_F64, GEMM_NR_F64)
  */
 __attribute__((target("avx2,fma")))
 static void ukr_avx2_f32(idx_t kc, float alpha, const float *a, idx_t rs_a, idx_t cs_a,
-                         const float *b, idx_t rs_b, float beta, float *c, idx_t rs_c, idx_t cs_c)
+                         const float *b, idx_t rs_b, float beta, float *c, idx_t rs_c, idx_t cs_c,
+                         const float *bias)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -84,17 +87,23 @@ static void ukr_avx2_f32(idx_t kc, float alpha, const float *a, idx_t rs_a, idx_
         ai = _mm256_broadcast_ss(a5 + pa); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
         b += rs_b;
     }
-    /* C = alpha * AB + beta * C, one row (two vectors) at a time */
+    /* C = alpha * AB + beta * C (+ bias), one row (two vectors) at a time */
     __m256 rows[GEMM_MR_F32][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                    {c30, c31}, {c40, c41}, {c50, c51}};
     __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
     if (cs_c == 1) {          /* rows of C contiguous: vector loads and stores */
+        __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+        __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
         for (int i = 0; i < GEMM_MR_F32; i++) {
             float *ci = c + i * rs_c;
             __m256 r0 = _mm256_mul_ps(valpha, rows[i][0]), r1 = _mm256_mul_ps(valpha, rows[i][1]);
             if (beta != 0) {
                 r0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(ci), r0);
                 r1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(ci + 8), r1);
+            }
+            if (bias) {
+                r0 = _mm256_add_ps(r0, bias0);
+                r1 = _mm256_add_ps(r1, bias1);
             }
             _mm256_storeu_ps(ci, r0);
             _mm256_storeu_ps(ci + 8, r1);
@@ -108,7 +117,8 @@ static void ukr_avx2_f32(idx_t kc, float alpha, const float *a, idx_t rs_a, idx_
         for (int i = 0; i < GEMM_MR_F32; i++)
             for (int j = 0; j < GEMM_NR_F32; j++) {
                 float *cij = &c[i * rs_c + j * cs_c];
-                *cij = (beta == 0) ? alpha * ab[i][j] : alpha * ab[i][j] + beta * *cij;
+                float cv = (beta == 0) ? alpha * ab[i][j] : alpha * ab[i][j] + beta * *cij;
+                *cij = bias ? cv + bias[j] : cv;
             }
     }
 }
@@ -116,7 +126,8 @@ static void ukr_avx2_f32(idx_t kc, float alpha, const float *a, idx_t rs_a, idx_
 /* float64, 6 x 8: row i is two 4-wide vectors; the same schedule as float32. */
 __attribute__((target("avx2,fma")))
 static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, idx_t rs_a, idx_t cs_a,
-                         const double *b, idx_t rs_b, double beta, double *c, idx_t rs_c, idx_t cs_c)
+                         const double *b, idx_t rs_b, double beta, double *c, idx_t rs_c, idx_t cs_c,
+                         const double *bias)
 {
     __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
     __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
@@ -142,12 +153,18 @@ static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, idx_t rs_a, id
                                     {c30, c31}, {c40, c41}, {c50, c51}};
     __m256d valpha = _mm256_set1_pd(alpha), vbeta = _mm256_set1_pd(beta);
     if (cs_c == 1) {
+        __m256d bias0 = bias ? _mm256_loadu_pd(bias) : _mm256_setzero_pd();
+        __m256d bias1 = bias ? _mm256_loadu_pd(bias + 4) : _mm256_setzero_pd();
         for (int i = 0; i < GEMM_MR_F64; i++) {
             double *ci = c + i * rs_c;
             __m256d r0 = _mm256_mul_pd(valpha, rows[i][0]), r1 = _mm256_mul_pd(valpha, rows[i][1]);
             if (beta != 0) {
                 r0 = _mm256_fmadd_pd(vbeta, _mm256_loadu_pd(ci), r0);
                 r1 = _mm256_fmadd_pd(vbeta, _mm256_loadu_pd(ci + 4), r1);
+            }
+            if (bias) {
+                r0 = _mm256_add_pd(r0, bias0);
+                r1 = _mm256_add_pd(r1, bias1);
             }
             _mm256_storeu_pd(ci, r0);
             _mm256_storeu_pd(ci + 4, r1);
@@ -161,7 +178,8 @@ static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, idx_t rs_a, id
         for (int i = 0; i < GEMM_MR_F64; i++)
             for (int j = 0; j < GEMM_NR_F64; j++) {
                 double *cij = &c[i * rs_c + j * cs_c];
-                *cij = (beta == 0) ? alpha * ab[i][j] : alpha * ab[i][j] + beta * *cij;
+                double cv = (beta == 0) ? alpha * ab[i][j] : alpha * ab[i][j] + beta * *cij;
+                *cij = bias ? cv + bias[j] : cv;
             }
     }
 }

@@ -3,6 +3,8 @@
  * A micro-kernel computes one MR x NR tile of C:
  *
  *     C[0:MR, 0:NR] = alpha * sum_{p < kc} a[i*rs_a + p*cs_a] * b[p*rs_b + j] + beta * C[0:MR, 0:NR]
+ *                     (+ bias[j] when bias is not NULL: a layer's bias, NR contiguous values,
+ *                      added in registers before the store; see the epilogue in gemm_packed_impl.h)
  *
  *   a: MR x kc, any strides. Packed (gemm_packed.c) it is a micro-panel stored column
  *      by column: rs_a = 1, cs_a = MR (MR consecutive values per step p).
@@ -32,10 +34,10 @@
 
 typedef void (*gemm_ukr_f32_t)(idx_t kc, float alpha, const float *a, idx_t rs_a, idx_t cs_a,
                                const float *b, idx_t rs_b,
-                               float beta, float *c, idx_t rs_c, idx_t cs_c);
+                               float beta, float *c, idx_t rs_c, idx_t cs_c, const float *bias);
 typedef void (*gemm_ukr_f64_t)(idx_t kc, double alpha, const double *a, idx_t rs_a, idx_t cs_a,
                                const double *b, idx_t rs_b,
-                               double beta, double *c, idx_t rs_c, idx_t cs_c);
+                               double beta, double *c, idx_t rs_c, idx_t cs_c, const double *bias);
 
 /* the micro-kernel chosen for this CPU (or the generic one when forced, see miniclip_set_simd) */
 gemm_ukr_f32_t gemm_ukr_f32(void);

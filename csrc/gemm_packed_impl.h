@@ -79,14 +79,16 @@ static void SFX(merge_edge)(idx_t mr, idx_t nr, T alpha, const T *edge, T beta,
 }
 
 /* ---- the epilogue: C += bias (per column) + R, once C holds the whole product ----
- * A layer's y = x W^T + b, or a residual block's x + (h W^T + b), in one pass: each tile of
- * C gets its bias and residual added right after the micro-kernel has written it (while it
- * is in L1), instead of a separate pass over all of C later. Both parts are optional
- * (NULL); `bias` and `res` here point at the values for C's element (0, 0), so callers
- * working on a block of C pass an epilogue shifted to that block (SFX(epi_at)). */
+ * A layer's y = x W^T + b, or a residual block's x + (h W^T + b), without a separate pass
+ * over all of C later: each tile of C gets its bias right after the micro-kernel has
+ * written it (tile and bias are in L1), and each block of C (at most MC rows, in L2) gets
+ * R once the block is final, row by row. R is not added per tile: a tile touches 6 rows of
+ * R, 6 cache lines far apart that the hardware prefetcher does not see coming, and R
+ * (the residual stream, written long before) is usually no longer in cache; row by row it
+ * streams. Both parts are optional (NULL); `bias` and `res` point at the values for C's
+ * element (0, 0), so callers working on a block of C shift them first (SFX(epi_at)). */
 typedef struct {
-    const T *bias;           /* bias[j * cs_bias] is added to column j, or NULL */
-    idx_t cs_bias;
+    const T *bias;           /* bias[j] is added to column j (contiguous), or NULL */
     const T *res;            /* res[i * rs_res + j * cs_res] is added to C[i, j], or NULL */
     idx_t rs_res, cs_res;
 } SFX(epi_t);
@@ -95,7 +97,7 @@ typedef struct {
 static SFX(epi_t) SFX(epi_at)(const SFX(epi_t) *e, idx_t i, idx_t j)
 {
     SFX(epi_t) out = *e;
-    if (out.bias) out.bias += j * out.cs_bias;
+    if (out.bias) out.bias += j;
     if (out.res) out.res += i * out.rs_res + j * out.cs_res;
     return out;
 }
@@ -106,10 +108,10 @@ static void SFX(epi_apply)(const SFX(epi_t) *e, idx_t m, idx_t n, T *C, idx_t rs
     if (!e || (!e->bias && !e->res)) return;
     for (idx_t i = 0; i < m; i++) {
         T *c = C + i * rs_c;
-        if (e->bias && cs_c == 1 && e->cs_bias == 1)           /* the usual case: unit strides */
+        if (e->bias && cs_c == 1)                               /* the usual case: unit strides */
             for (idx_t j = 0; j < n; j++) c[j] += e->bias[j];
         else if (e->bias)
-            for (idx_t j = 0; j < n; j++) c[j * cs_c] += e->bias[j * e->cs_bias];
+            for (idx_t j = 0; j < n; j++) c[j * cs_c] += e->bias[j];
         if (e->res) {
             const T *r = e->res + i * e->rs_res;
             if (cs_c == 1 && e->cs_res == 1)
@@ -125,11 +127,11 @@ static void SFX(epi_apply)(const SFX(epi_t) *e, idx_t m, idx_t n, T *C, idx_t rs
  * one micro-kernel call each. The jr loop is outside the ir loop so one kc x NR
  * micro-panel of B stays in L1 while the mc x kc block of A streams from L2.
  * Edge tiles (fewer than MR rows or NR columns left) are computed into a small
- * buffer and only the valid part is merged into C. `epi` (NULL unless this is the last
- * slice of the sum) is applied to each tile as soon as it is final. */
+ * buffer and only the valid part is merged into C. `bias` (NULL unless this is the last
+ * slice of the sum) is added to each tile as soon as it is final. */
 static void SFX(macro_kernel)(idx_t mc, idx_t nc, idx_t kc, idx_t jp0, idx_t jp1, T alpha,
                               const T *Ap, const T *Bp, T beta, T *C, idx_t rs_c, idx_t cs_c,
-                              UKR_T ukr, const SFX(epi_t) *epi)
+                              UKR_T ukr, const T *bias)
 {
     T edge[MR * NR];
     for (idx_t jp = jp0; jp < jp1; jp++) {
@@ -138,15 +140,16 @@ static void SFX(macro_kernel)(idx_t mc, idx_t nc, idx_t kc, idx_t jp0, idx_t jp1
         for (idx_t i = 0; i < mc; i += MR) {
             idx_t mr = mc - i < MR ? mc - i : MR;
             T *c = C + i * rs_c + j * cs_c;
-            if (mr == MR && nr == NR) {
-                ukr(kc, alpha, Ap + i * kc, 1, MR, Bp + j * kc, NR, beta, c, rs_c, cs_c);
+            if (mr == MR && nr == NR) {                          /* the bias in registers */
+                ukr(kc, alpha, Ap + i * kc, 1, MR, Bp + j * kc, NR, beta, c, rs_c, cs_c,
+                    bias ? bias + j : NULL);
             } else {
-                ukr(kc, (T)1, Ap + i * kc, 1, MR, Bp + j * kc, NR, (T)0, edge, NR, 1);
+                ukr(kc, (T)1, Ap + i * kc, 1, MR, Bp + j * kc, NR, (T)0, edge, NR, 1, NULL);
                 SFX(merge_edge)(mr, nr, alpha, edge, beta, c, rs_c, cs_c);
-            }
-            if (epi) {
-                SFX(epi_t) e = SFX(epi_at)(epi, i, j);
-                SFX(epi_apply)(&e, mr, nr, c, rs_c, cs_c);
+                if (bias) {                                        /* the bias of the valid part */
+                    SFX(epi_t) e = {bias + j, NULL, 0, 0};
+                    SFX(epi_apply)(&e, mr, nr, c, rs_c, cs_c);
+                }
             }
         }
     }
@@ -207,6 +210,7 @@ static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, T alpha,
         B = b_pad; rs_bp = NR;
     }
     T edge[MR * NR];
+    const T *bias = epi ? epi->bias : NULL;
     for (idx_t j = 0; j < N; j += NR) {
         idx_t j_tile = j + NR <= N || N < NR ? j : N - NR; /* last tile moved back */
         idx_t new_j = j - j_tile;                          /* its first column not done yet */
@@ -216,25 +220,28 @@ static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, T alpha,
             idx_t new_i = i - i_tile;
             idx_t mr = (M < MR ? M : i_tile + MR) - i;
             const T *a = A + i_tile * rs_a, *b = B + j_tile;
-            SFX(epi_t) e;
-            if (new_i == 0 && new_j == 0 && mr == MR && nr == NR) {
-                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i * rs_c + j * cs_c, rs_c, cs_c);
-                if (epi) { e = SFX(epi_at)(epi, i, j); SFX(epi_apply)(&e, mr, nr, C + i * rs_c + j * cs_c, rs_c, cs_c); }
+            if (new_i == 0 && new_j == 0 && mr == MR && nr == NR) {   /* the bias in registers */
+                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i * rs_c + j * cs_c, rs_c, cs_c,
+                    bias ? bias + j : NULL);
             } else if (beta == 0 && M >= MR && N >= NR) {
                 /* C write-only: the overlapping part of a moved-back tile is recomputed with
-                 * the same operands in the same order, so it is bit-identical and can
-                 * simply be written again; no buffer, no merge. The rewrite also undid the
-                 * epilogue of the overlap, so it is applied to the whole tile again. */
-                T *c = C + i_tile * rs_c + j_tile * cs_c;
-                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, c, rs_c, cs_c);
-                if (epi) { e = SFX(epi_at)(epi, i_tile, j_tile); SFX(epi_apply)(&e, MR, NR, c, rs_c, cs_c); }
+                 * the same operands in the same order (and the same bias), so it is
+                 * bit-identical and can simply be written again; no buffer, no merge */
+                ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i_tile * rs_c + j_tile * cs_c, rs_c, cs_c,
+                    bias ? bias + j_tile : NULL);
             } else {
-                ukr(K, (T)1, a, rs_a, cs_a, b, rs_bp, (T)0, edge, NR, 1);
+                SFX(epi_t) e = {bias ? bias + j : NULL, NULL, 0, 0};
+                ukr(K, (T)1, a, rs_a, cs_a, b, rs_bp, (T)0, edge, NR, 1, NULL);
                 SFX(merge_edge)(mr, nr, alpha, edge + new_i * NR + new_j, beta,
                                 C + i * rs_c + j * cs_c, rs_c, cs_c);
-                if (epi) { e = SFX(epi_at)(epi, i, j); SFX(epi_apply)(&e, mr, nr, C + i * rs_c + j * cs_c, rs_c, cs_c); }
+                SFX(epi_apply)(&e, mr, nr, C + i * rs_c + j * cs_c, rs_c, cs_c);
             }
         }
+    }
+    if (epi && epi->res) {                              /* R last, over all of C (see above) */
+        SFX(epi_t) r = *epi;
+        r.bias = NULL;
+        SFX(epi_apply)(&r, M, N, C, rs_c, cs_c);
     }
     free(a_pad);
     free(b_pad);
@@ -280,12 +287,20 @@ static void SFX(gemm_loops)(idx_t M, idx_t N, idx_t K, T alpha,
                     packed_ic = ic_blk;
                 }
                 idx_t jp0 = n_panels * js / n_js, jp1 = n_panels * (js + 1) / n_js;
-                /* loops 2 and 1 (JR, IR) and the micro-kernel; the epilogue with the last slice */
-                SFX(epi_t) e;
-                if (epi) e = SFX(epi_at)(epi, ic, jc);
+                /* loops 2 and 1 (JR, IR) and the micro-kernel; with the last slice of the sum,
+                 * the epilogue: the bias per tile inside, then R over the whole block */
+                int last = pc + kc >= K;
+                SFX(epi_t) e = {NULL, NULL, 0, 0};
+                if (epi) e = SFX(epi_at)(epi, ic, jc + jp0 * NR);
+                T *c_blk = C + ic * rs_c + (jc + jp0 * NR) * cs_c;
                 SFX(macro_kernel)(mcur, nc, kc, jp0, jp1, alpha, Ap, Bp, beta_pc,
                                   C + ic * rs_c + jc * cs_c, rs_c, cs_c, ukr,
-                                  epi && pc + kc >= K ? &e : NULL);
+                                  last && e.bias ? e.bias - jp0 * NR : NULL);
+                if (last && e.res) {
+                    idx_t j_end = jp1 * NR < nc ? jp1 * NR : nc;
+                    e.bias = NULL;
+                    SFX(epi_apply)(&e, mcur, j_end - jp0 * NR, c_blk, rs_c, cs_c);
+                }
             }
             team_barrier(nt);                                   /* nobody repacks B~ in use */
         }
@@ -374,9 +389,22 @@ void SFX(gemm_epilogue)(idx_t M, idx_t N, idx_t K, T alpha,
                         T beta, T *C, idx_t rs_c, idx_t cs_c,
                         const T *bias, idx_t cs_bias, const T *R, idx_t rs_r, idx_t cs_r, int nthreads)
 {
-    SFX(epi_t) epi = {bias, cs_bias, R, rs_r, cs_r};
+    T *bias_copy = NULL;
+    if (bias && cs_bias != 1) {                    /* the micro-kernel loads the bias as vectors */
+        if (!(bias_copy = (T *)malloc((size_t)N * sizeof(T)))) {
+            SFX(gemm_run)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c, NULL, nthreads);
+            for (idx_t i = 0; i < M; i++)          /* out of memory: the plain loops instead */
+                for (idx_t j = 0; j < N; j++)
+                    C[i * rs_c + j * cs_c] += bias[j * cs_bias] + (R ? R[i * rs_r + j * cs_r] : (T)0);
+            return;
+        }
+        for (idx_t j = 0; j < N; j++) bias_copy[j] = bias[j * cs_bias];
+        bias = bias_copy;
+    }
+    SFX(epi_t) epi = {bias, R, rs_r, cs_r};
     SFX(gemm_run)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c,
                   bias || R ? &epi : NULL, nthreads);
+    free(bias_copy);
 }
 
 /* Strided batched GEMM: the (B, H, T, D) products of attention and batched matmul. */
