@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_microkernel.h"
 #include "miniclip.h"
 #include "transpose.h"
 #include "vexp.h"
@@ -65,18 +66,40 @@
 /* scratch buffers start on a cache line (aligned_alloc wants a multiple of the alignment) */
 #define SCRATCH_ALLOC(bytes) aligned_alloc(64, ((bytes) + 63) / 64 * 64)
 
+/* offset of head (b, h) in an array with layout l (see attn_layout in miniclip.h) */
+#define HEAD(l, b, h) ((b) * (l).batch + (h) * (l).head)
+
+/* sequences up to this long, with D a multiple of the micro-kernel's NR, take the tile
+ * path (attention_tiles_impl.h); longer ones the general one (attention_impl.h) */
+#define TILES_MAX_T 64
+#define USE_TILES(T, D) ((T) <= TILES_MAX_T && (D) % NR == 0)
+
 #define REAL float
 #define SFX(name) name##_f32
 #define VEXP exp_shift_sum_f32
 #define LOG logf
+#define MR GEMM_MR_F32
+#define NR GEMM_NR_F32
+#define UKR_T gemm_ukr_f32_t
+#define GET_UKR gemm_ukr_f32
+#include "attention_tiles_impl.h"
 #include "attention_impl.h"
 #undef REAL
 #undef SFX
 #undef VEXP
 #undef LOG
+#undef MR
+#undef NR
+#undef UKR_T
+#undef GET_UKR
 
 #define REAL double
 #define SFX(name) name##_f64
 #define VEXP exp_shift_sum_f64
 #define LOG log
+#define MR GEMM_MR_F64
+#define NR GEMM_NR_F64
+#define UKR_T gemm_ukr_f64_t
+#define GET_UKR gemm_ukr_f64
+#include "attention_tiles_impl.h"
 #include "attention_impl.h"

@@ -5,8 +5,6 @@
  * T here is always the token count, REAL the element type.
  */
 
-/* offset of head (b, h) in an array with layout l (see attn_layout in miniclip.h) */
-#define HEAD(l, b, h) ((b) * (l).batch + (h) * (l).head)
 
 /* C = alpha * op(A) op(B) on the calling thread (beta = 0: C write-only). */
 #define GEMM1(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c)                 \
@@ -68,6 +66,10 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
                             const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
                             const REAL *v, attn_layout lv, REAL *out, attn_layout lo, REAL *lse)
 {
+    if (USE_TILES(T, D)) {
+        SFX(attention_forward_tiles)(B, H, T, D, scale, causal, q, lq, k, lk, v, lv, out, lo, lse);
+        return;
+    }
     idx_t BH = B * H;
     /* threads only for enough work: waking a team costs more than a tiny attention */
     #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
@@ -112,6 +114,11 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
                              REAL *dq, attn_layout ldq, REAL *dk, attn_layout ldk,
                              REAL *dv, attn_layout ldv)
 {
+    if (USE_TILES(T, D)) {
+        SFX(attention_backward_tiles)(B, H, T, D, scale, causal, dout, ldo, q, lq, k, lk, v, lv,
+                                      out, lo, lse, dq, ldq, dk, ldk, dv, ldv);
+        return;
+    }
     idx_t BH = B * H;
     #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
     {
@@ -174,4 +181,3 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
 }
 
 #undef GEMM1
-#undef HEAD

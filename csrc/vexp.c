@@ -21,22 +21,17 @@ static float exp_shift_sum_avx2_f32(const float *x, float *y, idx_t n, float shi
         _mm256_storeu_ps(y + j, e);
         acc = _mm256_add_ps(acc, e);
     }
-    if (j < n) {
-        /* the last 1..7 values: masked load and store of one vector instead of scalar expf
-         * calls (rows of attention scores are short: a row of 17 would spend as long on its
-         * one scalar tail value as on the 16 before it) */
-        __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - j)), lane);
-        __m256 xj = _mm256_maskload_ps(x + j, mask);
-        __m256 e = exp_avx2_ps(_mm256_sub_ps(xj, vs));
-        e = _mm256_blendv_ps(e, xj, _mm256_cmp_ps(xj, xj, _CMP_UNORD_Q));
-        e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));                /* lanes past n: 0 */
-        _mm256_maskstore_ps(y + j, mask, e);
-        acc = _mm256_add_ps(acc, e);
-    }
     float lanes[8], sum = 0;
     _mm256_storeu_ps(lanes, acc);
     for (int l = 0; l < 8; l++) sum += lanes[l];
+    /* the last 1..7 values one at a time. (Tried for short rows: one more vector through
+     * maskload/maskstore, or through a small buffer; both were slower on Zen 4, the masked
+     * store being microcoded and the buffer stalling on store-to-load forwarding.) */
+    for (; j < n; j++) {
+        float e = expf(x[j] - shift);
+        y[j] = e;
+        sum += e;
+    }
     return sum;
 }
 #endif

@@ -54,7 +54,8 @@ LAYOUTS = ["contiguous", "transposed", "packed", "strided_d", "reversed"]
 
 
 @given(B=st.sampled_from([1, 2]), H=st.sampled_from([1, 3]),
-       T=st.sampled_from([1, 2, 5, 7, 17, 24, 25, 50]), D=st.sampled_from([1, 3, 8, 16, 17, 33]),
+       T=st.sampled_from([1, 2, 5, 7, 12, 17, 24, 25, 50, 61, 64, 65, 77]),
+       D=st.sampled_from([1, 3, 8, 16, 17, 32, 33, 64]),
        causal=st.booleans(), dtype=st.sampled_from(DTYPES),
        layout=st.sampled_from(LAYOUTS), scale=st.sampled_from([None, 0.3]),
        into_views=st.booleans(), seed=st.integers(0, 2**16))
