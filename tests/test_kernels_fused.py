@@ -148,6 +148,31 @@ def test_adamw_step_matches_reference(dtype):
         compiled.adamw_step(p_ours, g, m_ours, v_ours, 1e-2, 0.9, 0.98, 1e-6, 0.2, 0)
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 4099, 200003])
+def test_adamw_simd_and_threads_give_the_same_bits(n):
+    """The AVX2 loop does the C loop's operations in the same order, and the threads split the
+    array on multiples of 8 values (n = 200003 is above the threading threshold): the same bits."""
+    rng = np.random.default_rng(n)
+    p0, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    m0 = rng.standard_normal(n).astype(np.float32)
+    v0 = np.abs(rng.standard_normal(n)).astype(np.float32)
+    results = []
+    before = compiled.get_num_threads()
+    try:
+        for simd, threads in [("generic", 1), ("auto", 1), ("auto", 2)]:
+            compiled.set_simd(simd)
+            compiled.set_num_threads(threads)
+            p, m, v = p0.copy(), m0.copy(), v0.copy()
+            compiled.adamw_step(p, g, m, v, 1e-2, 0.9, 0.98, 1e-6, 0.2, 3)
+            results.append((p, m, v))
+    finally:
+        compiled.set_simd("auto")
+        compiled.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_adamw_reference_is_the_documented_formula():
     p, g = np.array([1.0, -2.0]), np.array([0.5, 0.25])
     m, v = np.array([0.1, 0.0]), np.array([0.2, 0.0])

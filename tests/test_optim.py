@@ -152,6 +152,45 @@ def test_zero_grad_and_missing_grads():
     assert all(p.grad is None for _, p in params)
 
 
+def test_flat_buffers_are_the_parameters():
+    """After AdamW(...) each .data is a view of its group's flat buffer, and a step updates it
+    exactly as the per-parameter update does (the flat pass is the same arithmetic)."""
+    params = make_params(np.float32)
+    twin = [(n, Tensor(p.data.copy(), requires_grad=True)) for n, p in params]
+    opt = AdamW(params, lr=1e-2, weight_decay=0.1)
+    for flat, _ in opt._flat:
+        for (_, p), view in zip(flat.params, flat.views):
+            assert p.data is view and np.shares_memory(p.data, flat.p)
+    m = {n: np.zeros_like(p.data) for n, p in twin}
+    v = {n: np.zeros_like(p.data) for n, p in twin}
+    decay = set(opt.param_groups[0]["names"])
+    rng = np.random.default_rng(1)
+    for step in range(1, 4):
+        set_grads(params, rng)
+        for (_, p), (n, q) in zip(params, twin):
+            q.grad = p.grad.copy()
+        opt.step()
+        for n, q in twin:
+            adamw_step(q.data, q.grad, m[n], v[n], 1e-2, 0.9, 0.98, 1e-6, 0.1 if n in decay else 0.0, step)
+        for (n, p), (_, q) in zip(params, twin):
+            np.testing.assert_array_equal(p.data, q.data)
+            np.testing.assert_array_equal(opt.exp_avg[n], m[n])
+
+
+def test_replaced_data_is_adopted_at_the_next_step():
+    """``p.data = new_array`` after AdamW(...) is not lost: the next step copies it into the flat
+    buffer (and the update lands in the parameter the model reads)."""
+    params = make_params()
+    opt = AdamW(params, lr=0.1, weight_decay=0.0)
+    name, p = params[0]
+    p.data = np.full(p.data.shape, 3.0)
+    set_grads(params, np.random.default_rng(2))
+    p.grad = np.zeros_like(p.data)
+    opt.step()
+    np.testing.assert_array_equal(p.data, 3.0)            # zero gradient: Adam leaves it in place
+    assert any(p.data is view for flat, _ in opt._flat for view in flat.views)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="lr"):
         AdamW(make_params(), lr=-1.0)
