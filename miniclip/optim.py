@@ -83,6 +83,15 @@ def _as_named_list(named_params, who):
 
 
 # ------------------------------------------------------------------------- optimizer
+def _checked_grad(name, p):
+    """``p.grad`` as an array, after checking it has the parameter's shape and dtype."""
+    grad = np.asarray(p.grad)
+    if grad.shape != p.data.shape or grad.dtype != p.data.dtype:
+        raise ValueError(f"AdamW.step: gradient of {name!r} has shape {grad.shape} dtype {grad.dtype}, "
+                         f"expected {p.data.shape} {p.data.dtype}")
+    return grad
+
+
 class _FlatGroup:
     """One parameter group's arrays laid end to end, so that a step is one compiled pass.
 
@@ -124,11 +133,7 @@ class _FlatGroup:
                 return False
             if p.data is not self.views[i]:
                 self.adopt(i)
-            grad = np.asarray(p.grad)
-            if grad.shape != p.data.shape or grad.dtype != p.data.dtype:
-                raise ValueError(f"AdamW.step: gradient of {name!r} has shape {grad.shape} dtype {grad.dtype}, "
-                                 f"expected {p.data.shape} {p.data.dtype}")
-            self.segment(self.g, i)[...] = grad
+            self.segment(self.g, i)[...] = _checked_grad(name, p)
         return True
 
 
@@ -199,11 +204,7 @@ class AdamW:
                     continue
                 if p.data is not flat.views[i]:
                     flat.adopt(i)
-                grad = np.asarray(p.grad)
-                if grad.shape != p.data.shape or grad.dtype != p.data.dtype:
-                    raise ValueError(f"AdamW.step: gradient of {name!r} has shape {grad.shape} dtype "
-                                     f"{grad.dtype}, expected {p.data.shape} {p.data.dtype}")
-                adamw_step(p.data, grad, self.exp_avg[name], self.exp_avg_sq[name], self.lr,
+                adamw_step(p.data, _checked_grad(name, p), self.exp_avg[name], self.exp_avg_sq[name], self.lr,
                            beta1, beta2, self.eps, weight_decay, self.step_count)
 
     # --------------------------------------------------------------------- state
