@@ -129,7 +129,7 @@ class Function:
 
 def _check_same_float_dtype(op_name, tensors):
     """Mixing float32 and float64 in one op is an error, never a silent upcast."""
-    float_dtypes = {t.data.dtype for t in tensors if np.issubdtype(t.data.dtype, np.floating)}
+    float_dtypes = {t.data.dtype for t in tensors if t.data.dtype.kind == "f"}  # kind "f": floating
     if len(float_dtypes) > 1:
         names = ", ".join(sorted(str(d) for d in float_dtypes))
         raise TypeError(
