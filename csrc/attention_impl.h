@@ -125,9 +125,8 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
         idx_t ld = SCORE_LD(T);
         REAL *P = (REAL *)SCRATCH_ALLOC((size_t)T * ld * sizeof(REAL));  /* probabilities */
         REAL *dP = (REAL *)SCRATCH_ALLOC((size_t)T * ld * sizeof(REAL)); /* dP, then dS in place */
-        REAL *delta = (REAL *)malloc((size_t)T * (1 + D) * sizeof(REAL)); /* delta, then k^T or v^T */
-        REAL *xt = delta ? delta + T : NULL;
-        int ok = P && dP && delta;
+        REAL *xt = (REAL *)malloc((size_t)T * D * sizeof(REAL));           /* k^T, then v^T */
+        int ok = P && dP && xt;
         #pragma omp for schedule(dynamic, 4)
         for (idx_t bh = 0; bh < BH; bh++) {
             idx_t b = bh / H, h = bh % H;
@@ -154,29 +153,14 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
             SFX(transpose)(T, D, vh, lv.row, xt, T);              /* xt = v^T */
             SFX(attn_scores)(T, D, ld, (REAL)1, causal, douth, ldo.row, xt, dP);
             /* P = softmax(S) row-wise, so dS = P * (dP - delta), delta_i = dout_i . out_i */
-            for (idx_t i = 0; i < T; i++) {
-                const REAL *dor = douth + i * ldo.row, *our = outh + i * lo.row;
-                REAL acc = 0;
-                /* simd reduction: lanes sum separately, then together (an allowed reordering
-                 * of this one sum; the rest of the build stays strict IEEE, no fast-math) */
-                #pragma omp simd reduction(+:acc)
-                for (idx_t d = 0; d < D; d++) acc += dor[d] * our[d];
-                delta[i] = acc;
-            }
-            for (idx_t i = 0; i < T; i++) {
-                REAL *ds = dP + i * ld;
-                const REAL *p = P + i * ld;
-                idx_t n = causal ? i + 1 : T;
-                for (idx_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - delta[i]);
-                for (idx_t j = n; j < T; j++) ds[j] = 0;           /* never computed: zero it */
-            }
+            SFX(softmax_grad_rows)(T, D, ld, causal, P, dP, douth, ldo.row, outh, lo.row);
             /* S = scale * q k^T, so dq = scale * dS k and dk = scale * dS^T q */
             SFX(attn_rows_times)(T, D, ld, scale, causal, dP, kh, lk.row, dqh, ldq.row);
             SFX(attn_cols_times)(T, D, ld, scale, causal, dP, qh, lq.row, dkh, ldk.row);
         }
         free(P);
         free(dP);
-        free(delta);
+        free(xt);
     }
 }
 

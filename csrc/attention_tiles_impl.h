@@ -94,6 +94,27 @@ static int SFX(tiles_alloc)(SFX(tiles_t) *b, idx_t T, idx_t D)
 #undef ROUND_LINE
 #undef LINE
 
+/* dP (T x T block, row stride ld) becomes dS = P * (dP - delta) row by row, delta_i =
+ * dout_i . out_i (= sum_j P_ij dP_ij: the softmax backward without P's row sums); masked
+ * entries (causal: j > i) are written as exact zeros. Shared by both attention paths. */
+static void SFX(softmax_grad_rows)(idx_t T, idx_t D, idx_t ld, int causal, const REAL *P, REAL *dP,
+                                   const REAL *dout, idx_t ld_dout, const REAL *out, idx_t ld_out)
+{
+    for (idx_t i = 0; i < T; i++) {
+        const REAL *dor = dout + i * ld_dout, *our = out + i * ld_out;
+        REAL delta = 0;
+        /* simd reduction: lanes sum separately, then together (an allowed reordering
+         * of this one sum; the rest of the build stays strict IEEE, no fast-math) */
+        #pragma omp simd reduction(+:delta)
+        for (idx_t d = 0; d < D; d++) delta += dor[d] * our[d];
+        REAL *ds = dP + i * ld;
+        const REAL *p = P + i * ld;
+        idx_t n = causal ? i + 1 : T;
+        for (idx_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - delta);
+        for (idx_t j = n; j < T; j++) ds[j] = 0;
+    }
+}
+
 /* P (the T x T block, row stride ld) = the probabilities from the scores already in P:
  * forward (lse_out != NULL): row max, log-sum-exp (stored), normalise;
  * backward (lse_in != NULL): exp(S - lse). Masked entries become exact zeros. Nothing
@@ -185,17 +206,7 @@ static void SFX(attention_backward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, RE
             SFX(tiles_gemm)(ukr, T, D, T, 1, b.P, 1, b.Tcc, douth, ldo.row, dvh, ldv.row, 0, b.Apad, b.Cedge);
             /* dP = dout v^T, then dS = P * (dP - delta), delta_i = dout_i . out_i */
             SFX(tiles_gemm)(ukr, T, b.Tc, D, 1, douth, ldo.row, 1, b.Vt, b.Tc, b.dP, b.Tcc, 0, b.Apad, b.Cedge);
-            for (idx_t i = 0; i < T; i++) {
-                const REAL *dor = douth + i * ldo.row, *our = outh + i * lo.row;
-                REAL delta = 0;
-                #pragma omp simd reduction(+:delta)
-                for (idx_t d = 0; d < D; d++) delta += dor[d] * our[d];
-                REAL *ds = b.dP + i * b.Tcc;
-                const REAL *p = b.P + i * b.Tcc;
-                idx_t n = causal ? i + 1 : T;
-                for (idx_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - delta);
-                for (idx_t j = n; j < T; j++) ds[j] = 0;
-            }
+            SFX(softmax_grad_rows)(T, D, b.Tcc, causal, b.P, b.dP, douth, ldo.row, outh, lo.row);
             /* dq = scale * dS k;  dk = scale * dS^T q (k, q read in place) */
             SFX(tiles_gemm)(ukr, T, D, T, scale, b.dP, b.Tcc, 1, kh, lk.row, dqh, ldq.row, 0, b.Apad, b.Cedge);
             SFX(tiles_gemm)(ukr, T, D, T, scale, b.dP, 1, b.Tcc, qh, lq.row, dkh, ldk.row, 0, b.Apad, b.Cedge);
