@@ -80,8 +80,10 @@ static void SFX(merge_edge)(idx_t mr, idx_t nr, T alpha, const T *edge, T beta,
 
 /* ---- the epilogue: C += bias (per column) + R, once C holds the whole product ----
  * A layer's y = x W^T + b, or a residual block's x + (h W^T + b), without a separate pass
- * over all of C later: each tile of C gets its bias right after the micro-kernel has
- * written it (tile and bias are in L1), and each block of C (at most MC rows, in L2) gets
+ * over all of C later: each full tile gets its bias inside the micro-kernel, added to the
+ * accumulators before the store (added after the store, the values were read back right
+ * behind 256-bit stores, which stalled store-to-load forwarding: slower than a separate
+ * pass); an edge tile gets it after the merge. Each block of C (at most MC rows, in L2) gets
  * R once the block is final, row by row. R is not added per tile: a tile touches 6 rows of
  * R, 6 cache lines far apart that the hardware prefetcher does not see coming, and R
  * (the residual stream, written long before) is usually no longer in cache; row by row it
