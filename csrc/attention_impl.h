@@ -82,8 +82,7 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
             idx_t b = bh / H, h = bh % H;
             REAL *oh = out + HEAD(lo, b, h);
             if (!S) {                                              /* out of memory: NaN, never garbage */
-                for (idx_t i = 0; i < T; i++)
-                    for (idx_t d = 0; d < D; d++) oh[i * lo.row + d] = NAN;
+                SFX(fill_nan)(T, D, oh, lo.row);
                 continue;
             }
             const REAL *qh = q + HEAD(lq, b, h), *kh = k + HEAD(lk, b, h), *vh = v + HEAD(lv, b, h);
@@ -132,9 +131,9 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
             idx_t b = bh / H, h = bh % H;
             REAL *dqh = dq + HEAD(ldq, b, h), *dkh = dk + HEAD(ldk, b, h), *dvh = dv + HEAD(ldv, b, h);
             if (!ok) {
-                for (idx_t i = 0; i < T; i++)
-                    for (idx_t d = 0; d < D; d++)
-                        dqh[i * ldq.row + d] = dkh[i * ldk.row + d] = dvh[i * ldv.row + d] = NAN;
+                SFX(fill_nan)(T, D, dqh, ldq.row);
+                SFX(fill_nan)(T, D, dkh, ldk.row);
+                SFX(fill_nan)(T, D, dvh, ldv.row);
                 continue;
             }
             const REAL *qh = q + HEAD(lq, b, h), *kh = k + HEAD(lk, b, h), *vh = v + HEAD(lv, b, h);

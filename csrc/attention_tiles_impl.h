@@ -94,6 +94,14 @@ static int SFX(tiles_alloc)(SFX(tiles_t) *b, idx_t T, idx_t D)
 #undef ROUND_LINE
 #undef LINE
 
+/* out of memory for the scratch buffers: a head's result (T x D, row stride ld) becomes NaN,
+ * never garbage (both attention paths) */
+static void SFX(fill_nan)(idx_t T, idx_t D, REAL *x, idx_t ld)
+{
+    for (idx_t i = 0; i < T; i++)
+        for (idx_t d = 0; d < D; d++) x[i * ld + d] = NAN;
+}
+
 /* dP (T x T block, row stride ld) becomes dS = P * (dP - delta) row by row, delta_i =
  * dout_i . out_i (= sum_j P_ij dP_ij: the softmax backward without P's row sums); masked
  * entries (causal: j > i) are written as exact zeros. Shared by both attention paths. */
@@ -156,8 +164,7 @@ static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REA
             idx_t bi = bh / H, h = bh % H;
             REAL *oh = out + HEAD(lo, bi, h);
             if (!ok) {                                             /* out of memory: NaN, never garbage */
-                for (idx_t i = 0; i < T; i++)
-                    for (idx_t d = 0; d < D; d++) oh[i * lo.row + d] = NAN;
+                SFX(fill_nan)(T, D, oh, lo.row);
                 continue;
             }
             const REAL *qh = q + HEAD(lq, bi, h);
@@ -190,9 +197,9 @@ static void SFX(attention_backward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, RE
             idx_t bi = bh / H, h = bh % H;
             REAL *dqh = dq + HEAD(ldq, bi, h), *dkh = dk + HEAD(ldk, bi, h), *dvh = dv + HEAD(ldv, bi, h);
             if (!ok) {
-                for (idx_t i = 0; i < T; i++)
-                    for (idx_t d = 0; d < D; d++)
-                        dqh[i * ldq.row + d] = dkh[i * ldk.row + d] = dvh[i * ldv.row + d] = NAN;
+                SFX(fill_nan)(T, D, dqh, ldq.row);
+                SFX(fill_nan)(T, D, dkh, ldk.row);
+                SFX(fill_nan)(T, D, dvh, ldv.row);
                 continue;
             }
             const REAL *qh = q + HEAD(lq, bi, h), *kh = k + HEAD(lk, bi, h), *vh = v + HEAD(lv, bi, h);
