@@ -46,14 +46,15 @@ def load_npz(path):
 
 def read_torch_checkpoint(path):
     """{name: ndarray} from an original PyTorch checkpoint; needs torch."""
+    # The file first: a missing file is the user's mistake whether or not torch is installed.
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"convert_checkpoint: no checkpoint file at {os.fspath(path)!r}")
     try:
         import torch
     except ImportError:
         raise ImportError("convert_checkpoint: reading a PyTorch checkpoint needs PyTorch, which miniclip "
                           "does not otherwise use. Install it once with `pip install torch`, convert, "
                           "and run the .npz without it.") from None
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"convert_checkpoint: no checkpoint file at {os.fspath(path)!r}")
     try:  # a TorchScript archive, as published by OpenAI (what clip.load(jit=True) reads)
         with warnings.catch_warnings():  # recent torch deprecates TorchScript; the files still load
             warnings.simplefilter("ignore", DeprecationWarning)
