@@ -5,8 +5,10 @@ call too.
 """
 
 import argparse
+import errno
 import json
 import os
+import re
 import sys
 
 
@@ -114,9 +116,8 @@ def _add_train_parser(sub):
 
 
 def _cmd_train(args):
-    from .checkpoint import CheckpointError
     from .distributed import DistributedUnavailableError, init_distributed
-    from .train import NonFiniteError, TrainConfig, train
+    from .train import TrainConfig, train
 
     given = {name: getattr(args, name) for _, name, *_ in TRAIN_OPTIONS if getattr(args, name) is not None}
     if args.skip_bad_rows:
@@ -131,6 +132,7 @@ def _cmd_train(args):
     if args.distributed and world.size == 1:
         print("miniclip train --distributed: one rank only; start P ranks with `mpiexec -n P miniclip train "
               "--distributed`", file=sys.stderr)
+    config = None
     try:
         if args.resume:
             ignored = sorted(given)
@@ -143,9 +145,10 @@ def _cmd_train(args):
             result = train(config, world=world)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, NonFiniteError) as exc:
-        print(f"miniclip train: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:
+        if config is None or config.out is None or exc.errno in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
+            raise
+        raise _what_was_kept(exc, config.out) from exc
     if not world.is_main:  # distributed: rank 0 reports
         return 0
     print(f"run folder: {result.run_dir}  (model: {result.run_dir}/model.npz; "
@@ -153,9 +156,30 @@ def _cmd_train(args):
     return 0
 
 
+def _what_was_kept(exc, run_dir):
+    """An OSError while training (a full disk, a read-only file system) as one line that names the
+    file and says what is intact: checkpoints are written atomically, so the newest one is whole."""
+    from .checkpoint import CheckpointManager
+    from .run_folder import RunFolderError
+    from .train import CHECKPOINT_DIR
+
+    latest = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR)).latest()
+    kept = (f"the newest checkpoint {latest} is intact; once fixed, continue with: miniclip train --resume {run_dir}"
+            if latest else f"no checkpoint was written yet; once fixed, start again (or --resume {run_dir})")
+    return RunFolderError(f"cannot write {exc.filename or run_dir}: {exc.strerror or exc} "
+                          f"[errno {exc.errno}]; {kept}")
+
+
+def _at_least(flag, value, minimum=1):
+    if value is not None and value < minimum:
+        raise ValueError(f"{flag}: expected an integer >= {minimum}, got {value}")
+
+
 def _cmd_eval(args):
     from .train import evaluate_checkpoint
 
+    for flag, value in (("--images", args.images), ("--heldout-images", args.heldout_images), ("--pairs", args.pairs)):
+        _at_least(flag, value)
     metrics = evaluate_checkpoint(args.checkpoint, images=args.images, heldout_images=args.heldout_images,
                                   seed=args.seed, data=args.data, csv_img_key=args.csv_img_key,
                                   csv_caption_key=args.csv_caption_key, csv_separator=args.csv_separator,
@@ -164,6 +188,10 @@ def _cmd_eval(args):
         print(json.dumps(metrics, indent=2))
         return 0
     if "zeroshot_top1_all" in metrics:
+        print(f"fresh images drawn with seed {metrics['seed']}"
+              + (" (those of the run's final evaluation: the numbers match its final line)"
+                 if metrics.get("final_images") else " (other images than the run's final line, which used "
+                 "the run's own; pass no --seed, --images or --heldout-images to see those)"))
         print(f"zero-shot, all 48 names ({metrics['images']} fresh images): top-1 "
               f"{100 * metrics['zeroshot_top1_all']:.1f}%  top-5 {100 * metrics['zeroshot_top5_all']:.1f}%")
         print(f"zero-shot, held-out pairs ({metrics['heldout_images']} fresh images): top-1 "
@@ -172,6 +200,9 @@ def _cmd_eval(args):
         r = {k: metrics[f"retrieval_{direction}_{k}"] for k in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")}
         print(f"retrieval {direction.replace('_', ' ')}: R@1 {100 * r['R@1']:.1f}%  R@5 {100 * r['R@5']:.1f}%  "
               f"R@10 {100 * r['R@10']:.1f}%  mean rank {r['mean_rank']:.1f}  median rank {r['median_rank']:.0f}")
+    batch = f" (the training loss on a batch of {metrics['loss_batch']} of them)" if "loss_batch" in metrics else ""
+    print(f"retrieval gallery: {metrics.get('gallery', metrics.get('pairs'))} image-caption pairs; "
+          f"eval loss {metrics['eval_loss']:.3f}{batch}")
     return 0
 
 
@@ -180,21 +211,31 @@ def _cmd_zeroshot(args):
     from PIL import Image
 
     from .api import load
-    from .evaluate import zero_shot_classifier, zero_shot_probabilities
+    from .evaluate import check_template, zero_shot_classifier, zero_shot_probabilities
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     if len(labels) < 2:
-        raise SystemExit(f"miniclip zeroshot: --labels needs at least two comma-separated names, got {args.labels!r}")
+        raise ValueError(f"--labels: expected at least two comma-separated names, got {args.labels!r}")
     templates = args.template or ["{}"]
+    for template in templates:
+        check_template(template, flag="--template")
+    _at_least("--top", args.top)
     model, preprocess, tokenizer = load(args.checkpoint)
+    if not args.truncate:  # a prompt longer than the model's context: say which, and the way out
+        for text in (t.format(label) for label in labels for t in templates):
+            n = len(tokenizer.encode(text)) + 2
+            if n > tokenizer.context_length:
+                raise ValueError(f"--labels: the prompt {text!r} takes {n} tokens with start and end, more than "
+                                 f"the model's context of {tokenizer.context_length}; shorten it or pass --truncate")
     images = []
     for path in args.images:
         try:
             with Image.open(path) as im:
                 images.append(preprocess(im.convert("RGB")))
         except (OSError, ValueError) as exc:
-            raise SystemExit(f"miniclip zeroshot: cannot read image {path!r}: {exc}") from None
-    classifier = zero_shot_classifier(model, tokenizer, labels, templates)
+            raise ValueError(f"cannot read image {path!r}: {exc}") from None
+    classifier = zero_shot_classifier(model, lambda texts: tokenizer(texts, truncate=args.truncate), labels,
+                                      templates)
     probs = zero_shot_probabilities(model, np.stack(images), classifier)
     for path, p in zip(args.images, probs):
         order = np.argsort(-p, kind="stable")
@@ -216,12 +257,18 @@ def _add_eval_parsers(sub):
     p = sub.add_parser("eval", help="zero-shot and retrieval evaluation of a trained model",
                        description="Evaluate a model.npz, checkpoint or run folder: zero-shot top-1/top-5 over "
                                    "all 48 shapes names and over the held-out pairs separately (prompt-template "
-                                   "ensembling), and image<->text recall@1/5/10 on fresh image-caption pairs; with "
-                                   "--data, recall@k on a CSV dataset.")
+                                   "ensembling), image<->text recall@1/5/10 on fresh image-caption pairs (a "
+                                   "gallery of 256) and the eval loss; with --data, recall@k on a CSV dataset. "
+                                   "By default it draws the images of the run's final evaluation, so it prints "
+                                   "the numbers of training's final line; another --seed, --images or "
+                                   "--heldout-images draws other images (the numbers then differ by sampling noise).")
     p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
-    p.add_argument("--images", type=int, default=2400, help="fresh images over all names (default: 2400)")
-    p.add_argument("--heldout-images", type=int, default=800, help="fresh held-out-pair images (default: 800)")
-    p.add_argument("--seed", type=int, default=12345, help="seed of the fresh images (default: 12345)")
+    p.add_argument("--images", type=int, help="fresh images over all names (default: the run's final evaluation's, "
+                                              "2400 for the default run)")
+    p.add_argument("--heldout-images", type=int, help="fresh held-out-pair images (default: the run's final "
+                                                      "evaluation's, 800 for the default run)")
+    p.add_argument("--seed", type=int, help="seed of the fresh images (default: the one of the run's final "
+                                            "evaluation)")
     p.add_argument("--data", metavar="FILE.csv", help="evaluate retrieval on this image-caption CSV instead")
     p.add_argument("--pairs", type=int, default=1000, help="CSV rows used for retrieval (default: 1000)")
     p.add_argument("--csv-img-key", default="filepath", help="CSV image-path column (default: filepath)")
@@ -242,6 +289,8 @@ def _add_eval_parsers(sub):
     p.add_argument("--template", action="append", metavar="TEXT",
                    help="prompt template with {} for the label; repeat to ensemble (default: the label alone)")
     p.add_argument("--top", type=int, default=5, help="labels printed per image (default: 5)")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut prompts longer than the model's context (default: refuse them, naming the label)")
     p.set_defaults(func=_cmd_zeroshot)
 
     p = sub.add_parser("plot", help="redraw a run's plots from its metrics.jsonl",
@@ -298,14 +347,31 @@ def build_parser():
     add_data_commands(p.add_subparsers(dest="data_command", required=True, metavar="{grid,export}"))
     p.set_defaults(func=_cmd_data)
 
-    p = sub.add_parser("info", help="print what was built (compiled extension, OpenMP, threads, BLAS)")
+    p = sub.add_parser("info", help="print what was built (compiled extension, OpenMP, threads, BLAS)",
+                       description="Print, as JSON, what this installation runs on: whether the compiled "
+                                   "extension was built and with OpenMP, the compute threads, NumPy's BLAS, and "
+                                   "the versions. Paste it into a bug report.")
     p.set_defaults(func=_cmd_info)
     return parser
 
 
-# Errors a user can cause (a missing file, a bad value): one clear line, no traceback.
-# Set MINICLIP_TRACEBACK=1 to see the traceback anyway.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError, ImportError)
+def user_errors():
+    """Errors a user can cause (a missing or broken file, a bad value, a full disk, a busy run folder):
+    one clear line, exit code 1, no traceback. Set MINICLIP_TRACEBACK=1 to see the traceback anyway."""
+    from .checkpoint import CheckpointError
+    from .run_folder import RunFolderError
+    from .train import NonFiniteError
+
+    return (ValueError, TypeError, OSError, ImportError, CheckpointError, RunFolderError, NonFiniteError)
+
+
+def user_message(exc):
+    """The one line for ``exc``: OS errors as "path: reason", TrainConfig's field names as the flags typed."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    flags = {name: flag for flag, name, *_ in TRAIN_OPTIONS}
+    text = re.sub(r"TrainConfig\.(\w+)", lambda m: flags.get(m[1], m[0]), str(exc))
+    return re.sub(r"\b(\w+)=", lambda m: f"{flags[m[1]]}=" if m[1] in flags else m[0], text)
 
 
 def main(argv=None):
@@ -316,10 +382,10 @@ def main(argv=None):
         return 0
     try:
         return args.func(args)
-    except USER_ERRORS as exc:
-        if os.environ.get("MINICLIP_TRACEBACK"):
+    except Exception as exc:
+        if os.environ.get("MINICLIP_TRACEBACK") or not isinstance(exc, user_errors()):
             raise
-        print(f"miniclip {args.command}: error: {exc}", file=sys.stderr)
+        print(f"miniclip {args.command}: error: {user_message(exc)}", file=sys.stderr)
         return 1
 
 

@@ -101,16 +101,19 @@ def plot_zero_shot(records, path):
                               ("zeroshot_top1_heldout", "top-1, held-out pairs", "tab:orange"),
                               ("zeroshot_top5_all", "top-5, all names", "tab:green")):
         final_steps, final_acc = _series(records, "final", key)  # the final evaluation, on a larger fresh set
+        steps, acc = _series(records, "eval", key)
         if len(final_acc):
             label += f" (final {100 * final_acc[-1]:.1f}%)"
-            ax.plot(final_steps, 100 * final_acc, "*", color=color, markersize=12)
-        steps, acc = _series(records, "eval", key)
+            # the label goes on the star when there is no periodic evaluation (a run of eval_every steps)
+            ax.plot(final_steps, 100 * final_acc, "*", color=color, markersize=12,
+                    label=None if len(acc) else label)
         if len(acc):
             ax.plot(steps, 100 * acc, "o-", color=color, label=label)
     ax.set_ylim(0, 102)
     ax.set_xlabel("step")
     ax.set_ylabel("zero-shot accuracy (%)")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     ax.grid(alpha=0.3)
     ax.set_title("zero-shot accuracy on fresh images (star: final)")
     return _save(fig, path)

@@ -25,8 +25,10 @@ Shape legend: B batch, R image resolution, T context length, E embedding dim, L 
 import json
 import math
 import os
+import pickle
 import queue
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -43,6 +45,7 @@ from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, si
 from .memory import reuse_freed_memory
 from .model import CLIP
 from .optim import AdamW, WarmupCosine, clamp_logit_scale, clip_grad_norm
+from . import run_folder
 from .plots import ARRAYS_FILE, METRICS_FILE, plot_run
 from .tokenizer import BPETokenizer
 
@@ -240,25 +243,51 @@ class StepBatches:
         """Yield (k, batch) for k = start .. steps-1, up to ``prefetch`` batches prepared ahead."""
         if workers == 0:
             yield from self._iterate_thread(start, prefetch)
-            return
-        import multiprocessing
-        from collections import deque
-        from concurrent.futures import ProcessPoolExecutor
+        else:
+            yield from self._iterate_process(start, prefetch)
 
-        # "spawn": a fresh interpreter, safe whatever threads (OpenMP, BLAS) this process runs
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_init_batch_worker,
-                                 initargs=(self,)) as pool:
-            pending, next_k = deque(), start
+    def _iterate_process(self, start, prefetch):
+        """The batches made by one worker process that reads step numbers from one pipe and writes
+        batches to another. A fresh interpreter (not a fork), so it is safe whatever threads (OpenMP,
+        BLAS) this process runs; plain pipes (not multiprocessing's queues), so no resource-tracker
+        process is started. It never outlives this process: on Linux the kernel kills it when its
+        parent dies (``PR_SET_PDEATHSIG``), anywhere it exits when its request pipe closes."""
+        import subprocess
+        from multiprocessing.connection import Connection
+
+        request_r, request_w = os.pipe()
+        result_r, result_w = os.pipe()
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+        code = f"from miniclip.train import _batch_worker; _batch_worker({request_r}, {result_w}, {os.getpid()})"
+        worker = subprocess.Popen([sys.executable, "-c", code], pass_fds=(request_r, result_w),
+                                  env={**os.environ, "PYTHONPATH": path})
+        os.close(request_r)
+        os.close(result_w)
+        requests, results = Connection(request_w, readable=False), Connection(result_r, writable=False)
+        try:
+            requests.send(self)
+            next_k = start
+            for k in range(start, self.steps):
+                while next_k < self.steps and next_k - k < prefetch:  # keep `prefetch` batches ordered ahead
+                    requests.send(next_k)
+                    next_k += 1
+                try:
+                    made, batch = results.recv()
+                except EOFError:
+                    raise RuntimeError(f"the batch worker process (pid {worker.pid}) ended unexpectedly "
+                                       f"(exit code {worker.wait()})") from None
+                if not made:
+                    raise batch  # the worker's exception, e.g. an unreadable image
+                yield k, batch
+        finally:
+            requests.close()  # the worker sees the end of its requests and exits
+            results.close()
             try:
-                for k in range(start, self.steps):
-                    while next_k < self.steps and len(pending) < prefetch:
-                        pending.append(pool.submit(_make_batch_in_worker, next_k))
-                        next_k += 1
-                    yield k, pending.popleft().result()
-            finally:
-                for future in pending:
-                    future.cancel()
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
     def _iterate_thread(self, start, prefetch):
         ready = queue.Queue(maxsize=prefetch)
@@ -292,17 +321,41 @@ class StepBatches:
             worker.join(timeout=5)
 
 
-_WORKER_BATCHES = None  # the StepBatches of a data worker process
+def _batch_worker(request_fd, result_fd, parent_pid):
+    """The worker process of ``StepBatches._iterate_process``: a StepBatches, then step numbers, in;
+    ``(True, batch)`` or ``(False, exception)`` out, until the requests end."""
+    from multiprocessing.connection import Connection
+
+    _die_with_parent(parent_pid)
+    # Ctrl-C and SIGTERM are the training process's to handle; it closes the pipes when it is done
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    requests, results = Connection(request_fd, writable=False), Connection(result_fd, readable=False)
+    try:
+        batches = requests.recv()
+        while True:
+            k = requests.recv()
+            try:
+                reply = (True, batches.make(k))
+            except Exception as exc:  # noqa: BLE001 - raised again in the training process
+                reply = (False, exc)
+            try:
+                results.send(reply)
+            except (TypeError, AttributeError, pickle.PicklingError):  # an exception that does not pickle
+                results.send((False, RuntimeError(f"batch {k}: {type(reply[1]).__name__}: {reply[1]}")))
+    except (EOFError, OSError):  # the training process is done (or gone)
+        return
 
 
-def _init_batch_worker(batches):
-    global _WORKER_BATCHES
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training process's to handle
-    _WORKER_BATCHES = batches
-
-
-def _make_batch_in_worker(k):
-    return _WORKER_BATCHES.make(k)
+def _die_with_parent(parent_pid):
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG); exit now if
+    the parent is already gone. Elsewhere the closed request pipe ends the worker instead."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(0)
 
 
 def _shapes_eval_set(n, seed, resolution, split, preprocess):
@@ -348,7 +401,10 @@ def train_tokenizer(config):
 
 
 # ------------------------------------------------------------------------- evaluation
-def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, retrieval_pairs=256):
+RETRIEVAL_PAIRS = 256  # the retrieval gallery of a shapes evaluation
+
+
+def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, retrieval_pairs=RETRIEVAL_PAIRS):
     """Zero-shot top-1/top-5 over the 48 names (all images; held-out images separately), the
     eval loss on one batch of pairs, and retrieval recall@k on ``retrieval_pairs`` image-caption pairs."""
     shapes = _shapes()
@@ -366,7 +422,7 @@ def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, 
     arrays = {"similarity": similarity[:32, :32], "similarity_captions": np.array(all_set["captions"][:32]),
               "confusion": zs_all["confusion"], "classnames": np.array(shapes.CLASS_NAMES)}
     # a sample grid: 6 images of all names, 6 of held-out pairs, with the model's top guess
-    picks = [(all_set, zs_all, i) for i in range(6)] + [(heldout_set, zs_held, i) for i in range(6)]
+    picks = [(s, z, i) for s, z in ((all_set, zs_all), (heldout_set, zs_held)) for i in range(min(6, len(s["labels"])))]
     arrays["sample_images"] = np.stack([s["pixels"][i] for s, _, i in picks])
     arrays["sample_captions"] = np.array([s["captions"][i] for s, _, i in picks])
     arrays["sample_guesses"] = np.array([shapes.CLASS_NAMES[z["predictions"][i]] for _, z, i in picks])
@@ -396,10 +452,20 @@ def default_run_dir(root="runs", stem="shapes"):
 
 
 def _read_records(path):
+    """The records of ``metrics.jsonl``; a torn last line (a write cut short by a kill or a full
+    disk) is dropped, since the steps after the newest checkpoint are redone anyway."""
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}, line {i + 1}: not valid JSON") from None
+    return records
 
 
 def _rewrite_records(path, records):
@@ -423,25 +489,26 @@ def _check_finite(step, loss_value, named_params):
 
 
 class _CtrlC:
-    """First Ctrl-C: finish the current step, checkpoint, stop. Second Ctrl-C: stop at once."""
+    """First Ctrl-C (or SIGTERM, as ``kill`` sends): finish the current step, checkpoint, stop.
+    A second one: stop at once. ``signals``: the signals handled so (distributed: Ctrl-C only, since
+    ``mpiexec`` passes SIGTERM to every rank and the ranks could stop after different steps)."""
 
-    def __init__(self):
-        self.requested = False
-        self.previous = None
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)):
+        self.signals, self.requested, self.previous = signals, None, {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.signals}
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested = signal.Signals(signum).name
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 @contextmanager
@@ -500,35 +567,49 @@ def train(config, resume=False, on_step=None, log=print, world=None):
             config.threads = max(1, (os.cpu_count() or 1) // world.ranks_on_this_machine())
         log(f"data parallel: {world.size} ranks x {config.batch_size // world.size} pairs = global batch "
             f"{config.batch_size}{' (local loss)' if config.local_loss else ''}, {config.threads} thread(s) per rank")
-    with _threads(config.threads), world.abort_on_error():  # distributed: a failing rank ends every rank
-        return _train(config, resume, on_step, log, world)
+    with _threads(config.threads), _claim_run_folder(config, resume, world, log) as ckpt, world.abort_on_error():
+        return _train(config, ckpt, on_step, log, world)  # distributed: a failing rank (above) ends every rank
+
+
+@contextmanager
+def _claim_run_folder(config, resume, world, log):
+    """Hold the run folder for this run (``run_folder.claim``: the lock, the marker, where to start) and
+    yield the checkpoint to continue from (None: step 0). Distributed: only rank 0 claims the folder (only
+    rank 0 writes it); the other ranks get its verdict, so a refusal ends every rank with the same error."""
+    manager = CheckpointManager(os.path.join(config.out, CHECKPOINT_DIR), keep=config.keep_checkpoints)
+    held, error = None, None
+    if world.is_main:
+        try:
+            held = run_folder.claim(config.out, resume, asdict(config), manager, MODEL_FILE, log)
+        except Exception as exc:  # noqa: BLE001 - carried to the other ranks, raised on all
+            error = exc
+    if world.size > 1:
+        path = held.checkpoint.path if held is not None and held.checkpoint is not None else None
+        error, path = world.broadcast_object((error, path))
+        if not world.is_main and error is None:
+            held = run_folder.Claim(config.out, checkpoint=load_checkpoint(path) if path else None)
+    if error is not None:
+        raise error
+    with held:
+        yield held.checkpoint
 
 
 def _quiet(*args, **kwargs):
     """The log of ranks other than 0."""
 
 
-def _train(config, resume, on_step, log, world):
+def _train(config, ckpt, on_step, log, world):
     run_dir = config.out
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     manager = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR), keep=config.keep_checkpoints)
     dtype = np.dtype(config.dtype)
+    resume = ckpt is not None
 
     # ---- tokenizer, model, optimizer: fresh, or restored from the newest checkpoint
-    ckpt = None
     if resume:
-        latest = manager.latest()
-        if latest is None:
-            raise FileNotFoundError(f"resume: no checkpoint in {manager.directory}")
-        ckpt = load_checkpoint(latest)
         tokenizer = tokenizer_from_merges(ckpt.tokenizer_merges)
     else:
-        if os.path.exists(metrics_path):
-            raise FileExistsError(f"train: {run_dir} already holds a run ({METRICS_FILE}); pass another --out "
-                                  f"or --resume {run_dir}")
-        world.barrier()  # distributed: every rank has looked before rank 0 writes
-        if world.is_main:
-            os.makedirs(run_dir, exist_ok=True)
+        if world.is_main:  # distributed: rank 0 writes (it holds the folder, see _claim_run_folder)
             with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
                 f.write(config.to_json())
         t0 = time.perf_counter()
@@ -550,7 +631,15 @@ def _train(config, resume, on_step, log, world):
         start = ckpt.step
         log(f"resuming {run_dir} from {ckpt.path} (step {start} of {config.steps})")
     broadcast_parameters(model.parameters(), world)  # distributed: every rank starts from rank 0's weights
-    records = [r for r in _read_records(metrics_path) if r["step"] <= start]  # drop what came after
+    records = _read_records(metrics_path)
+    if resume and start == config.steps and any(r["kind"] == "final" for r in records) and os.path.exists(
+            os.path.join(run_dir, MODEL_FILE)):
+        log(f"{run_dir} is finished (step {start} of {config.steps}); nothing to do. `miniclip eval {run_dir}` "
+            f"evaluates it again")
+        return TrainResult(run_dir=run_dir, model=model, tokenizer=ContextTokenizer(tokenizer, config.context_length),
+                           final=[r for r in records if r["kind"] == "final"][-1], steps_done=start)
+    # drop what came after the checkpoint, and the final evaluation (redone at the end)
+    records = [r for r in records if r["step"] <= start and r["kind"] != "final"]
     world.barrier()  # distributed: every rank has read the records before rank 0 rewrites them
     if world.is_main:
         _rewrite_records(metrics_path, records)
@@ -629,7 +718,10 @@ def _train(config, resume, on_step, log, world):
     # ---- the loop
     from tqdm.auto import tqdm
     loss_fn = _loss_fn(config)
-    timing = {"train_seconds": 0.0, "eval_seconds": 0.0, "steps": 0}
+    timing = {"train_seconds": 0.0, "eval_seconds": 0.0, "steps": 0, "wall_seconds": 0.0}
+    if resume and os.path.exists(os.path.join(run_dir, TIMING_FILE)):  # a resumed run adds to the earlier time
+        with open(os.path.join(run_dir, TIMING_FILE), encoding="utf-8") as f:
+            timing.update({k: v for k, v in json.load(f).items() if k in timing})
     step = start                      # optimizer steps completed so far
     updating = False                  # True while parameters are being written (not checkpointable)
     bar = tqdm(total=config.steps, initial=start, disable=not config.progress, unit="step", dynamic_ncols=True,
@@ -637,8 +729,9 @@ def _train(config, resume, on_step, log, world):
     speed = None
     t_start = time.perf_counter()
     metrics = open(metrics_path if world.is_main else os.devnull, "a", encoding="utf-8")  # distributed: rank 0 writes
+    ctrl_c = _CtrlC() if world.size == 1 else _CtrlC(signals=(signal.SIGINT,))
     try:
-        with _CtrlC() as ctrl_c:
+        with ctrl_c:
             if world.is_main and resume and step % config.eval_every == 0 and 0 < step < config.steps and not any(
                     r["kind"] == "eval" and r["step"] == step for r in records):
                 write(evaluate(step))  # the run was stopped between the step and its evaluation
@@ -696,10 +789,12 @@ def _train(config, resume, on_step, log, world):
         if not updating and step > start and manager.latest() != manager.path_for(step):
             checkpoint(step)
         latest = manager.latest()
+        how = f"stopped by {ctrl_c.requested}" if ctrl_c.requested else "interrupted"
         if latest is None:
-            log(f"\ninterrupted after step {step}, before the first checkpoint; nothing to resume")
+            log(f"\n{how} after step {step}, before the first checkpoint; nothing to resume "
+                f"(`miniclip train --resume {run_dir}` starts it over)")
         else:
-            log(f"\ninterrupted after step {step}; newest checkpoint {latest}. "
+            log(f"\n{how} after step {step}; newest checkpoint {latest}. "
                 f"Continue with: miniclip train --resume {run_dir}")
         raise
     except BaseException:
@@ -720,7 +815,7 @@ def _train(config, resume, on_step, log, world):
                                  f"{config.final_eval_images}+{config.final_eval_heldout_images} fresh images)"))
     save_checkpoint(os.path.join(run_dir, MODEL_FILE), model_state=model.state_dict(), step=step,
                     config=asdict(config), tokenizer_merges=merges_text(tokenizer), extra={"model_args": model_args})
-    timing["wall_seconds"] = time.perf_counter() - t_start
+    timing["wall_seconds"] += time.perf_counter() - t_start
     if timing["steps"]:
         timing["seconds_per_step"] = timing["train_seconds"] / timing["steps"]
         timing["images_per_second"] = config.batch_size / timing["seconds_per_step"]
@@ -746,11 +841,14 @@ def _evaluate_csv(model, tokenizer, config, dataset, preprocess, n=256):
     return record, {"similarity": similarity[:32, :32], "similarity_captions": np.array(captions[:32])}
 
 
-def evaluate_checkpoint(path, images=2400, heldout_images=800, seed=12345, data=None, csv_img_key="filepath",
+def evaluate_checkpoint(path, images=None, heldout_images=None, seed=None, data=None, csv_img_key="filepath",
                         csv_caption_key="title", csv_separator=",", skip_bad_rows=False, pairs=1000):
     """What ``miniclip eval`` prints: zero-shot top-1/top-5 over the 48 shapes names (all, and the
     held-out pairs separately) and retrieval recall@k on fresh shapes pairs; with ``data`` (a CSV),
-    retrieval recall@k on its first ``pairs`` rows instead. Returns a dict of metrics."""
+    retrieval recall@k on its first ``pairs`` rows instead. Returns a dict of metrics.
+
+    ``images``, ``heldout_images`` and ``seed`` default to those of the run's final evaluation, so
+    that, by default, the numbers are the ones of training's final line."""
     from .api import load, resolve_model_path
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)
@@ -762,7 +860,12 @@ def evaluate_checkpoint(path, images=2400, heldout_images=800, seed=12345, data=
                              skip_bad_rows=skip_bad_rows)
         record, _ = _evaluate_csv(model, tokenizer.tokenizer, config, dataset, preprocess, n=pairs)
         return {"data": str(data), "pairs": min(pairs, len(dataset)), **record}
+    final = (config.final_eval_images, config.final_eval_heldout_images, config.seed + FINAL_EVAL_SEED_OFFSET)
+    images, heldout_images, seed = (given if given is not None else default
+                                    for given, default in zip((images, heldout_images, seed), final))
     sets = (_shapes_eval_set(images, seed, config.image_resolution, "all", preprocess),
             _shapes_eval_set(heldout_images, seed, config.image_resolution, "held_out", preprocess))
     record, _ = evaluate_shapes(model, tokenizer.tokenizer, config, *sets, batch_size=256)
-    return {"images": images, "heldout_images": heldout_images, **record}
+    return {"images": images, "heldout_images": heldout_images, "seed": seed,
+            "final_images": (images, heldout_images, seed) == final, "gallery": min(RETRIEVAL_PAIRS, images),
+            "loss_batch": min(config.batch_size, images), **record}
