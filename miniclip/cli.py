@@ -146,8 +146,8 @@ def _cmd_train(args):
     except KeyboardInterrupt:
         return 130
     except OSError as exc:
-        if config is None or config.out is None or exc.errno in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
-            raise
+        if config is None or config.out is None or exc.errno in (None, errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
+            raise  # not a failed write: the message is enough
         raise _what_was_kept(exc, config.out) from exc
     if not world.is_main:  # distributed: rank 0 reports
         return 0

@@ -57,7 +57,8 @@ class Claim:
 
 
 def _lock(path):
-    """Open ``path/.miniclip-run`` and hold an exclusive flock on it; RunFolderError naming the holder."""
+    """Open ``path/.miniclip-run`` and hold an exclusive flock on it; RunFolderError naming the holder.
+    (``_accept`` writes this process into it once the folder is accepted.)"""
     try:
         import fcntl
     except ImportError:  # no flock on this platform (Windows): one writer is then the user's care
@@ -76,11 +77,16 @@ def _lock(path):
             who = f"process {holder['pid']} on {holder.get('host', '?')}" if "pid" in holder else "another process"
             raise RunFolderError(f"{path} is in use: {who} is training in it (it holds {MARKER}); "
                                  f"wait for it to finish or stop it, or pass another --out") from None
-    f.seek(0)
-    f.truncate()
-    f.write(json.dumps({"miniclip_run": 1, "pid": os.getpid(), "host": socket.gethostname()}) + "\n")
-    f.flush()
     return f
+
+
+def _accept(path, lock_file):
+    """The folder is this process's now: remove what killed writes left, write this process into the marker."""
+    _remove_leftovers(path)
+    lock_file.seek(0)
+    lock_file.truncate()
+    lock_file.write(json.dumps({"miniclip_run": 1, "pid": os.getpid(), "host": socket.gethostname()}) + "\n")
+    lock_file.flush()
 
 
 def _remove_leftovers(path):
@@ -111,33 +117,38 @@ def claim(path, resume, config, manager, finished_file, log=print):
                              f"refusing to write into it: pass a new or empty folder to --out")
     if resume and not entries:
         raise RunFolderError(f"{path} is not a run folder (it is empty or does not exist); nothing to resume")
+    created = [p for p in (path,) if not os.path.exists(p)] + ([os.path.join(path, MARKER)] if not is_run else [])
     os.makedirs(path, exist_ok=True)
     lock_file = _lock(path)
     try:
-        _remove_leftovers(path)
         latest = manager.latest()
         finished = os.path.exists(os.path.join(path, finished_file))
         if not resume:
             if latest is not None or finished:
-                what = f"its newest checkpoint is {latest}" if latest else f"it is finished ({finished_file})"
+                what = f"it is finished: {finished_file}" if finished else f"its newest checkpoint is {latest}"
                 raise RunFolderError(f"{path} already holds a run ({what}); continue it with --resume {path}, "
                                      f"or pass another --out")
             if is_run and entries - {MARKER}:
                 log(f"{path}: the run there stopped before its first checkpoint; starting it over")
+            _accept(path, lock_file)
             return Claim(path, lock_file)
         if latest is None:
             if finished:
                 raise RunFolderError(f"{path} holds {finished_file} but no {manager.directory}/step_*.npz; "
                                      f"there is no checkpoint to resume from")
             log(f"{path}: no checkpoint yet (the run stopped before its first one); starting it over from step 0")
+            _accept(path, lock_file)
             return Claim(path, lock_file)
         ckpt = load_checkpoint(latest)
         differences = _config_differences(ckpt.config or {}, config)
         if differences:
             raise RunFolderError(f"{latest} belongs to another run: its config differs from {path}/config.json "
                                  f"in {', '.join(differences[:4])}; not resuming from it")
+        _accept(path, lock_file)
         return Claim(path, lock_file, ckpt)
     except BaseException:
         lock_file.close()
+        for p in reversed(created):  # a refusal leaves the folder as it found it
+            os.rmdir(p) if os.path.isdir(p) else os.unlink(p)
         raise
 

@@ -700,6 +700,16 @@ def _train(config, ckpt, on_step, log, world):
                                 "seed": config.seed},
                      config=asdict(config), tokenizer_merges=merges_text(tokenizer),
                      extra={"model_args": model_args})
+        save_timing()  # with each checkpoint, so that a resumed run adds to the time up to it
+
+    def save_timing():
+        timing["wall_seconds"] = wall_before + time.perf_counter() - t_start
+        if timing["steps"]:
+            timing["seconds_per_step"] = timing["train_seconds"] / timing["steps"]
+            timing["images_per_second"] = config.batch_size / timing["seconds_per_step"]
+        with open(os.path.join(run_dir, TIMING_FILE + ".tmp"), "w", encoding="utf-8") as f:
+            json.dump(timing, f, indent=2)
+        os.replace(os.path.join(run_dir, TIMING_FILE + ".tmp"), os.path.join(run_dir, TIMING_FILE))
 
     def write(record):
         records.append(record)
@@ -722,6 +732,7 @@ def _train(config, ckpt, on_step, log, world):
     if resume and os.path.exists(os.path.join(run_dir, TIMING_FILE)):  # a resumed run adds to the earlier time
         with open(os.path.join(run_dir, TIMING_FILE), encoding="utf-8") as f:
             timing.update({k: v for k, v in json.load(f).items() if k in timing})
+    wall_before = timing["wall_seconds"]
     step = start                      # optimizer steps completed so far
     updating = False                  # True while parameters are being written (not checkpointable)
     bar = tqdm(total=config.steps, initial=start, disable=not config.progress, unit="step", dynamic_ncols=True,
@@ -815,12 +826,7 @@ def _train(config, ckpt, on_step, log, world):
                                  f"{config.final_eval_images}+{config.final_eval_heldout_images} fresh images)"))
     save_checkpoint(os.path.join(run_dir, MODEL_FILE), model_state=model.state_dict(), step=step,
                     config=asdict(config), tokenizer_merges=merges_text(tokenizer), extra={"model_args": model_args})
-    timing["wall_seconds"] += time.perf_counter() - t_start
-    if timing["steps"]:
-        timing["seconds_per_step"] = timing["train_seconds"] / timing["steps"]
-        timing["images_per_second"] = config.batch_size / timing["seconds_per_step"]
-    with open(os.path.join(run_dir, TIMING_FILE), "w", encoding="utf-8") as f:
-        json.dump(timing, f, indent=2)
+    save_timing()
     if config.plots:
         plot_run(run_dir)
     return TrainResult(run_dir=run_dir, model=model, tokenizer=ContextTokenizer(tokenizer, config.context_length),

@@ -312,7 +312,7 @@ def run_data_command(args):
             out = out / GRID_FILE
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
             raise ValueError(f"{args.out}: expected an image file name ending in .png (or .jpg, .pdf, .svg) "
-                             f"or a folder, got suffix {out.suffix or 'none'!r}")
+                             f"or a folder, got {args.out!r}")
         print(save_sample_grid(out, n=args.n, seed=args.seed, resolution=args.resolution, split=args.split))
     else:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
