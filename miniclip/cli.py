@@ -88,7 +88,7 @@ def _add_train_parser(sub):
         description="Train a CLIP from scratch on the CPU. With no options it trains the default toy model on the\n"
                     "shapes world (colored shapes with captions) in a few minutes, shows a progress bar and a\n"
                     "periodic evaluation line, and leaves runs/<name>/ with config.json, metrics.jsonl,\n"
-                    "model.npz (for miniclip.load), checkpoints/ and plots. Ctrl-C saves a checkpoint;\n"
+                    "model.npz (for miniclip.load), checkpoints/ and plots. Ctrl-C or SIGTERM saves a checkpoint;\n"
                     "`miniclip train --resume runs/<name>` continues exactly where it stopped.",
         epilog="examples:\n  miniclip train\n  miniclip train --steps 200 --out runs/quick\n"
                "  miniclip train --resume runs/shapes-1\n"

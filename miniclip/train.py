@@ -17,7 +17,9 @@ resumed run sees exactly the batches an uninterrupted one would. With the same s
 ``metrics.jsonl`` is identical byte for byte (wall-clock numbers go to ``timing.json`` instead).
 
 Run folder (``runs/<name>/``): config.json, metrics.jsonl, timing.json, model.npz (weights, model
-arguments, tokenizer: what ``miniclip.load`` reads), checkpoints/step_*.npz, eval_arrays.npz, *.png.
+arguments, tokenizer: what ``miniclip.load`` reads), checkpoints/step_*.npz, eval_arrays.npz, *.png, and
+.miniclip-run, the marker and lock that keep one writer per folder (``run_folder.py``). SIGTERM stops
+a run like Ctrl-C.
 
 Shape legend: B batch, R image resolution, T context length, E embedding dim, L classes.
 """
@@ -113,8 +115,8 @@ class TrainConfig:
     seed: int = 0
     data_workers: int = 0             # 0: batches drawn by a thread; 1: by a separate process, which
     # keeps the drawing's Python off the training step's interpreter lock (0.073 instead of 0.101 s/step
-    # for the default model); like PyTorch's DataLoader workers it needs `if __name__ == "__main__":`
-    # in a script. The `miniclip train` command uses 1. The batches are the same either way.
+    # for the default model; the process dies with the training process). The `miniclip train` command
+    # uses 1. The batches are the same either way.
     threads: int = 1                  # compute threads (BLAS / OpenMP); None: the libraries' default.
     # One compute thread while the next batches are drawn beside it: on a 2-core machine that other
     # programs also use, two spinning compute threads made steps several times slower.
