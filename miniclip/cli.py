@@ -369,8 +369,11 @@ def user_message(exc):
     """The one line for ``exc``: OS errors as "path: reason", TrainConfig's field names as the flags typed."""
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
+    text = str(exc)
+    if "TrainConfig." not in text:
+        return text
     flags = {name: flag for flag, name, *_ in TRAIN_OPTIONS}
-    text = re.sub(r"TrainConfig\.(\w+)", lambda m: flags.get(m[1], m[0]), str(exc))
+    text = re.sub(r"TrainConfig\.(\w+)", lambda m: flags.get(m[1], m[0]), text)
     return re.sub(r"\b(\w+)=", lambda m: f"{flags[m[1]]}=" if m[1] in flags else m[0], text)
 
 

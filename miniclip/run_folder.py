@@ -99,7 +99,9 @@ def _remove_leftovers(path):
 
 
 def _config_differences(a, b):
-    keys = sorted((set(a) | set(b)) - set(VOLATILE_FIELDS))
+    """The fields both configs have and disagree on (a field added to TrainConfig since a checkpoint
+    was written is not a difference: it takes its default)."""
+    keys = sorted((set(a) & set(b)) - set(VOLATILE_FIELDS))
     return [f"{k} ({a.get(k)!r} vs {b.get(k)!r})" for k in keys if a.get(k) != b.get(k)]
 
 
