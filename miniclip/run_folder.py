@@ -115,8 +115,10 @@ def claim(path, resume, config, manager, finished_file, log=print):
     entries = set(os.listdir(path)) if os.path.isdir(path) else set()
     is_run = MARKER in entries
     if not resume and entries and not is_run:
+        earlier = (f"; if it is a run of an earlier miniclip, continue it with --resume {path}"
+                   if "config.json" in entries else "")
         raise RunFolderError(f"{path} is not empty and is not a miniclip run folder (no {MARKER} in it); "
-                             f"refusing to write into it: pass a new or empty folder to --out")
+                             f"refusing to write into it: pass a new or empty folder to --out{earlier}")
     if resume and not entries:
         raise RunFolderError(f"{path} is not a run folder (it is empty or does not exist); nothing to resume")
     created = [p for p in (path,) if not os.path.exists(p)] + ([os.path.join(path, MARKER)] if not is_run else [])

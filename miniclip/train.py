@@ -536,9 +536,13 @@ def train(config, resume=False, on_step=None, log=print, world=None):
     """Train a CLIP as ``config`` says; returns a ``TrainResult``.
 
     ``resume=True`` continues the run in ``config.out`` from its newest checkpoint (the config is
-    read from the run folder; the trajectory is the one an uninterrupted run follows).
+    read from the run folder; the trajectory is the one an uninterrupted run follows); a run without
+    a checkpoint starts over, a finished one is left as it is. The folder is this process's for the
+    whole run (``run_folder.py``); ``RunFolderError`` when another process holds it, when it holds
+    files that are not a run, or (fresh start) when it holds a run to resume.
     ``on_step(step, record, model)`` is called after every step (tests use it to interrupt a run).
-    Ctrl-C (or a KeyboardInterrupt from ``on_step``) writes a checkpoint and re-raises.
+    Ctrl-C or SIGTERM (or a KeyboardInterrupt from ``on_step``) writes a checkpoint and raises
+    KeyboardInterrupt.
 
     ``world`` (``miniclip.distributed.init_distributed()``): with P > 1 ranks, each computes its shard
     of every global batch, the features are gathered and the gradients averaged (the result is the

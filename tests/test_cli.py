@@ -65,7 +65,7 @@ def test_train_eval_zeroshot_plot(tmp_path, capsys):
     # the same folder again is refused, with the way out in the message
     assert main(["train", "--out", run] + TINY_FLAGS) == 1
     assert "--resume" in capsys.readouterr().err
-    # resuming a finished run only redoes the final evaluation
+    # resuming a finished run changes nothing
     assert main(["train", "--resume", run, "--no-progress", "--no-plots"]) == 0
 
 
