@@ -191,7 +191,7 @@ def _cmd_zeroshot(args):
     for path in args.images:
         try:
             with Image.open(path) as im:
-                images.append(preprocess(im.convert("RGB")))
+                images.append(preprocess(im))  # any mode: 16-bit scaled, alpha on black
         except (OSError, ValueError) as exc:
             raise SystemExit(f"miniclip zeroshot: cannot read image {path!r}: {exc}") from None
     classifier = zero_shot_classifier(model, tokenizer, labels, templates)
