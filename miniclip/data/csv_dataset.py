@@ -53,12 +53,12 @@ def _not_utf8(line: str) -> str | None:
 class CsvDataset:
     """Items ``(PIL RGB image, caption, -1)``: the loader's protocol (no class label, hence -1).
 
-    ``log(line)`` receives the one-line summary of skipped rows (default: printed to stderr).
+    ``log(line)`` receives the one-line summary of skipped rows (None: printed to stderr).
     """
 
     def __init__(self, csv_path, img_key: str = "filepath", caption_key: str = "title", sep: str = ",",
                  tokenizer=None, context_length: int = 77, skip_bad_rows: bool = False,
-                 verify_images: bool = True, log=_to_stderr):
+                 verify_images: bool = True, log=None):
         self.csv_path = Path(csv_path)
         if self.csv_path.is_dir():
             raise CsvDataError(f"{self.csv_path} is a directory, not a CSV file")
@@ -112,7 +112,7 @@ class CsvDataset:
                                f"({error})") from None
 
         if self.skipped:
-            log(self.summary())
+            (log or _to_stderr)(self.summary())
         if not self.paths:
             raise CsvDataError(f"{self.csv_path}: no usable rows"
                                + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
