@@ -184,6 +184,7 @@ def _cmd_zeroshot(args):
     from PIL import Image
 
     from .api import load
+    from .data.transforms import fully_transparent
     from .evaluate import zero_shot_classifier, zero_shot_probabilities
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
@@ -195,6 +196,8 @@ def _cmd_zeroshot(args):
     for path in args.images:
         try:
             with Image.open(path) as im:
+                if fully_transparent(im):
+                    raise SystemExit(f"miniclip zeroshot: image {path!r} is fully transparent: nothing to classify")
                 images.append(preprocess(im))  # any mode: 16-bit scaled, alpha on black
         except (OSError, ValueError) as exc:
             raise SystemExit(f"miniclip zeroshot: cannot read image {path!r}: {exc}") from None

@@ -179,3 +179,50 @@ def test_preprocess_any_mode_and_size(mode, size, resolution, train, transparent
     assert out.shape == (3, resolution, resolution) and out.dtype == np.float32
     assert np.isfinite(out).all()
     assert (out >= LOW.reshape(3, 1, 1) - 1e-5).all() and (out <= HIGH.reshape(3, 1, 1) + 1e-5).all()
+
+
+# ---------------------------------------------------------------- through `miniclip zeroshot`, like a user
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from miniclip.train import TrainConfig, train
+    out = tmp_path_factory.mktemp("image_modes") / "run"
+    config = TrainConfig(out=str(out), steps=2, batch_size=8, image_resolution=R, vision_patch_size=16,
+                         vision_width=32, vision_layers=1, vision_heads=1, transformer_width=32, transformer_layers=1,
+                         transformer_heads=1, embed_dim=32, context_length=16, vocab_size=600, warmup_steps=0,
+                         eval_every=2, eval_images=8, eval_heldout_images=8, final_eval_images=8,
+                         final_eval_heldout_images=8, threads=1, progress=False, plots=False)
+    train(config, log=lambda *args: None)
+    return str(out)
+
+
+def test_zeroshot_gives_every_twin_the_same_answer(tiny_run, tmp_path, capsys):
+    from miniclip.cli import main
+    image, twin = shape_pair()
+    files = {"twin.png": twin, "transparent.png": image, "gray.png": Image.fromarray(GRAY),
+             "gray16.png": Image.fromarray(GRAY.astype(np.uint16) * 257)}
+    for name, im in files.items():
+        im.save(tmp_path / name)
+    with Image.open(tmp_path / "gray16.png") as sixteen:
+        assert sixteen.mode == "I;16"
+    argv = ["zeroshot", tiny_run, *(str(tmp_path / name) for name in files), "--labels", "red circle,white circle",
+            "--top", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    blocks = out.split(str(tmp_path))[1:]  # one per image: its name, then its labels
+    answers = {block.splitlines()[0].lstrip("/"): block.splitlines()[1:] for block in blocks}
+    assert answers["transparent.png"] == answers["twin.png"] and answers["gray16.png"] == answers["gray.png"]
+    Image.new("RGBA", (R, R), (255, 0, 0, 0)).save(tmp_path / "empty.png")
+    with pytest.raises(SystemExit, match=r"image '.*empty.png' is fully transparent: nothing to classify"):
+        main(["zeroshot", tiny_run, str(tmp_path / "empty.png"), "--labels", "a,b"])
+
+
+def test_fully_transparent():
+    from miniclip.data.transforms import fully_transparent
+    assert fully_transparent(Image.new("RGBA", (3, 3), (9, 9, 9, 0)))
+    assert not fully_transparent(shape_pair()[0]) and not fully_transparent(Image.fromarray(DRAWING))
+    sixteen = Image.fromarray(np.full((2, 2), 7, np.uint16))
+    sixteen.info["transparency"] = 7
+    assert fully_transparent(sixteen)
+    palette = Image.new("P", (2, 2), 3)
+    palette.info["transparency"] = 3
+    assert fully_transparent(palette) and fully_transparent(Image.new("La", (2, 2)))

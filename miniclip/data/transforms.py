@@ -83,12 +83,27 @@ def to_rgb_image(image) -> Image.Image:
         if "transparency" in image.info:  # one transparent value: a 0/255 alpha channel
             gray.putalpha(Image.fromarray(np.where(values == image.info["transparency"], 0, 255).astype(np.uint8)))
         image = gray
-    if image.mode in ALPHA_MODES or "transparency" in image.info:
-        if image.mode == "La":  # premultiplied gray + alpha: Pillow reaches RGBA only by way of LA
-            image = image.convert("LA")
-        rgba = image.convert("RGBA")
+    if _has_alpha(image):
+        rgba = _rgba(image)
         return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND + (255,)), rgba).convert("RGB")
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def fully_transparent(image) -> bool:
+    """True when every pixel of a Pillow ``image`` is transparent: there is nothing in it to classify."""
+    if image.mode in HIGH_BIT_DEPTH_RANGES:
+        return "transparency" in image.info and bool(np.all(np.asarray(image) == image.info["transparency"]))
+    return _has_alpha(image) and _rgba(image).getextrema()[3][1] == 0
+
+
+def _has_alpha(image) -> bool:
+    return image.mode in ALPHA_MODES or "transparency" in image.info
+
+
+def _rgba(image) -> Image.Image:
+    if image.mode == "La":  # premultiplied gray + alpha: Pillow reaches RGBA only by way of LA
+        image = image.convert("LA")
+    return image.convert("RGBA")
 
 
 def resized_size(width: int, height: int, resolution: int) -> tuple[int, int]:
