@@ -803,6 +803,8 @@ def evaluate_checkpoint(path, images=2400, heldout_images=800, seed=12345, data=
     ckpt_config = load_checkpoint(path).config or {}
     config = TrainConfig.from_dict({k: v for k, v in ckpt_config.items() if k != "out"})
     if data is not None:
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
+            raise ValueError(f"--pairs: expected an integer >= 1 (CSV rows used for retrieval), got {pairs!r}")
         options = replace(config, csv_img_key=csv_img_key, csv_caption_key=csv_caption_key,
                           csv_separator=csv_separator, skip_bad_rows=skip_bad_rows)
         dataset = _csv_dataset(data, options, tokenizer.tokenizer)

@@ -65,6 +65,8 @@ def test_val_data_reports_retrieval_on_it_and_eval_agrees(tmp_path, csvs, capsys
             assert metrics[key] == pytest.approx(value, abs=1e-6), key
     code, out, err = run(capsys, "eval", out_dir, "--data", val_csv)
     assert code == 0 and "retrieval image to text: R@1" in out
+    code, out, err = run(capsys, "eval", out_dir, "--data", val_csv, "--pairs", "0")
+    assert code == 1 and err.count("\n") == 1 and "--pairs: expected an integer >= 1" in err
     # without --data: what to pass, not the shapes prompts
     code, out, err = run(capsys, "eval", out_dir)
     assert code == 1 and out == ""
