@@ -635,8 +635,7 @@ def _train(config, resume, on_step, log, world):
                 f"{100 * r['retrieval_image_to_text_R@1']:.1f}% t->i {100 * r['retrieval_text_to_image_R@1']:.1f}%"
                 if "zeroshot_top1_all" in r else
                 f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | retrieval R@1/5/10 on {r['val_pairs']} "
-                f"--val-data pairs: i->t " + "/".join(f"{100 * r[f'retrieval_image_to_text_R@{k}']:.1f}" for k in (1, 5, 10))
-                + "% t->i " + "/".join(f"{100 * r[f'retrieval_text_to_image_R@{k}']:.1f}" for k in (1, 5, 10)) + "%")
+                f"--val-data pairs: i->t {_recalls(r, 'image_to_text')}% t->i {_recalls(r, 'text_to_image')}%")
 
     # ---- the loop
     from tqdm.auto import tqdm
@@ -766,6 +765,11 @@ def _csv_dataset(path, config, tokenizer=None, log=None):
                       log=log)
 
 
+def _recalls(record, direction):
+    """``"12.5/40.0/60.0"``: recall@1/5/10 of ``direction`` ("image_to_text" or "text_to_image") in percent."""
+    return "/".join(f"{100 * record[f'retrieval_{direction}_R@{k}']:.1f}" for k in (1, 5, 10))
+
+
 def _check_held_out(train_dataset, val_dataset):
     """Refuse --val-data that shares images with --train-data: retrieval on training pairs is no validation."""
     from .data import CsvDataError
@@ -809,7 +813,8 @@ def evaluate_checkpoint(path, images=2400, heldout_images=800, seed=12345, data=
                           csv_separator=csv_separator, skip_bad_rows=skip_bad_rows)
         dataset = _csv_dataset(data, options, tokenizer.tokenizer)
         record, _ = _evaluate_csv(model, tokenizer.tokenizer, config, dataset, preprocess, n=pairs)
-        return {"data": str(data), "pairs": record["val_pairs"], **record}
+        record["pairs"] = record.pop("val_pairs")
+        return {"data": str(data), **record}
     if config.train_data is not None:
         raise ValueError(f"{path} was trained on a CSV ({config.train_data}), not on the shapes world: pass "
                          f"--data VAL.csv (image-caption pairs kept out of training) for retrieval R@1/5/10")

@@ -71,13 +71,33 @@ class CsvDataset:
         self.captions: list[str] = []
         self.lines: list[int] = []  # CSV line number of each kept item, for error messages
 
+        for line, row, problem in self._rows(sep):
+            problem = problem or self._check_row(row, tokenizer, context_length, verify_images)
+            if problem is not None:
+                if not skip_bad_rows:
+                    raise CsvDataError(f"{self.csv_path} line {line}: {problem} {_SKIP_HINT}")
+                self.skipped.append(f"line {line}: {problem}")
+                continue
+            self.paths.append(self._resolve(row[img_key]))
+            self.captions.append(row[caption_key])
+            self.lines.append(line)
+
+        if self.skipped:
+            (log or _to_stderr)(self.summary())
+        if not self.paths:
+            raise CsvDataError(f"{self.csv_path}: no usable rows"
+                               + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
+
+    def _rows(self, sep):
+        """Yield ``(line, row, problem)`` per CSV record: its first line, a dict by column, and None or
+        "not UTF-8 (byte 0x.. at column ..)". The header's own problems raise."""
         # Bytes that are not UTF-8 become lone surrogates, so parsing goes on and each row can say
         # which of its lines held one; the lines are the physical lines the csv module counts.
         text = self.csv_path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
         lines = io.StringIO(text, newline="").readlines()
         if not lines:
             raise CsvDataError(f"{self.csv_path} is empty: expected a header row such as "
-                               f"{sep.join((img_key, caption_key))!r} and a row per image")
+                               f"{sep.join((self.img_key, self.caption_key))!r} and a row per image")
         try:
             reader = csv.DictReader(lines, delimiter=sep)
         except TypeError:  # the csv module's words for a separator that is not one character
@@ -88,34 +108,18 @@ class CsvDataset:
             header_problem = next(filter(None, map(_not_utf8, lines[:reader.line_num])), None)
             if header_problem:
                 raise CsvDataError(f"{self.csv_path} header: {header_problem}; save the file as UTF-8")
-            for key, what in ((img_key, "image path"), (caption_key, "caption")):
+            for key, what in ((self.img_key, "image path"), (self.caption_key, "caption")):
                 if key not in columns:
                     raise CsvDataError(f"{self.csv_path}: no {what} column {key!r} (separator {sep!r}); "
                                        f"the header has columns {columns}")
             end = reader.line_num
             for row in reader:
-                line, end = end + 1, reader.line_num  # the row spans lines [line, end]
+                line, end = end + 1, reader.line_num  # the record spans lines [line, end]
                 while line < end and not lines[line - 1].strip():  # blank lines the reader passed over
                     line += 1
-                problem = (next(filter(None, map(_not_utf8, lines[line - 1:end])), None)
-                           or self._check_row(row, tokenizer, context_length, verify_images))
-                if problem is not None:
-                    if not skip_bad_rows:
-                        raise CsvDataError(f"{self.csv_path} line {line}: {problem} {_SKIP_HINT}")
-                    self.skipped.append(f"line {line}: {problem}")
-                    continue
-                self.paths.append(self._resolve(row[img_key]))
-                self.captions.append(row[caption_key])
-                self.lines.append(line)
-        except csv.Error as error:
-            raise CsvDataError(f"{self.csv_path} line {end + 1}: not readable as CSV "
-                               f"({error})") from None
-
-        if self.skipped:
-            (log or _to_stderr)(self.summary())
-        if not self.paths:
-            raise CsvDataError(f"{self.csv_path}: no usable rows"
-                               + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
+                yield line, row, next(filter(None, map(_not_utf8, lines[line - 1:end])), None)
+        except csv.Error as error:  # (e.g. a field over the csv module's size limit): the parser stops
+            raise CsvDataError(f"{self.csv_path} line {end + 1}: not readable as CSV ({error})") from None
 
     def summary(self) -> str:
         """One line: how many rows were skipped, and the first few with their line and reason."""
