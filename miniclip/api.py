@@ -65,7 +65,7 @@ def resolve_model_path(path):
 def load(path, dtype=None):
     """``(model, preprocess, tokenizer)`` from a miniclip ``model.npz``, a training checkpoint or a run folder.
 
-    ``preprocess(PIL image or uint8 array) -> (3, R, R)`` array of the model's dtype (CLIP's resize,
+    ``preprocess(PIL image of any mode, or uint8 array) -> (3, R, R)`` array of the model's dtype (CLIP's resize,
     center crop and normalization); ``tokenizer(texts) -> (N, context_length)`` int64 ids. ``dtype``
     ("float32" / "float64") overrides the saved one.
     """

@@ -58,6 +58,8 @@ TRAIN_OPTIONS = (
     ("--context-length", "context_length", int, "T", "text tokens per caption, with start and end"),
     ("--vocab-size", "vocab_size", int, "V", "BPE vocabulary size learned from the captions"),
     ("--train-data", "train_data", str, "FILE.csv", "train on an image-caption CSV instead of the shapes world"),
+    ("--val-data", "val_data", str, "FILE.csv", "with --train-data: a second CSV, never trained on, for retrieval "
+                                                "R@1/5/10 at each evaluation"),
     ("--csv-img-key", "csv_img_key", str, "COLUMN", "CSV column with image paths (relative to the CSV)"),
     ("--csv-caption-key", "csv_caption_key", str, "COLUMN", "CSV column with captions"),
     ("--csv-separator", "csv_separator", str, "SEP", "CSV field separator"),
@@ -92,7 +94,8 @@ def _add_train_parser(sub):
                     "`miniclip train --resume runs/<name>` continues exactly where it stopped.",
         epilog="examples:\n  miniclip train\n  miniclip train --steps 200 --out runs/quick\n"
                "  miniclip train --resume runs/shapes-1\n"
-               "  miniclip train --train-data my_pairs.csv --csv-img-key filepath --csv-caption-key title")
+               "  miniclip train --train-data my_pairs.csv --val-data my_val.csv --csv-img-key filepath "
+               "--csv-caption-key title")
     for flag, name, typ, metavar, text in TRAIN_OPTIONS:
         default = defaults[name].default
         kwargs = {"choices": metavar.strip("{}").split(",")} if metavar.startswith("{") else {"metavar": metavar}
@@ -100,7 +103,8 @@ def _add_train_parser(sub):
         shown = "" if default is None else f" (default: {default})"
         p.add_argument(flag, dest=name, type=typ, default=None, help=text + shown, **kwargs)
     p.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,
-                   help="skip unusable CSV rows with a warning that lists them (default: stop at the first)")
+                   help="skip unusable CSV rows (bytes not UTF-8, missing or unreadable images, empty or too "
+                        "long captions) and report them in one line (default: stop at the first)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint "
                                                        "(its saved config is used)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
@@ -211,6 +215,7 @@ def _cmd_zeroshot(args):
     from PIL import Image
 
     from .api import load
+    from .data.transforms import fully_transparent
     from .evaluate import check_template, zero_shot_classifier, zero_shot_probabilities
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
@@ -231,9 +236,13 @@ def _cmd_zeroshot(args):
     for path in args.images:
         try:
             with Image.open(path) as im:
-                images.append(preprocess(im.convert("RGB")))
+                transparent = fully_transparent(im)
+                if not transparent:
+                    images.append(preprocess(im))  # any mode: 16-bit scaled, alpha on black
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read image {path!r}: {exc}") from None
+        if transparent:
+            raise ValueError(f"image {path!r} is fully transparent: nothing to classify")
     classifier = zero_shot_classifier(model, lambda texts: tokenizer(texts, truncate=args.truncate), labels,
                                       templates)
     probs = zero_shot_probabilities(model, np.stack(images), classifier)
@@ -274,7 +283,7 @@ def _add_eval_parsers(sub):
     p.add_argument("--csv-img-key", default="filepath", help="CSV image-path column (default: filepath)")
     p.add_argument("--csv-caption-key", default="title", help="CSV caption column (default: title)")
     p.add_argument("--csv-separator", default=",", help="CSV separator (default: ,)")
-    p.add_argument("--skip-bad-rows", action="store_true", help="skip unusable CSV rows with a warning")
+    p.add_argument("--skip-bad-rows", action="store_true", help="skip unusable CSV rows and report them in one line")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=_cmd_eval)
 

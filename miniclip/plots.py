@@ -172,8 +172,9 @@ def plot_run(run_dir):
         raise FileNotFoundError(f"plot_run: {metrics_path} does not exist (is {run_dir!r} a run folder?)")
     records = read_metrics(metrics_path)
     out = [plot_losses(records, os.path.join(run_dir, "loss.png")),
-           plot_lr_temperature(records, os.path.join(run_dir, "lr_temperature.png")),
-           plot_zero_shot(records, os.path.join(run_dir, "zero_shot.png"))]
+           plot_lr_temperature(records, os.path.join(run_dir, "lr_temperature.png"))]
+    if any("zeroshot_top1_all" in r for r in records):  # (a CSV run has no zero-shot classes)
+        out.append(plot_zero_shot(records, os.path.join(run_dir, "zero_shot.png")))
     arrays_path = os.path.join(run_dir, ARRAYS_FILE)
     if os.path.exists(arrays_path):
         with np.load(arrays_path, allow_pickle=False) as a:

@@ -8,7 +8,8 @@ One step (Radford et al. 2021, figure 3, with open_clip's recipe):
     loss.backward(); AdamW step with the warmup-cosine learning rate; clamp logit_scale to [0, ln 100]
 
 Around it: periodic zero-shot evaluation on freshly drawn images (all 48 color-shape names and,
-separately, the 8 held-out pairs that training never shows), retrieval recall@k, ``metrics.jsonl``,
+separately, the 8 held-out pairs that training never shows), retrieval recall@k (a CSV run: on its
+``--val-data`` CSV, never on training rows), ``metrics.jsonl``,
 atomic checkpoints every N steps and on Ctrl-C, exact resumption, a NaN/Inf guard, plots.
 
 Reproducibility: batch k is a pure function of (seed, k) -- the shapes world draws sample i from
@@ -34,7 +35,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -102,6 +103,7 @@ class TrainConfig:
     csv_caption_key: str = "title"
     csv_separator: str = ","
     skip_bad_rows: bool = False
+    val_data: str = None              # a second CSV, never trained on: retrieval R@1/5/10 at each evaluation
     # data parallelism (mpiexec -n P miniclip train --distributed): batch_size is the global batch
     local_loss: bool = False          # each rank computes only its rows of the logits (open_clip's --local-loss)
     # evaluation and bookkeeping
@@ -170,6 +172,8 @@ class TrainConfig:
         need("threads", self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
              "None or an integer >= 1")
         need("train_data", self.train_data is None or isinstance(self.train_data, str), "None or a CSV path")
+        need("val_data", self.val_data is None or (isinstance(self.val_data, str) and self.train_data is not None),
+             "None, or a CSV path with train_data (the shapes world draws its own evaluation images)")
         need("local_loss", isinstance(self.local_loss, bool), "True or False")
 
     def to_json(self):
@@ -382,9 +386,7 @@ def train_tokenizer(config):
     before any training starts (rather than at the first batch that holds it).
     """
     if config.train_data is not None:
-        from .data import CsvDataset
-        dataset = CsvDataset(config.train_data, img_key=config.csv_img_key, caption_key=config.csv_caption_key,
-                             sep=config.csv_separator, skip_bad_rows=config.skip_bad_rows)
+        dataset = _csv_dataset(config.train_data, config, log=_quiet)  # (skipped rows: reported by _train)
         texts = list(dataset.captions)
         return BPETokenizer.train(texts, config.vocab_size)  # too-long captions: CsvDataset names the row
     shapes = _shapes()
@@ -671,20 +673,29 @@ def _train(config, ckpt, on_step, log, world):
                      _shapes_eval_set(config.eval_heldout_images, config.seed + EVAL_SEED_OFFSET,
                                       config.image_resolution, "held_out", preprocess))
     else:
-        from .data import CsvDataset
-        dataset = CsvDataset(config.train_data, img_key=config.csv_img_key, caption_key=config.csv_caption_key,
-                             sep=config.csv_separator, tokenizer=tokenizer, context_length=config.context_length,
-                             skip_bad_rows=config.skip_bad_rows)
+        from .data import CsvDataError
+        dataset = _csv_dataset(config.train_data, config, tokenizer, log=log)
+        if len(dataset) < config.batch_size:
+            raise CsvDataError(f"{config.train_data} has {dataset.usable_rows()}, fewer than --batch-size "
+                               f"{config.batch_size}: a training batch takes that many rows; lower --batch-size "
+                               f"or add rows")
         train_pre = Preprocess(config.image_resolution, train=True, dtype=dtype, seed=config.seed)
         loader = Loader(dataset, config.batch_size, train_pre, tokenizer, context_length=config.context_length,
                         shuffle=True, seed=config.seed, drop_last=True, prefetch=0)
         batches = StepBatches(loader, config.steps, shuffled_epochs=True, world=world)
         eval_sets = None
+        val_dataset = None if config.val_data is None else _csv_dataset(config.val_data, config, tokenizer, log=log)
+        if val_dataset is not None:
+            _check_held_out(dataset, val_dataset)
 
     def evaluate(step, final=False):
+        """The step's evaluation record (None: a CSV run without --val-data has nothing to evaluate on)."""
         t = time.perf_counter()
         if eval_sets is None:
-            record, arrays = _evaluate_csv(model, tokenizer, config, dataset, preprocess)
+            if val_dataset is None:
+                return None
+            record, arrays = _evaluate_csv(model, tokenizer, config, val_dataset, preprocess,
+                                           n=CSV_FINAL_EVAL_PAIRS if final else CSV_EVAL_PAIRS)
         else:
             sets = eval_sets
             if final:
@@ -728,8 +739,8 @@ def _train(config, ckpt, on_step, log, world):
                 f"{100 * r['zeroshot_top1_heldout']:.1f}% | retrieval R@1 i->t "
                 f"{100 * r['retrieval_image_to_text_R@1']:.1f}% t->i {100 * r['retrieval_text_to_image_R@1']:.1f}%"
                 if "zeroshot_top1_all" in r else
-                f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | retrieval R@1 i->t "
-                f"{100 * r['retrieval_image_to_text_R@1']:.1f}% t->i {100 * r['retrieval_text_to_image_R@1']:.1f}%")
+                f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | retrieval R@1/5/10 on {r['val_pairs']} "
+                f"--val-data pairs: i->t {_recalls(r, 'image_to_text')}% t->i {_recalls(r, 'text_to_image')}%")
 
     # ---- the loop
     from tqdm.auto import tqdm
@@ -751,7 +762,9 @@ def _train(config, ckpt, on_step, log, world):
         with ctrl_c:
             if world.is_main and resume and step % config.eval_every == 0 and 0 < step < config.steps and not any(
                     r["kind"] == "eval" and r["step"] == step for r in records):
-                write(evaluate(step))  # the run was stopped between the step and its evaluation
+                r = evaluate(step)  # the run was stopped between the step and its evaluation
+                if r is not None:
+                    write(r)
             t_step = time.perf_counter()
             # distributed: ranks draw in a thread; a worker process spawned inside an MPI rank can
             # hang at start-up (the child re-imports the launcher's environment) and gains little there
@@ -791,8 +804,9 @@ def _train(config, ckpt, on_step, log, world):
                 bar.update(1)
                 if world.is_main and step % config.eval_every == 0 and step < config.steps:
                     r = evaluate(step)
-                    write(r)
-                    (bar.write if config.progress else log)(eval_line(r))
+                    if r is not None:
+                        write(r)
+                        (bar.write if config.progress else log)(eval_line(r))
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     checkpoint(step)
                 if on_step is not None:
@@ -826,10 +840,16 @@ def _train(config, ckpt, on_step, log, world):
 
     # ---- the end: a final evaluation on a larger fresh set, model.npz, plots
     final = evaluate(step, final=True)
+    if final is None:  # a CSV run without --val-data: the record only marks the end
+        final = {"kind": "final", "step": step}
+        log(f"final (step {step}): no validation data was given; pass --val-data VAL.csv (image-caption pairs "
+            f"kept out of training) for retrieval R@1/5/10, or run: miniclip eval {run_dir} --data VAL.csv")
+    else:
+        seen = (f"{config.final_eval_images}+{config.final_eval_heldout_images} fresh images"
+                if config.train_data is None else config.val_data)
+        log(eval_line(final).replace(f"step {step:>5}", f"final (step {step}, {seen})"))
     write(final)
     metrics.close()
-    log(eval_line(final).replace(f"step {step:>5}", f"final (step {step}, "
-                                 f"{config.final_eval_images}+{config.final_eval_heldout_images} fresh images)"))
     save_checkpoint(os.path.join(run_dir, MODEL_FILE), model_state=model.state_dict(), step=step,
                     config=asdict(config), tokenizer_merges=merges_text(tokenizer), extra={"model_args": model_args})
     save_timing()
@@ -839,25 +859,55 @@ def _train(config, ckpt, on_step, log, world):
                        final=final, steps_done=step, train_seconds=timing["train_seconds"])
 
 
-def _evaluate_csv(model, tokenizer, config, dataset, preprocess, n=256):
-    """Retrieval on the first ``n`` rows of a CSV dataset (the training data: a sanity check, not a
-    held-out score; pass a separate CSV to ``miniclip eval`` for that)."""
+# CSV runs: --val-data pairs used at each evaluation, and at the final one (as ``miniclip eval --data``)
+CSV_EVAL_PAIRS = 256
+CSV_FINAL_EVAL_PAIRS = 1000
+
+
+def _csv_dataset(path, config, tokenizer=None, log=None):
+    """``CsvDataset`` of ``path`` with the run's CSV options (columns, separator, --skip-bad-rows, context)."""
+    from .data import CsvDataset
+    return CsvDataset(path, img_key=config.csv_img_key, caption_key=config.csv_caption_key, sep=config.csv_separator,
+                      tokenizer=tokenizer, context_length=config.context_length, skip_bad_rows=config.skip_bad_rows,
+                      log=log)
+
+
+def _recalls(record, direction):
+    """``"12.5/40.0/60.0"``: recall@1/5/10 of ``direction`` ("image_to_text" or "text_to_image") in percent."""
+    return "/".join(f"{100 * record[f'retrieval_{direction}_R@{k}']:.1f}" for k in (1, 5, 10))
+
+
+def _check_held_out(train_dataset, val_dataset):
+    """Refuse --val-data that shares images with --train-data: retrieval on training pairs is no validation."""
+    from .data import CsvDataError
+    trained = {p.resolve() for p in train_dataset.paths}
+    shared = [line for p, line in zip(val_dataset.paths, val_dataset.lines) if p.resolve() in trained]
+    if shared:
+        raise CsvDataError(f"{val_dataset.csv_path}: {len(shared)} of {len(val_dataset)} rows use images of "
+                           f"--train-data {train_dataset.csv_path} (first: line {shared[0]}); validation pairs "
+                           f"must be kept out of training")
+
+
+def _evaluate_csv(model, tokenizer, config, dataset, preprocess, n=CSV_EVAL_PAIRS):
+    """Retrieval recall@k and the eval loss on the first ``n`` rows of a validation CSV (``--val-data``
+    during training, ``miniclip eval --data`` after): pairs the model never trained on."""
     n = min(n, len(dataset))
     images = np.stack([preprocess(dataset[i][0]) for i in range(n)])
     captions = [dataset[i][1] for i in range(n)]
     tok = ContextTokenizer(tokenizer, config.context_length)
-    tokens = tok(captions, truncate=True)
+    tokens = tok(captions)  # (n, T): every caption fits (CsvDataset checked it with this tokenizer)
     similarity = image_text_similarity(model, images, tokens)
-    record = {"eval_loss": _eval_loss(model, images, tokens, config, config.batch_size)}
+    record = {"val_pairs": n, "eval_loss": _eval_loss(model, images, tokens, config, config.batch_size)}
     record.update({f"retrieval_{k}": v for k, v in retrieval_metrics(similarity).items()})
     return record, {"similarity": similarity[:32, :32], "similarity_captions": np.array(captions[:32])}
 
 
 def evaluate_checkpoint(path, images=None, heldout_images=None, seed=None, data=None, csv_img_key="filepath",
-                        csv_caption_key="title", csv_separator=",", skip_bad_rows=False, pairs=1000):
+                        csv_caption_key="title", csv_separator=",", skip_bad_rows=False, pairs=CSV_FINAL_EVAL_PAIRS):
     """What ``miniclip eval`` prints: zero-shot top-1/top-5 over the 48 shapes names (all, and the
     held-out pairs separately) and retrieval recall@k on fresh shapes pairs; with ``data`` (a CSV),
-    retrieval recall@k on its first ``pairs`` rows instead. Returns a dict of metrics.
+    retrieval recall@k on its first ``pairs`` rows instead (a model trained on a CSV needs ``data``:
+    the shapes prompts are not its words). Returns a dict of metrics.
 
     ``images``, ``heldout_images`` and ``seed`` default to those of the run's final evaluation, so
     that, by default, the numbers are the ones of training's final line."""
@@ -867,11 +917,17 @@ def evaluate_checkpoint(path, images=None, heldout_images=None, seed=None, data=
     ckpt_config = load_checkpoint(path).config or {}
     config = TrainConfig.from_dict({k: v for k, v in ckpt_config.items() if k != "out"})
     if data is not None:
-        from .data import CsvDataset
-        dataset = CsvDataset(data, img_key=csv_img_key, caption_key=csv_caption_key, sep=csv_separator,
-                             skip_bad_rows=skip_bad_rows)
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
+            raise ValueError(f"--pairs: expected an integer >= 1 (CSV rows used for retrieval), got {pairs!r}")
+        options = replace(config, csv_img_key=csv_img_key, csv_caption_key=csv_caption_key,
+                          csv_separator=csv_separator, skip_bad_rows=skip_bad_rows)
+        dataset = _csv_dataset(data, options, tokenizer.tokenizer)
         record, _ = _evaluate_csv(model, tokenizer.tokenizer, config, dataset, preprocess, n=pairs)
-        return {"data": str(data), "pairs": min(pairs, len(dataset)), **record}
+        record["pairs"] = record.pop("val_pairs")
+        return {"data": str(data), **record}
+    if config.train_data is not None:
+        raise ValueError(f"{path} was trained on a CSV ({config.train_data}), not on the shapes world: pass "
+                         f"--data VAL.csv (image-caption pairs kept out of training) for retrieval R@1/5/10")
     final = (config.final_eval_images, config.final_eval_heldout_images, config.seed + FINAL_EVAL_SEED_OFFSET)
     images, heldout_images, seed = (given if given is not None else default
                                     for given, default in zip((images, heldout_images, seed), final))

@@ -152,11 +152,13 @@ def test_existing_run_is_not_overwritten(tmp_path):
 def test_siglip_and_csv_training(tmp_path):
     from miniclip.data import export_samples
     csv_path = export_samples(tmp_path / "csv", n=64, seed=0, resolution=16)
-    config = tiny(tmp_path, "csv-run", steps=4, eval_every=2, warmup_steps=1, loss="siglip", train_data=str(csv_path))
+    val_path = export_samples(tmp_path / "val", n=16, seed=1, resolution=16)
+    config = tiny(tmp_path, "csv-run", steps=4, eval_every=2, warmup_steps=1, loss="siglip", train_data=str(csv_path),
+                  val_data=str(val_path), context_length=32)  # (val captions use words the BPE saw less)
     result = train(config, log=quiet)
     recs = records(result.run_dir)
     assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3, 4]
-    assert "retrieval_image_to_text_R@1" in result.final
+    assert "retrieval_image_to_text_R@1" in result.final and result.final["val_pairs"] == 16
     assert all(math.isfinite(r["loss"]) for r in recs if r["kind"] == "train")
 
 
