@@ -212,6 +212,38 @@ def _cmd_plot(args):
     return 0
 
 
+def _cmd_probe(args):
+    from .fewshot import SHOTS, probe_checkpoint
+
+    if args.shots is not None and args.shots < 1:
+        raise ValueError(f"--shots must be a positive number of labeled images per class, got {args.shots}")
+    r = probe_checkpoint(args.checkpoint, shots=args.shots, seed=args.seed, few_shot=args.few_shot,
+                         seeds=args.seeds, plot=args.plot)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    shots = "all" if args.shots is None else args.shots
+    print(f"linear probe on frozen image features of {r['model']}: {shots} labeled images per class of the "
+          f"40 training pairs (pool {r['pool_images']}), L2 strength {r['l2']:.3g} chosen on {r['val_images']} "
+          f"validation images")
+    print(f"probe top-1: train {100 * r['train']:.1f}% | val {100 * r['val']:.1f}% | test {100 * r['test']:.1f}% "
+          f"({r['test_images']} images) | held-out pairs {100 * r['heldout']:.1f}% (it never saw them labeled)")
+    print(f"zero-shot top-1 on the same images (among all 48 names, no labels): test "
+          f"{100 * r['zeroshot_test']:.1f}% | held-out pairs {100 * r['zeroshot_heldout']:.1f}%")
+    if args.few_shot:
+        print("labels per class | probe test top-1 (mean ± std over seeds)")
+        for k in SHOTS:
+            row = r["few_shot"]["all" if k is None else str(k)]
+            print(f"{'all' if k is None else k:>16} | {100 * row['mean']:5.1f}% ± {100 * row['std']:.1f}")
+        print(f"plot: {r['plot']}")
+    return 0
+
+
+PROBE_JSON_KEYS = ("model, shots (null: all), l2, train, val, test, heldout (probe top-1 in [0, 1]), "
+                   "zeroshot_test, zeroshot_heldout, pool_images, val_images, test_images, heldout_images; "
+                   "with --few-shot: few_shot {k: {mean, std, runs}} and plot")
+
+
 def _add_eval_parsers(sub):
     p = sub.add_parser("eval", help="zero-shot and retrieval evaluation of a trained model",
                        description="Evaluate a model.npz, checkpoint or run folder: zero-shot top-1/top-5 over "
@@ -230,6 +262,22 @@ def _add_eval_parsers(sub):
     p.add_argument("--skip-bad-rows", action="store_true", help="skip unusable CSV rows with a warning")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("probe", help="linear probe of the frozen image features, and few-shot vs zero-shot",
+                       description="Fit a multinomial logistic regression (L2, L-BFGS via SciPy, strength "
+                                   "chosen on a validation split) on the model's image features of fresh "
+                                   "shapes images, and compare it with zero-shot on the same images. "
+                                   "--few-shot fits it with 1, 2, 4, 8, 16 and all labeled images per class "
+                                   "and draws fewshot.png.",
+                       epilog=f"--json keys: {PROBE_JSON_KEYS}")
+    p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
+    p.add_argument("--shots", type=int, metavar="K", help="labeled images per class (default: all, 120)")
+    p.add_argument("--few-shot", action="store_true", help="the whole few-shot curve, a table and fewshot.png")
+    p.add_argument("--seeds", type=int, default=5, help="draws of the labeled images per k (default: 5)")
+    p.add_argument("--plot", metavar="PNG", help="where --few-shot draws (default: fewshot.png beside the model)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fresh images (default: 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys below)")
+    p.set_defaults(func=_cmd_probe)
 
     p = sub.add_parser("zeroshot", help="classify images among labels you give",
                        description="Print each image's probabilities over --labels: softmax of 100 x cosine "
