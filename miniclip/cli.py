@@ -239,6 +239,27 @@ def _cmd_probe(args):
     return 0
 
 
+def _cmd_embeddings(args):
+    from .embedding_space import embedding_report
+
+    if args.images < 2 or not 2 <= args.pairs <= args.images:
+        raise ValueError(f"--images must be >= 2 and --pairs in [2, --images], got --images {args.images} "
+                         f"--pairs {args.pairs}")
+    r = embedding_report(args.checkpoint, n=args.images, pairs=args.pairs, seed=args.seed, plot=args.plot)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"modality gap of {r['model']}: {r['modality_gap']:.3f} (distance between the centroids of "
+          f"{r['images']} normalized image embeddings and their captions'; learned tau {r['learned_temperature']:.4f})")
+    print(f"CLIP loss on {r['pairs']} pairs after closing the gap by a fraction (columns), at each temperature:")
+    print("     tau | " + " ".join(f"{s:>6.2f}" for s in r["shifts"]))
+    for tau, row in zip(r["temperatures"], r["loss"]):
+        mark = " (learned)" if abs(tau - round(r["learned_temperature"], 4)) < 1e-12 else ""
+        print(f"{tau:8.4f} | " + " ".join(f"{v:6.3f}" for v in row) + mark)
+    print(f"plot: {r['plot']}")
+    return 0
+
+
 PROBE_JSON_KEYS = ("model, shots (null: all), l2, train, val, test, heldout (probe top-1 in [0, 1]), "
                    "zeroshot_test, zeroshot_heldout, pool_images, val_images, test_images, heldout_images; "
                    "with --few-shot: few_shot {k: {mean, std, runs}} and plot")
@@ -278,6 +299,21 @@ def _add_eval_parsers(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh images (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object (keys below)")
     p.set_defaults(func=_cmd_probe)
+
+    p = sub.add_parser("embeddings", help="the modality gap and a 2-D picture of the embedding space",
+                       description="Embed fresh shapes images and their captions; print the modality gap "
+                                   "(distance between the centroids of the normalized image and text "
+                                   "embeddings) and the CLIP loss after closing it partway at several "
+                                   "temperatures; draw embedding_space.png (PCA of both modalities).",
+                       epilog="--json keys: model, images, pairs, modality_gap, learned_temperature, "
+                              "temperatures, shifts, loss (a list per temperature), plot")
+    p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
+    p.add_argument("--images", type=int, default=960, help="fresh images and captions (default: 960)")
+    p.add_argument("--pairs", type=int, default=256, help="pairs in the loss table (default: 256)")
+    p.add_argument("--plot", metavar="PNG", help="default: embedding_space.png beside the model")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fresh images (default: 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys below)")
+    p.set_defaults(func=_cmd_embeddings)
 
     p = sub.add_parser("zeroshot", help="classify images among labels you give",
                        description="Print each image's probabilities over --labels: softmax of 100 x cosine "
