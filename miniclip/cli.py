@@ -217,8 +217,11 @@ def _cmd_probe(args):
 
     if args.shots is not None and args.shots < 1:
         raise ValueError(f"--shots must be a positive number of labeled images per class, got {args.shots}")
+    if args.pool < 48 or args.seeds < 1:
+        raise ValueError(f"--pool must be >= 48 images and --seeds >= 1, got --pool {args.pool} --seeds {args.seeds}")
+    sizes = {"pool": args.pool, "val": args.pool // 4, "test": args.pool // 2, "heldout": args.pool // 6}
     r = probe_checkpoint(args.checkpoint, shots=args.shots, seed=args.seed, few_shot=args.few_shot,
-                         seeds=args.seeds, plot=args.plot)
+                         seeds=args.seeds, plot=args.plot, sizes=sizes)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -233,6 +236,9 @@ def _cmd_probe(args):
     if args.few_shot:
         print("labels per class | probe test top-1 (mean ± std over seeds)")
         for k in SHOTS:
+            if k in r["few_shot_left_out"]:
+                print(f"{k:>16} | left out: some class has fewer than {k} images in the pool (raise --pool)")
+                continue
             row = r["few_shot"]["all" if k is None else str(k)]
             print(f"{'all' if k is None else k:>16} | {100 * row['mean']:5.1f}% ± {100 * row['std']:.1f}")
         print(f"plot: {r['plot']}")
@@ -262,7 +268,7 @@ def _cmd_embeddings(args):
 
 PROBE_JSON_KEYS = ("model, shots (null: all), l2, train, val, test, heldout (probe top-1 in [0, 1]), "
                    "zeroshot_test, zeroshot_heldout, pool_images, val_images, test_images, heldout_images; "
-                   "with --few-shot: few_shot {k: {mean, std, runs}} and plot")
+                   "with --few-shot: few_shot {k: {mean, std, runs}}, few_shot_left_out (k the pool cannot give) and plot")
 
 
 def _add_eval_parsers(sub):
@@ -292,9 +298,12 @@ def _add_eval_parsers(sub):
                                    "and draws fewshot.png.",
                        epilog=f"--json keys: {PROBE_JSON_KEYS}")
     p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
-    p.add_argument("--shots", type=int, metavar="K", help="labeled images per class (default: all, 120)")
+    p.add_argument("--shots", type=int, metavar="K", help="labeled images per class (default: all of --pool)")
     p.add_argument("--few-shot", action="store_true", help="the whole few-shot curve, a table and fewshot.png")
     p.add_argument("--seeds", type=int, default=5, help="draws of the labeled images per k (default: 5)")
+    p.add_argument("--pool", type=int, default=4800,
+                   help="labeled images drawn for the probe (default: 4800, 120 per class); validation, "
+                        "test and held-out sets are a quarter, a half and a sixth of it")
     p.add_argument("--plot", metavar="PNG", help="where --few-shot draws (default: fewshot.png beside the model)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh images (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object (keys below)")

@@ -72,9 +72,14 @@ def few_shot_curve(data, shots=SHOTS, seeds=5):
     """Test accuracy per number of labels per class: {k: (mean, std, [one value per seed])}.
 
     Every k < all is repeated with ``seeds`` different draws of its labeled images; "all" once.
+    A k larger than the pool's smallest class is left out of the result (``probe_checkpoint``
+    names it).
     """
+    smallest_class = min(np.sum(data["pool"][1] == c) for c in np.unique(data["pool"][1]))
     curve = {}
     for k in shots:
+        if k is not None and k > smallest_class:
+            continue                     # the pool cannot give k of every class; the caller reports it
         values = [linear_probe(data, k, seed)["test"] for seed in range(seeds if k is not None else 1)]
         curve[k] = (float(np.mean(values)), float(np.std(values)), values)
     return curve
@@ -124,6 +129,7 @@ def probe_checkpoint(path, shots=None, seed=0, few_shot=False, seeds=5, plot=Non
         curve = few_shot_curve(data, seeds=seeds)
         result["few_shot"] = {("all" if k is None else str(k)): {"mean": m, "std": s, "runs": v}
                               for k, (m, s, v) in curve.items()}
+        result["few_shot_left_out"] = [k for k in SHOTS if k not in curve]
         per_class = len(data["pool"][1]) // len(np.unique(data["pool"][1]))
         plot = plot or os.path.join(folder, "fewshot.png")
         result["plot"] = plot_few_shot(curve, zero_shot, per_class, plot)
