@@ -262,6 +262,65 @@ def _cmd_plot(args):
     return 0
 
 
+def _cmd_probe(args):
+    from .fewshot import SHOTS, probe_checkpoint
+
+    if args.shots is not None and args.shots < 1:
+        raise ValueError(f"--shots must be a positive number of labeled images per class, got {args.shots}")
+    if args.pool < 48 or args.seeds < 1:
+        raise ValueError(f"--pool must be >= 48 images and --seeds >= 1, got --pool {args.pool} --seeds {args.seeds}")
+    sizes = {"pool": args.pool, "val": args.pool // 4, "test": args.pool // 2, "heldout": args.pool // 6}
+    r = probe_checkpoint(args.checkpoint, shots=args.shots, seed=args.seed, few_shot=args.few_shot,
+                         seeds=args.seeds, plot=args.plot, sizes=sizes)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    shots = "all" if args.shots is None else args.shots
+    print(f"linear probe on frozen image features of {r['model']}: {shots} labeled images per class of the "
+          f"40 training pairs (pool {r['pool_images']}), L2 strength {r['l2']:.3g} chosen on {r['val_images']} "
+          f"validation images")
+    print(f"probe top-1: train {100 * r['train']:.1f}% | val {100 * r['val']:.1f}% | test {100 * r['test']:.1f}% "
+          f"({r['test_images']} images) | held-out pairs {100 * r['heldout']:.1f}% (it never saw them labeled)")
+    print(f"zero-shot top-1 on the same images (among all 48 names, no labels): test "
+          f"{100 * r['zeroshot_test']:.1f}% | held-out pairs {100 * r['zeroshot_heldout']:.1f}%")
+    if args.few_shot:
+        print("labels per class | probe test top-1 (mean ± std over seeds)")
+        for k in SHOTS:
+            if k in r["few_shot_left_out"]:
+                print(f"{k:>16} | left out: some class has fewer than {k} images in the pool (raise --pool)")
+                continue
+            row = r["few_shot"]["all" if k is None else str(k)]
+            print(f"{'all' if k is None else k:>16} | {100 * row['mean']:5.1f}% ± {100 * row['std']:.1f}")
+        print(f"plot: {r['plot']}")
+    return 0
+
+
+def _cmd_embeddings(args):
+    from .embedding_space import embedding_report
+
+    if args.images < 2 or not 2 <= args.pairs <= args.images:
+        raise ValueError(f"--images must be >= 2 and --pairs in [2, --images], got --images {args.images} "
+                         f"--pairs {args.pairs}")
+    r = embedding_report(args.checkpoint, n=args.images, pairs=args.pairs, seed=args.seed, plot=args.plot)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"modality gap of {r['model']}: {r['modality_gap']:.3f} (distance between the centroids of "
+          f"{r['images']} normalized image embeddings and their captions'; learned tau {r['learned_temperature']:.4f})")
+    print(f"CLIP loss on {r['pairs']} pairs after closing the gap by a fraction (columns), at each temperature:")
+    print("     tau | " + " ".join(f"{s:>6.2f}" for s in r["shifts"]))
+    for tau, row in zip(r["temperatures"], r["loss"]):
+        mark = " (learned)" if abs(tau - round(r["learned_temperature"], 4)) < 1e-12 else ""
+        print(f"{tau:8.4f} | " + " ".join(f"{v:6.3f}" for v in row) + mark)
+    print(f"plot: {r['plot']}")
+    return 0
+
+
+PROBE_JSON_KEYS = ("model, shots (null: all), l2, train, val, test, heldout (probe top-1 in [0, 1]), "
+                   "zeroshot_test, zeroshot_heldout, pool_images, val_images, test_images, heldout_images; "
+                   "with --few-shot: few_shot {k: {mean, std, runs}}, few_shot_left_out (k the pool cannot give) and plot")
+
+
 def _add_eval_parsers(sub):
     p = sub.add_parser("eval", help="zero-shot and retrieval evaluation of a trained model",
                        description="Evaluate a model.npz, checkpoint or run folder: zero-shot top-1/top-5 over "
@@ -286,6 +345,40 @@ def _add_eval_parsers(sub):
     p.add_argument("--skip-bad-rows", action="store_true", help="skip unusable CSV rows and report them in one line")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("probe", help="linear probe of the frozen image features, and few-shot vs zero-shot",
+                       description="Fit a multinomial logistic regression (L2, L-BFGS via SciPy, strength "
+                                   "chosen on a validation split) on the model's image features of fresh "
+                                   "shapes images, and compare it with zero-shot on the same images. "
+                                   "--few-shot fits it with 1, 2, 4, 8, 16 and all labeled images per class "
+                                   "and draws fewshot.png.",
+                       epilog=f"--json keys: {PROBE_JSON_KEYS}")
+    p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
+    p.add_argument("--shots", type=int, metavar="K", help="labeled images per class (default: all of --pool)")
+    p.add_argument("--few-shot", action="store_true", help="the whole few-shot curve, a table and fewshot.png")
+    p.add_argument("--seeds", type=int, default=5, help="draws of the labeled images per k (default: 5)")
+    p.add_argument("--pool", type=int, default=4800,
+                   help="labeled images drawn for the probe (default: 4800, 120 per class); validation, "
+                        "test and held-out sets are a quarter, a half and a sixth of it")
+    p.add_argument("--plot", metavar="PNG", help="where --few-shot draws (default: fewshot.png beside the model)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fresh images (default: 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys below)")
+    p.set_defaults(func=_cmd_probe)
+
+    p = sub.add_parser("embeddings", help="the modality gap and a 2-D picture of the embedding space",
+                       description="Embed fresh shapes images and their captions; print the modality gap "
+                                   "(distance between the centroids of the normalized image and text "
+                                   "embeddings) and the CLIP loss after closing it partway at several "
+                                   "temperatures; draw embedding_space.png (PCA of both modalities).",
+                       epilog="--json keys: model, images, pairs, modality_gap, learned_temperature, "
+                              "temperatures, shifts, loss (a list per temperature), plot")
+    p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
+    p.add_argument("--images", type=int, default=960, help="fresh images and captions (default: 960)")
+    p.add_argument("--pairs", type=int, default=256, help="pairs in the loss table (default: 256)")
+    p.add_argument("--plot", metavar="PNG", help="default: embedding_space.png beside the model")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fresh images (default: 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys below)")
+    p.set_defaults(func=_cmd_embeddings)
 
     p = sub.add_parser("zeroshot", help="classify images among labels you give",
                        description="Print each image's probabilities over --labels: softmax of 100 x cosine "
