@@ -133,6 +133,7 @@ def _cmd_train(args):
     except DistributedUnavailableError as exc:
         print(f"miniclip train: {exc}", file=sys.stderr)
         return 1
+    args.reports_errors = world.is_main  # distributed: the ranks meet the same user error; rank 0 says it
     if args.distributed and world.size == 1:
         print("miniclip train --distributed: one rank only; start P ranks with `mpiexec -n P miniclip train "
               "--distributed`", file=sys.stderr)
@@ -490,6 +491,8 @@ def main(argv=None):
     except Exception as exc:
         if os.environ.get("MINICLIP_TRACEBACK") or not isinstance(exc, user_errors()):
             raise
+        if not getattr(args, "reports_errors", True):
+            return 1
         print(f"miniclip {args.command}: error: {user_message(exc)}", file=sys.stderr)
         return 1
 
