@@ -109,3 +109,12 @@ def test_convert_reports_a_missing_file_without_a_traceback(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "missing.pt"), str(tmp_path / "out.npz")]) == 1
     err = capsys.readouterr().err
     assert "missing.pt" in err and "Traceback" not in err
+
+
+def test_convert_without_torch_says_what_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError, as in a bare venv
+    (tmp_path / "model.pt").write_bytes(b"a checkpoint")
+    assert main(["convert", str(tmp_path / "model.pt"), str(tmp_path / "out.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "pip install torch" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.npz").exists()
