@@ -152,9 +152,9 @@ def random_resized_crop_box(width: int, height: int, rng: np.random.Generator, s
 class Preprocess:
     """``Preprocess(R)(image) -> (3, R, R)`` normalized array; ``train=True`` adds the random resized crop.
 
-    image: a Pillow image of any mode (see ``to_rgb_image``) or a uint8 array (H, W, 3). The training crop
-    draws from ``rng`` when one is passed (the loader passes one per (seed, epoch, index), so batches are
-    reproducible whatever thread runs them), else from the preprocessor's own generator seeded with ``seed``.
+    image: a Pillow image of any mode or an array (see ``to_rgb_image``). The training crop draws from
+    ``rng`` when one is passed (the loader passes one per (seed, epoch, index), so batches are reproducible
+    whatever thread runs them), else from the preprocessor's own generator seeded with ``seed``.
     """
 
     def __init__(self, resolution: int, train: bool = False, dtype=np.float32, seed: int = 0,
