@@ -7,6 +7,9 @@
     confusion.png    zero-shot confusion matrix over the classes (rows true, columns predicted)
     samples.png      sample images with their caption and the model's top guess
 
+Only the plots that have data are drawn: a CSV run has no zero-shot classes (no zero_shot.png, confusion.png,
+samples.png), and without ``--val-data`` no evaluation at all (no similarity.png).
+
 ``metrics.jsonl`` has one JSON object per line with ``"kind": "train"`` (step, loss, lr,
 temperature, ...) or ``"kind": "eval"`` (step, eval_loss, zeroshot_top1_all, zeroshot_top1_heldout,
 ...). The matrices and samples come from ``eval_arrays.npz``, written beside it at each evaluation.
@@ -67,7 +70,8 @@ def plot_losses(records, path):
                 label=f"train loss (mean of {w})")
     steps, loss = _series(records, "eval", "eval_loss")
     if len(loss):
-        ax.plot(steps, loss, "o-", label="eval loss (fresh images)")
+        on = "--val-data pairs" if any("val_pairs" in r for r in records) else "fresh images"  # a CSV run: its CSV
+        ax.plot(steps, loss, "o-", label=f"eval loss ({on})")
     train_batch = next((r.get("batch_size") for r in records if r.get("kind") == "train"), None)
     if train_batch:
         ax.axhline(np.log(train_batch), ls=":", c="gray", label=f"chance = ln({train_batch})")

@@ -227,3 +227,26 @@ def test_fully_transparent():
     palette = Image.new("P", (2, 2), 3)
     palette.info["transparency"] = 3
     assert fully_transparent(palette) and fully_transparent(Image.new("La", (2, 2)))
+
+
+@given(shape=st.one_of(st.tuples(st.integers(1, 30), st.integers(1, 30)),
+                       st.tuples(st.integers(1, 30), st.integers(1, 30), st.sampled_from([3, 4])),
+                       st.tuples(st.integers(1, 2), st.integers(300, 900))),
+       dtype=st.sampled_from([np.uint8, np.uint16]), transposed=st.booleans(), resolution=st.integers(1, 16),
+       seed=st.integers(0, 2**32 - 1))
+def test_preprocess_any_array(shape, dtype, transposed, resolution, seed):
+    rng = np.random.default_rng(seed)
+    if transposed:  # a non-contiguous view
+        array = rng.integers(0, np.iinfo(dtype).max, size=(shape[1], shape[0]) + shape[2:], endpoint=True,
+                             dtype=dtype).swapaxes(0, 1)
+    else:
+        array = rng.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True, dtype=dtype)
+    if dtype == np.uint16 and len(shape) == 3:
+        with pytest.raises(TypeError, match="uint16 array \\(H, W\\)"):
+            Preprocess(resolution)(array)
+        return
+    out = Preprocess(resolution)(array)
+    assert out.shape == (3, resolution, resolution) and np.isfinite(out).all()
+    as_file = Image.fromarray(np.ascontiguousarray(array))  # L, RGB, RGBA or I;16
+    assert as_file.mode == ("I;16" if dtype == np.uint16 else {1: "L", 3: "RGB", 4: "RGBA"}[(shape + (1,))[2]])
+    assert np.array_equal(np.asarray(to_rgb_image(array)), np.asarray(to_rgb_image(as_file)))

@@ -63,7 +63,8 @@ def to_8bit(values: np.ndarray, ranges) -> np.ndarray:
 
 
 def to_rgb_image(image) -> Image.Image:
-    """A Pillow RGB image from a Pillow image of any mode, or a uint8 array (H, W) or (H, W, 3).
+    """A Pillow RGB image from a Pillow image of any mode, or an array: uint8 (H, W), (H, W, 3) or (H, W, 4)
+    (RGBA), or uint16 (H, W) (a 16-bit grayscale image as imageio reads it).
 
     Central case: ``image.convert("RGB")`` (L, 1, P, CMYK, YCbCr, ...). Special cases, which Pillow's
     conversion gets wrong for a model: high-bit-depth modes (I;16, I;16B, I, F) are scaled to 8 bits
@@ -73,10 +74,11 @@ def to_rgb_image(image) -> Image.Image:
     """
     if not isinstance(image, Image.Image):
         array = np.asarray(image)
-        if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
-            raise TypeError(f"image must be a PIL image or a uint8 array (H, W) or (H, W, 3), "
-                            f"got {type(image).__name__} dtype={array.dtype} shape={array.shape}")
-        return Image.fromarray(array).convert("RGB")
+        if not ((array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))))
+                or (array.dtype == np.uint16 and array.ndim == 2)):
+            raise TypeError(f"image must be a PIL image, a uint8 array (H, W), (H, W, 3) or (H, W, 4), or a "
+                            f"uint16 array (H, W); got {type(image).__name__} dtype={array.dtype} shape={array.shape}")
+        image = Image.fromarray(np.ascontiguousarray(array))  # L, RGB, RGBA or I;16: converted as a file would be
     if image.mode in HIGH_BIT_DEPTH_RANGES:
         values = np.asarray(image)  # (H, W)
         gray = Image.fromarray(to_8bit(values, HIGH_BIT_DEPTH_RANGES[image.mode]), "L")
@@ -150,9 +152,9 @@ def random_resized_crop_box(width: int, height: int, rng: np.random.Generator, s
 class Preprocess:
     """``Preprocess(R)(image) -> (3, R, R)`` normalized array; ``train=True`` adds the random resized crop.
 
-    image: a Pillow image of any mode (see ``to_rgb_image``) or a uint8 array (H, W, 3). The training crop
-    draws from ``rng`` when one is passed (the loader passes one per (seed, epoch, index), so batches are
-    reproducible whatever thread runs them), else from the preprocessor's own generator seeded with ``seed``.
+    image: a Pillow image of any mode or an array (see ``to_rgb_image``). The training crop draws from
+    ``rng`` when one is passed (the loader passes one per (seed, epoch, index), so batches are reproducible
+    whatever thread runs them), else from the preprocessor's own generator seeded with ``seed``.
     """
 
     def __init__(self, resolution: int, train: bool = False, dtype=np.float32, seed: int = 0,
