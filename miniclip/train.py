@@ -173,7 +173,8 @@ class TrainConfig:
              "None or an integer >= 1")
         need("train_data", self.train_data is None or isinstance(self.train_data, str), "None or a CSV path")
         need("val_data", self.val_data is None or (isinstance(self.val_data, str) and self.train_data is not None),
-             "None, or a CSV path with train_data (the shapes world draws its own evaluation images)")
+             "None, or a CSV path given together with TrainConfig.train_data (the shapes world draws its "
+             "own evaluation images)")
         need("local_loss", isinstance(self.local_loss, bool), "True or False")
 
     def to_json(self):

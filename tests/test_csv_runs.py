@@ -117,7 +117,7 @@ def test_bad_rows_are_named_or_skipped_with_one_summary_line(tmp_path, csvs, cap
 @pytest.mark.parametrize("case, expected", [
     ("few rows", "five.csv has 5 usable rows, fewer than --batch-size 8: a training batch takes that many rows"),
     ("val is train", "rows use images of --train-data"),
-    ("val without train", "val_data"),
+    ("val without train", "--val-data: expected None, or a CSV path given together with --train-data"),
 ])
 def test_csv_run_errors_are_one_line(tmp_path, csvs, capsys, case, expected):
     train_csv, val_csv = csvs
