@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from .api import ContextTokenizer, merges_text, tokenizer_from_merges
+from .api import ContextTokenizer
 from .autograd import no_grad
 from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, save_checkpoint
 from .distributed import World, all_reduce_gradients, broadcast_parameters, distributed_model_loss, shard
@@ -521,7 +521,7 @@ def _train(config, resume, on_step, log, world):
         if latest is None:
             raise FileNotFoundError(f"resume: no checkpoint in {manager.directory}")
         ckpt = load_checkpoint(latest)
-        tokenizer = tokenizer_from_merges(ckpt.tokenizer_merges)
+        tokenizer = BPETokenizer.from_merges_text(ckpt.tokenizer_merges)
     else:
         if os.path.exists(metrics_path):
             raise FileExistsError(f"train: {run_dir} already holds a run ({METRICS_FILE}); pass another --out "
@@ -536,7 +536,7 @@ def _train(config, resume, on_step, log, world):
         log(f"tokenizer: {len(tokenizer.merges)} merges learned from the captions "
             f"(vocab {tokenizer.vocab_size}) in {time.perf_counter() - t0:.1f} s")
     if world.size > 1:  # distributed: every rank uses rank 0's tokenizer
-        tokenizer = tokenizer_from_merges(world.broadcast_object(merges_text(tokenizer)))
+        tokenizer = BPETokenizer.from_merges_text(world.broadcast_object(tokenizer.merges_text()))
     model_args = config.model_args(tokenizer.vocab_size)
     model = CLIP(**model_args, seed=config.seed)
     named = list(model.named_parameters())
@@ -609,7 +609,7 @@ def _train(config, resume, on_step, log, world):
         manager.save(step, model_state=model.state_dict(), optimizer_state=optimizer.state_dict(),
                      rng_state={"note": "batches and evaluation sets are pure functions of (seed, step)",
                                 "seed": config.seed},
-                     config=asdict(config), tokenizer_merges=merges_text(tokenizer),
+                     config=asdict(config), tokenizer_merges=tokenizer.merges_text(),
                      extra={"model_args": model_args})
 
     def write(record):
@@ -719,7 +719,7 @@ def _train(config, resume, on_step, log, world):
     log(eval_line(final).replace(f"step {step:>5}", f"final (step {step}, "
                                  f"{config.final_eval_images}+{config.final_eval_heldout_images} fresh images)"))
     save_checkpoint(os.path.join(run_dir, MODEL_FILE), model_state=model.state_dict(), step=step,
-                    config=asdict(config), tokenizer_merges=merges_text(tokenizer), extra={"model_args": model_args})
+                    config=asdict(config), tokenizer_merges=tokenizer.merges_text(), extra={"model_args": model_args})
     timing["wall_seconds"] = time.perf_counter() - t_start
     if timing["steps"]:
         timing["seconds_per_step"] = timing["train_seconds"] / timing["steps"]
