@@ -14,6 +14,7 @@ is ``r + y`` (or ``y + r``) with r of y's shape and dtype, the add is that same 
 it becomes ``linear(x, W, b, residual=r)``, one GEMM whose epilogue adds r. Any other use
 (``.data``, ``.shape``, another op) computes y alone, and y is an ordinary Tensor from then on.
 """
+
 from ..autograd.function import Function, is_grad_enabled, set_grad_enabled
 from ..autograd.tensor import Tensor
 from ..backend import K
