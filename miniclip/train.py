@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from .api import ContextTokenizer, merges_text, tokenizer_from_merges
+from .api import ContextTokenizer
 from .autograd import no_grad
 from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, save_checkpoint
 from .distributed import World, all_reduce_gradients, broadcast_parameters, distributed_model_loss, shard
@@ -616,7 +616,7 @@ def _train(config, ckpt, on_step, log, world):
 
     # ---- tokenizer, model, optimizer: fresh, or restored from the newest checkpoint
     if resume:
-        tokenizer = tokenizer_from_merges(ckpt.tokenizer_merges)
+        tokenizer = BPETokenizer.from_merges_text(ckpt.tokenizer_merges)
     else:
         if world.is_main:  # distributed: rank 0 writes (it holds the folder, see _claim_run_folder)
             with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
@@ -626,7 +626,7 @@ def _train(config, ckpt, on_step, log, world):
         log(f"tokenizer: {len(tokenizer.merges)} merges learned from the captions "
             f"(vocab {tokenizer.vocab_size}) in {time.perf_counter() - t0:.1f} s")
     if world.size > 1:  # distributed: every rank uses rank 0's tokenizer
-        tokenizer = tokenizer_from_merges(world.broadcast_object(merges_text(tokenizer)))
+        tokenizer = BPETokenizer.from_merges_text(world.broadcast_object(tokenizer.merges_text()))
     model_args = config.model_args(tokenizer.vocab_size)
     model = CLIP(**model_args, seed=config.seed)
     named = list(model.named_parameters())
@@ -716,7 +716,7 @@ def _train(config, ckpt, on_step, log, world):
         manager.save(step, model_state=model.state_dict(), optimizer_state=optimizer.state_dict(),
                      rng_state={"note": "batches and evaluation sets are pure functions of (seed, step)",
                                 "seed": config.seed},
-                     config=asdict(config), tokenizer_merges=merges_text(tokenizer),
+                     config=asdict(config), tokenizer_merges=tokenizer.merges_text(),
                      extra={"model_args": model_args})
         save_timing()  # with each checkpoint, so that a resumed run adds to the time up to it
 
@@ -852,7 +852,7 @@ def _train(config, ckpt, on_step, log, world):
     write(final)
     metrics.close()
     save_checkpoint(os.path.join(run_dir, MODEL_FILE), model_state=model.state_dict(), step=step,
-                    config=asdict(config), tokenizer_merges=merges_text(tokenizer), extra={"model_args": model_args})
+                    config=asdict(config), tokenizer_merges=tokenizer.merges_text(), extra={"model_args": model_args})
     save_timing()
     if config.plots:
         plot_run(run_dir)
