@@ -17,8 +17,6 @@ from .checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from .model import CLIP
 from .tokenizer import BPETokenizer
 
-MERGES_HEADER = "#version: 0.2"  # the first line of every merges file (the original's too)
-
 
 class ContextTokenizer:
     """A ``BPETokenizer`` that pads to the model's context length by default:
@@ -35,17 +33,6 @@ class ContextTokenizer:
 
     def __repr__(self):
         return f"{self.tokenizer!r} (context_length={self.context_length})"
-
-
-def merges_text(tokenizer):
-    """The tokenizer's merges in the file format ``BPETokenizer.save`` writes (header + one pair a line)."""
-    return "\n".join([MERGES_HEADER] + [f"{a} {b}" for a, b in tokenizer.merges]) + "\n"
-
-
-def tokenizer_from_merges(text):
-    """The inverse of ``merges_text``."""
-    lines = text.split("\n")[1:]  # line 0 is the header
-    return BPETokenizer([tuple(line.split()) for line in lines if line.strip()])
 
 
 def resolve_model_path(path):
@@ -65,7 +52,7 @@ def resolve_model_path(path):
 def load(path, dtype=None):
     """``(model, preprocess, tokenizer)`` from a miniclip ``model.npz``, a training checkpoint or a run folder.
 
-    ``preprocess(PIL image or uint8 array) -> (3, R, R)`` array of the model's dtype (CLIP's resize,
+    ``preprocess(PIL image of any mode, or uint8 array) -> (3, R, R)`` array of the model's dtype (CLIP's resize,
     center crop and normalization); ``tokenizer(texts) -> (N, context_length)`` int64 ids. ``dtype``
     ("float32" / "float64") overrides the saved one.
     """
@@ -83,5 +70,5 @@ def load(path, dtype=None):
     model.load_state_dict(ckpt.model_state)
     model.eval()
     preprocess = Preprocess(args["image_resolution"], train=False, dtype=np.dtype(args["dtype"]))
-    tokenizer = ContextTokenizer(tokenizer_from_merges(ckpt.tokenizer_merges), args["context_length"])
+    tokenizer = ContextTokenizer(BPETokenizer.from_merges_text(ckpt.tokenizer_merges, path), args["context_length"])
     return model, preprocess, tokenizer

@@ -76,6 +76,8 @@ OP_CASES = [
          ((2, 3, 4), (5, 4), (5,), (2, 3, 5))),
     Case("qkv_attention", lambda qkv: ops.qkv_attention(qkv, 2), ((2, 5, 12),)),
     Case("qkv_attention (causal)", lambda qkv: ops.qkv_attention(qkv, 2, causal=True), ((2, 5, 12),)),
+    Case("qkv_attention_plain", lambda qkv: ops.qkv_attention_plain(qkv, 2), ((2, 5, 12),)),
+    Case("qkv_attention_plain (causal)", lambda qkv: ops.qkv_attention_plain(qkv, 2, causal=True), ((2, 5, 12),)),
     Case("attention", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v),
          ((2, 2, 5, 4),) * 3),
     Case("attention (causal)", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v, causal=True),

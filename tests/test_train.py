@@ -9,6 +9,7 @@ import pytest
 
 import miniclip
 from miniclip.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
+from miniclip.run_folder import MARKER, RunFolderError
 from miniclip.train import NonFiniteError, TrainConfig, _check_finite, train
 
 TINY = dict(batch_size=32, image_resolution=16, vision_patch_size=4, vision_width=32, vision_layers=1, vision_heads=1,
@@ -144,18 +145,20 @@ def test_existing_run_is_not_overwritten(tmp_path):
     config = tiny(tmp_path, "once", steps=2, eval_every=2, warmup_steps=None)
     assert config.warmup_steps == 0  # a tenth of the steps
     train(config, log=quiet)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(RunFolderError, match="--resume"):
         train(tiny(tmp_path, "once", steps=2, eval_every=2, warmup_steps=1), log=quiet)
 
 
 def test_siglip_and_csv_training(tmp_path):
     from miniclip.data import export_samples
     csv_path = export_samples(tmp_path / "csv", n=64, seed=0, resolution=16)
-    config = tiny(tmp_path, "csv", steps=4, eval_every=2, warmup_steps=1, loss="siglip", train_data=str(csv_path))
+    val_path = export_samples(tmp_path / "val", n=16, seed=1, resolution=16)
+    config = tiny(tmp_path, "csv-run", steps=4, eval_every=2, warmup_steps=1, loss="siglip", train_data=str(csv_path),
+                  val_data=str(val_path), context_length=32)  # (val captions use words the BPE saw less)
     result = train(config, log=quiet)
     recs = records(result.run_dir)
     assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3, 4]
-    assert "retrieval_image_to_text_R@1" in result.final
+    assert "retrieval_image_to_text_R@1" in result.final and result.final["val_pairs"] == 16
     assert all(math.isfinite(r["loss"]) for r in recs if r["kind"] == "train")
 
 

@@ -15,7 +15,7 @@ from .loss import cross_entropy
 from .matmul import matmul
 from .narrow import narrow
 from .normalize import normalize
-from .qkv_attention import qkv_attention
+from .qkv_attention import qkv_attention, qkv_attention_plain
 from .reduce import max, mean, sum
 from .shape import astype, concatenate, gather, getitem, permute, reshape, stack, transpose
 from .softmax import log_softmax, logsumexp, softmax
@@ -25,5 +25,5 @@ __all__ = [
     "matmul", "sum", "mean", "max", "reshape", "transpose", "permute", "getitem", "gather",
     "concatenate", "stack", "astype", "softmax", "log_softmax", "logsumexp", "layer_norm",
     "gelu", "quick_gelu", "embedding", "cross_entropy", "normalize", "scaled_dot_product_attention",
-    "logsigmoid", "narrow", "linear", "qkv_attention",
+    "logsigmoid", "narrow", "linear", "qkv_attention", "qkv_attention_plain",
 ]
