@@ -200,8 +200,9 @@ def _cmd_eval(args):
               + (" (those of the run's final evaluation: the numbers match its final line)"
                  if metrics.get("final_images") else " (other images than the run's final line, which used "
                  "the run's own; pass no --seed, --images or --heldout-images to see those)"))
-        print(f"zero-shot, all 48 names ({metrics['images']} fresh images, {metrics['world']} world): top-1 "
-              f"{100 * metrics['zeroshot_top1_all']:.1f}%  top-5 {100 * metrics['zeroshot_top5_all']:.1f}%")
+        print(f"zero-shot, all 48 names ({metrics['images']} fresh images): top-1 "
+              f"{100 * metrics['zeroshot_top1_all']:.1f}%  top-5 {100 * metrics['zeroshot_top5_all']:.1f}%  "
+              f"(in the {metrics['world']} world it was trained on)")
         print(f"zero-shot, held-out pairs ({metrics['heldout_images']} fresh images): top-1 "
               f"{100 * metrics['zeroshot_top1_heldout']:.1f}%  top-5 {100 * metrics['zeroshot_top5_heldout']:.1f}%")
         for style in [k[len("zeroshot_top1_all_"):] for k in metrics if k.startswith("zeroshot_top1_all_")]:
