@@ -1,4 +1,4 @@
-"""The shapes world: one colored shape on a dark noisy background, with a caption that names it.
+"""The shapes world: one colored shape per picture, drawn in one of several styles, with a caption that names it.
 
 Shape legend:  R image side in pixels (resolution),  S supersampling factor,  N samples.
 
@@ -7,17 +7,24 @@ drawn for training: each of their colors and each of their shapes is seen, only 
 model that names a "green circle" correctly has composed "green" and "circle" -- CLIP's zero-shot
 point in miniature. Evaluation reports them separately.
 
-Every sample is a pure function of (seed, split, index): ``draw_sample(seed, index)`` draws the same
-image and caption on every machine and in every thread, so an "infinite" world still has epochs,
-shuffling and reproducible batches (see ``ShapesDataset``).
+Styles: ``classic`` (a filled shape on a dark noisy background, drawn here) and the styles of
+``styles.py`` (filled, outline, shaded, sketch on varied backgrounds, blurred, compressed, noisy).
+``WORLDS`` says which styles a training world draws: "diverse" (the default; half classic) or "classic".
+Two held-out styles are never drawn for training, like ImageNet-Sketch for an ImageNet model: "pixel"
+(styles.py) and "matplotlib" (``plotted.py``, a separate renderer that shares no drawing code).
 
-Drawing: the shape's outline is rasterized by Pillow as a mask at S x R pixels and box-filtered down to R
-(anti-aliased edges for little cost); background and shape colors are composited with NumPy.
+Every sample is a pure function of (seed, split, index) (and the styles it picks from):
+``draw_sample(seed, index)`` draws the same image and caption on every machine and in every thread,
+so an "infinite" world still has epochs, shuffling and reproducible batches (see ``ShapesDataset``).
+
+Drawing (classic): the shape's outline is rasterized by Pillow as a mask at S x R pixels and
+box-filtered down to R (anti-aliased edges for little cost); background and shape colors are
+composited with NumPy.
 
 Command line (``miniclip data ...``, or ``python -m miniclip.data ...``)::
 
-    miniclip data grid shapes_grid.png [--n 32] [--seed 0] [--resolution 48] [--split held_out]
-    miniclip data export OUT_DIR --n 1000 [--seed 0] [--resolution 48] [--split train]
+    miniclip data grid shapes_grid.png [--n 32] [--seed 0] [--resolution 48] [--split held_out] [--style sketch]
+    miniclip data export OUT_DIR --n 1000 [--seed 0] [--resolution 48] [--split train] [--style diverse]
 """
 
 from __future__ import annotations
