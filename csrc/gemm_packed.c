@@ -38,6 +38,11 @@
  * are contiguous they also skip packing (gemm_direct: the micro-kernel reads A and B in
  * place, which pays while everything fits in L1/L2); tiny ones skip the micro-kernel
  * too (gemm_small).
+ *
+ * The code, written once for float and double (real.h): gemm_packed_impl.h holds the five
+ * loops top-down (gemm_run, gemm_loops, macro_kernel, packing), gemm_fast_paths_impl.h what
+ * runs beside them (gemm_small, gemm_direct, the epilogue, the out-of-memory fallback), and
+ * gemm_microkernel.c the micro-kernel.
  */
 #include <stdlib.h>
 

@@ -12,7 +12,8 @@
  * reference computes; the one-pass E[x^2] - mean^2 loses digits when |mean| >> std.
  * Every sum (over a row of C, or over the R rows for dweight and dbias) is accumulated
  * in double (the row sums as `omp simd` reductions: vector lanes summed separately, then
- * together, an ordering OpenMP allows without -ffast-math), so float32 keeps the accuracy of NumPy's pairwise sums for any C and R.
+ * together, an ordering OpenMP allows without -ffast-math), so float32 keeps the accuracy
+ * of NumPy's pairwise sums for any C and R.
  * float32 on CPUs with AVX2+FMA (chosen at run time, MINICLIP_FORCE_GENERIC=1 turns it off)
  * runs the same passes 8 columns at a time and several rows at once, and adds blocks of at
  * most 8 floats per lane in float before each goes into the double sum (64 columns of a
@@ -20,6 +21,9 @@
  * block, as NumPy's float32 sum of 64 values has, and no growth with C or R beyond that.
  * dweight and dbias: each thread sums its rows into a private buffer, and the buffers
  * are added at the end (no atomics).
+ *
+ * The code: layernorm_impl.h, the rows and the entry points for float and double (real.h),
+ * first; then, in this file, the float32 AVX2+FMA rows the entry points switch to.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -10,6 +10,7 @@
  *   softmax backward:      dx = y * (dy - sum_j dy_j y_j)
  *   log_softmax backward:  dx = dy - exp(y) * sum_j dy_j
  * Threads: OpenMP over rows once there are enough elements to share.
+ * The code: softmax_impl.h, written once for float and double (real.h).
  */
 #include <math.h>
 
