@@ -1,6 +1,6 @@
 """What the apps' tests share: a tiny model that has learned the shapes world's colors, and a folder of shapes.
 
-The model (resolution 16, one layer per encoder, 300 steps of 64 pairs, ~15 s on one core) names the
+The model (resolution 16, one layer per encoder, 400 steps of 64 pairs, ~15 s on one core) names the
 color of a shape reliably (8 of 8 colors for a filled disk drawn on black) but not yet the shape: its
 zero-shot top-1 over the 48 names is ~30%, top-5 ~90%. The tests assert colors, never shapes.
 """
@@ -11,10 +11,10 @@ import os
 from miniclip.data.shapes import export_samples
 from miniclip.train import TrainConfig, train
 
-COLOR_MODEL = dict(steps=300, batch_size=64, lr=2e-3, warmup_steps=30, image_resolution=16, vision_patch_size=8,
+COLOR_MODEL = dict(steps=400, batch_size=64, lr=2e-3, warmup_steps=30, image_resolution=16, vision_patch_size=8,
                    vision_width=48, vision_layers=1, vision_heads=1, transformer_width=48, transformer_layers=1,
                    transformer_heads=1, embed_dim=32, vocab_size=600, context_length=16, init_temperature=0.2,
-                   eval_every=300, checkpoint_every=300, eval_images=48, eval_heldout_images=16,
+                   eval_every=400, checkpoint_every=400, eval_images=48, eval_heldout_images=16,
                    final_eval_images=48, final_eval_heldout_images=16, threads=1, progress=False, plots=False)
 
 

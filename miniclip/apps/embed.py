@@ -73,7 +73,7 @@ class LoadedModel:
         """Refuse (ValueError naming ``flag``) a text longer than the model's context, rather than cut it."""
         n = len(self.tokenizer.encode(text)) + 2  # with start and end of text
         if n > self.tokenizer.context_length:
-            raise ValueError(f"{flag}: {text!r} takes {n} tokens with start and end, more than the model's "
+            raise ValueError(f"{flag} {text!r} takes {n} tokens with start and end, more than the model's "
                              f"context of {self.tokenizer.context_length}; shorten it")
 
     def embed_texts(self, texts, flag="text") -> np.ndarray:

@@ -98,6 +98,11 @@ def create_app(model, index=None, templates=None):
         app.logger.exception("request %s failed", flask.request.path)  # the traceback stays in the server's log
         return fail(500, "internal error (see the server's log)")
 
+    @app.before_request
+    def refuse_large_bodies():  # before any parsing: no part of a too-large body is ever spooled to disk
+        if (flask.request.content_length or 0) > MAX_UPLOAD_BYTES:
+            flask.abort(413)
+
     @app.get("/")
     def page():
         return app.send_static_file("index.html")
@@ -116,7 +121,11 @@ def create_app(model, index=None, templates=None):
         labels = _labels(flask.request.form.get("labels"))
         pixels = _decode(upload, loaded.preprocess)                      # (3, R, R)
         with lock:
-            scores = loaded.embed_images(pixels[None]) @ classifier(tuple(labels)).astype(np.float32)  # (1, L)
+            try:
+                W = classifier(tuple(labels))                                   # (E, L)
+            except ValueError as exc:  # a prompt longer than the model's context
+                raise BadRequest(str(exc)) from None
+            scores = loaded.embed_images(pixels[None]) @ W.astype(np.float32)  # (1, L)
         logits = 100.0 * scores[0]
         p = np.exp(logits - logits.max())
         p /= p.sum()
@@ -149,6 +158,7 @@ def create_app(model, index=None, templates=None):
             flask.abort(404)
         try:
             with Image.open(index.full_path(number)) as image:
+                image.load()  # decode now: thumbnail() may otherwise re-read a file closed under it
                 image = to_rgb_image(image)
                 image.thumbnail((THUMBNAIL, THUMBNAIL), Image.BICUBIC)  # only shrinks; the page enlarges small ones
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
