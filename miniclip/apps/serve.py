@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import os
 import threading
 
 import numpy as np
@@ -109,7 +110,8 @@ def create_app(model, index=None, templates=None):
 
     @app.get("/api/info")
     def info():
-        return flask.jsonify(model=loaded.path, fingerprint=loaded.fingerprint, resolution=loaded.resolution,
+        shown = os.path.relpath(loaded.path)
+        return flask.jsonify(model=loaded.path if shown.startswith("..") else shown, fingerprint=loaded.fingerprint, resolution=loaded.resolution,
                              labels=list(CLASS_NAMES), templates=templates,
                              index=None if index is None else len(index), max_upload_bytes=MAX_UPLOAD_BYTES)
 
