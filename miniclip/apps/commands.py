@@ -88,8 +88,8 @@ def add_app_commands(sub):
     p = sub.add_parser("search", help="search an index by text or by image",
                        description="Print the images of INDEX most similar to a text or to an image, with their "
                                    "cosine similarity: exact search, one matrix product over the whole index "
-                                   "(fast up to about a million images; beyond, an approximate nearest-neighbour "
-                                   "index such as FAISS or HNSW). The query is embedded by the index's own model.",
+                                   "(milliseconds up to about 100,000 images; beyond a million, an approximate "
+                                   "nearest-neighbour index such as FAISS or HNSW). The query is embedded by the index's own model.",
                        epilog='examples:\n  miniclip search shapes.npz "a red star"\n'
                               "  miniclip search shapes.npz --image query.png --top 5 --json",
                        formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -7,10 +7,10 @@ Shape legend:  N images in the index,  E embedding dim,  k results.
 
 The index rows and the query are unit vectors, so the cosine similarity of every image with the
 query is one matrix-vector product, ``scores = embeddings @ q`` (N,), and the k best are found
-with a partial sort (``argpartition``, O(N)) before sorting only those k. That is exact and, on a
-CPU, fast up to around a million images (benchmarks/README.md has the measured latencies); beyond
-that one uses an approximate nearest-neighbour index (FAISS's IVF/PQ, HNSW graphs), which visits a
-small part of the gallery and returns almost always the same top k.
+with a partial sort (``argpartition``, O(N)) before sorting only those k. That is exact, and its time
+grows linearly with N x E: it reads the whole index for every query (benchmarks/README.md measures
+where it stops being interactive). Beyond that one uses an approximate nearest-neighbour index (FAISS's
+IVF/PQ, HNSW graphs), which visits a small part of the gallery and almost always returns the same top k.
 """
 
 from __future__ import annotations
