@@ -196,7 +196,7 @@ def _browser():
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1000,700", "--force-device-scale-factor=1"):
+                 "--window-size=1000,760", "--force-device-scale-factor=1"):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
@@ -249,9 +249,8 @@ def draw_and_ask(model, index, color="red", query="a blue circle", screenshot=No
         thread.join()
 
 
+@pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
 def test_draw_a_red_disk_in_the_browser_and_the_model_names_red(color_model, index, tmp_path):
-    if missing_browser():
-        pytest.skip(missing_browser())
     screenshot = str(tmp_path / "serve.png")
     top, center = draw_and_ask(color_model, index, color="red", screenshot=screenshot)
     assert center == list(COLORS["red"]), center  # the mouse filled the disk's center

@@ -45,7 +45,7 @@ def classifier_for(loaded, labels, templates, flag="--labels"):
 
 
 def tag_folder(root, model, labels, templates=("{}",), top: int = 3, batch_size: int = 64, progress: bool = True):
-    """``(rows, skipped)``: for each readable image under ``root``, ``(path, [(label, probability), ...])``
+    """``(rows, skipped)``: for each readable image under ``root``, ``(root/path, [(label, probability), ...])``
     with its ``top`` labels best first; ``skipped`` lists ``(path, reason)`` of the unreadable files."""
     loaded = model if hasattr(model, "fingerprint") else load_model(model)
     classifier = classifier_for(loaded, labels, templates)                       # (E, L)
@@ -56,7 +56,7 @@ def tag_folder(root, model, labels, templates=("{}",), top: int = 3, batch_size:
         probs = zero_shot_probabilities(loaded.model, images, classifier)        # (B, L)
         for path, p in zip(names, probs):
             best = np.argsort(-p, kind="stable")[:top]
-            rows.append((path, [(labels[i], float(p[i])) for i in best]))
+            rows.append((os.path.join(root, path), [(labels[i], float(p[i])) for i in best]))
     return rows, skipped
 
 
