@@ -187,3 +187,20 @@ def test_bad_input_is_one_line(color_model, folder, tmp_path, capsys, argv, mess
     assert main([a.format(**values) if a.startswith("{") else a for a in argv]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_a_broken_link_is_skipped_and_a_moved_model_is_named(color_model, folder, tmp_path, capsys):
+    images, _ = folder
+    copy = str(tmp_path / "images")
+    shutil.copytree(images, copy)
+    os.symlink(str(tmp_path / "nowhere.png"), os.path.join(copy, "link.png"))
+    model = str(tmp_path / "model")
+    shutil.copytree(color_model, model)
+    out = str(tmp_path / "index.npz")
+    lines = _index(copy, model, out, capsys).splitlines()
+    assert lines[1] == "skipped 1 unreadable file: link.png (No such file or directory)"
+    shutil.rmtree(model)
+    assert main(["search", out, "a red circle"]) == 1
+    err = capsys.readouterr().err
+    assert "which is gone; pass --model" in err
+    assert main(["search", out, "a red circle", "--model", color_model, "--top", "1"]) == 0  # the same weights

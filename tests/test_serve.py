@@ -176,6 +176,25 @@ def test_an_index_of_another_model_is_refused(color_model, index, tmp_path):
         create_app(other, index=index.file)
 
 
+def test_serve_command_errors_are_one_line(color_model, index, tmp_path, capsys):
+    import socket
+
+    from miniclip.cli import main
+    with socket.socket() as busy:  # a port someone else holds
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", color_model, "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--port {port}: cannot listen on 127.0.0.1:{port}" in err[0], err
+    assert main(["serve", color_model, "--port", "70000"]) == 1
+    assert "--port: expected 0..65535" in capsys.readouterr().err
+    assert main(["serve", color_model, "--template", "a photo"]) == 1
+    assert "expected exactly one {}" in capsys.readouterr().err
+    assert main(["serve", color_model, "--index", str(tmp_path / "none.npz")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------ in a real browser
 def missing_browser():
     """Why the browser test cannot run here (selenium, chromium or chromedriver absent), or None."""

@@ -98,9 +98,14 @@ def build_index(root, model, out, batch_size: int = 64, progress: bool = True, r
     """
     loaded = model if hasattr(model, "fingerprint") else load_model(model)
     root = os.path.abspath(os.fspath(root))
-    paths = find_images(root)
-    stats = {p: os.stat(os.path.join(root, p)) for p in paths}
-    now = {p: (s.st_size, s.st_mtime_ns) for p, s in stats.items()}
+    now, unreachable = {}, []  # path -> (size, mtime); files that cannot even be stat'ed (a broken link)
+    for p in find_images(root):
+        try:
+            st = os.stat(os.path.join(root, p))
+            now[p] = (st.st_size, st.st_mtime_ns)
+        except OSError as exc:
+            unreachable.append((p, exc.strerror or str(exc)))
+    paths = sorted(now)
 
     old = {}  # path -> row of the existing index whose file is unchanged
     previous = load_index(out) if os.path.exists(out) and not rebuild else None
@@ -115,6 +120,7 @@ def build_index(root, model, out, batch_size: int = 64, progress: bool = True, r
                if now.get(p) == (int(previous.sizes[i]), int(previous.mtimes[i]))}
     todo = [p for p in paths if p not in old]
     kept, fresh, skipped = embed_files(loaded, root, todo, batch_size, progress, desc="index")
+    skipped = sorted(unreachable + skipped)
 
     rows = {p: previous.embeddings[i] for p, i in old.items()}
     rows.update(zip(kept, fresh))

@@ -15,6 +15,8 @@ IVF/PQ, HNSW graphs), which visits a small part of the gallery and almost always
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .embed import load_model, read_image
@@ -58,5 +60,8 @@ def search_index_file(index_path, text=None, image=None, k: int = 10, model=None
     """``search`` with the index read from ``index_path`` and its own model (or ``model``, which must be
     the same one)."""
     index = load_index(index_path)
+    if model is None and not os.path.exists(index.model_path):
+        raise FileNotFoundError(f"index {index_path} was built with the model {index.model_path}, which is gone; "
+                                f"pass --model with that model (fingerprint {index.model_fingerprint})")
     loaded = load_model(model if model is not None else index.model_path)
     return search(index, loaded, text=text, image=image, k=k)

@@ -24,6 +24,7 @@ import functools
 import io
 import logging
 import os
+import socket
 import threading
 
 import numpy as np
@@ -31,6 +32,7 @@ from PIL import Image
 
 from ..data.shapes import CLASS_NAMES, ZERO_SHOT_TEMPLATES
 from ..data.transforms import to_rgb_image
+from ..evaluate import check_template
 from .embed import load_model, read_image
 from .index import load_index
 from .search import search as search_index
@@ -69,7 +71,8 @@ def create_app(model, index=None, templates=None):
     if index is not None:
         index.check_model(loaded)
     templates = list(templates or ZERO_SHOT_TEMPLATES)
-    classifier_for(loaded, CLASS_NAMES[:2], templates, flag="--template")  # refuse bad templates at start
+    for template in templates:  # refuse a bad template at start, not at the first request
+        check_template(template, flag="--template")
     lock = threading.Lock()  # one forward pass at a time: the compute threads are shared anyway
 
     @functools.lru_cache(maxsize=16)
@@ -208,7 +211,9 @@ def serve(model, index=None, host="127.0.0.1", port=8000, templates=None, log=pr
     from werkzeug.serving import make_server
 
     app = create_app(model, index=index, templates=templates)
-    try:
+    try:  # Werkzeug reports a busy port by printing and exiting: try the address first, to say it in one line
+        with socket.create_server((host, port)):
+            pass
         server = make_server(host, port, app, threaded=True)
     except OSError as exc:
         raise OSError(f"--port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
