@@ -204,3 +204,10 @@ def test_a_broken_link_is_skipped_and_a_moved_model_is_named(color_model, folder
     err = capsys.readouterr().err
     assert "which is gone; pass --model" in err
     assert main(["search", out, "a red circle", "--model", color_model, "--top", "1"]) == 0  # the same weights
+
+
+@pytest.mark.parametrize("command", ["index", "search", "tag", "serve"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0 and f"usage: miniclip {command}" in capsys.readouterr().out

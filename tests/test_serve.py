@@ -146,8 +146,7 @@ def test_only_its_own_files_are_served(client, path):
 
 def test_a_failing_request_shows_no_traceback(color_model, index, monkeypatch):
     app = create_app(color_model, index=index)
-    from miniclip.apps.embed import LoadedModel
-    monkeypatch.setattr(LoadedModel, "embed_images", lambda *a: 1 / 0)
+    monkeypatch.setattr("miniclip.apps.serve.zero_shot_probabilities", lambda *a: 1 / 0)
     answer = app.test_client().post("/api/classify", data={"image": (io.BytesIO(_png(_disk("red", 32))), "x.png")})
     assert answer.status_code == 500 and answer.get_json() == {"error": "internal error (see the server's log)"}
 

@@ -32,7 +32,7 @@ from PIL import Image
 
 from ..data.shapes import CLASS_NAMES, ZERO_SHOT_TEMPLATES
 from ..data.transforms import to_rgb_image
-from ..evaluate import check_template
+from ..evaluate import check_template, zero_shot_probabilities
 from .embed import load_model, read_image
 from .index import load_index
 from .search import search as search_index
@@ -47,7 +47,7 @@ MAX_TOP = 100
 THUMBNAIL = 96                        # thumbnail side in pixels
 
 
-class BadRequest(ValueError):
+class RequestError(ValueError):
     """A request the page or a user got wrong: answered 400 with this message."""
 
 
@@ -87,7 +87,7 @@ def create_app(model, index=None, templates=None):
     def fail(status, message):
         return flask.jsonify(error=message), status
 
-    @app.errorhandler(BadRequest)
+    @app.errorhandler(RequestError)
     def bad_request(exc):
         return fail(400, str(exc))
 
@@ -113,47 +113,44 @@ def create_app(model, index=None, templates=None):
 
     @app.get("/api/info")
     def info():
-        shown = os.path.relpath(loaded.path)
-        return flask.jsonify(model=loaded.path if shown.startswith("..") else shown, fingerprint=loaded.fingerprint, resolution=loaded.resolution,
-                             labels=list(CLASS_NAMES), templates=templates,
+        shown = os.path.relpath(loaded.path)  # runs/shapes-1/model.npz rather than the absolute path
+        return flask.jsonify(model=loaded.path if shown.startswith("..") else shown, fingerprint=loaded.fingerprint,
+                             resolution=loaded.resolution, labels=list(CLASS_NAMES), templates=templates,
                              index=None if index is None else len(index), max_upload_bytes=MAX_UPLOAD_BYTES)
 
     @app.post("/api/classify")
     def classify():
         upload = flask.request.files.get("image")
         if upload is None:
-            raise BadRequest("no image in the request: send it as the multipart field 'image'")
+            raise RequestError("no image in the request: send it as the multipart field 'image'")
         labels = _labels(flask.request.form.get("labels"))
         pixels = _decode(upload, loaded.preprocess)                      # (3, R, R)
         with lock:
             try:
                 W = classifier(tuple(labels))                                   # (E, L)
             except ValueError as exc:  # a prompt longer than the model's context
-                raise BadRequest(str(exc)) from None
-            scores = loaded.embed_images(pixels[None]) @ W.astype(np.float32)  # (1, L)
-        logits = 100.0 * scores[0]
-        p = np.exp(logits - logits.max())
-        p /= p.sum()
+                raise RequestError(str(exc)) from None
+            p = zero_shot_probabilities(loaded.model, pixels[None], W)[0]       # (L,)
         order = np.argsort(-p, kind="stable")
         return flask.jsonify(labels=[labels[i] for i in order], probs=[float(p[i]) for i in order])
 
     @app.post("/api/search")
     def search():
         if index is None:
-            raise BadRequest("no index loaded: start the server with --index INDEX.npz (made by miniclip index)")
+            raise RequestError("no index loaded: start the server with --index INDEX.npz (made by miniclip index)")
         body = flask.request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            raise BadRequest('expected a JSON body {"query": "a red star", "top": 12}')
+            raise RequestError('expected a JSON body {"query": "a red star", "top": 12}')
         query, top = body["query"].strip(), body.get("top", 12)
         if not query or len(query) > MAX_QUERY_CHARS:
-            raise BadRequest(f"the query must have 1 to {MAX_QUERY_CHARS} characters, got {len(query)}")
+            raise RequestError(f"the query must have 1 to {MAX_QUERY_CHARS} characters, got {len(query)}")
         if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= MAX_TOP:
-            raise BadRequest(f"top must be an integer in 1..{MAX_TOP}, got {top!r}")
+            raise RequestError(f"top must be an integer in 1..{MAX_TOP}, got {top!r}")
         try:
             with lock:
                 results = search_index(index, loaded, text=query, k=top)
         except ValueError as exc:  # a query longer than the model's context
-            raise BadRequest(str(exc)) from None
+            raise RequestError(str(exc)) from None
         return flask.jsonify(results=[{"id": r["id"], "path": index.paths[r["id"]], "score": r["score"]}
                                       for r in results])
 
@@ -182,28 +179,28 @@ def _labels(text):
     try:
         labels = parse_labels(text, flag="labels")
     except ValueError as exc:
-        raise BadRequest(str(exc)) from None
+        raise RequestError(str(exc)) from None
     if len(labels) > MAX_LABELS or max(map(len, labels)) > MAX_LABEL_CHARS:
-        raise BadRequest(f"labels: at most {MAX_LABELS} names of at most {MAX_LABEL_CHARS} characters each")
+        raise RequestError(f"labels: at most {MAX_LABELS} names of at most {MAX_LABEL_CHARS} characters each")
     return labels
 
 
 def _decode(upload, preprocess):
-    """An uploaded file -> (3, R, R); BadRequest with the reason when it is not a readable image."""
+    """An uploaded file -> (3, R, R); RequestError with the reason when it is not a readable image."""
     data = upload.read()
     if not data:
-        raise BadRequest("the uploaded image is empty (0 bytes)")
+        raise RequestError("the uploaded image is empty (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
     except (OSError, ValueError, SyntaxError) as exc:
-        raise BadRequest(f"the upload {upload.filename or 'image'!r} is not an image Pillow can read ({exc})") from None
+        raise RequestError(f"the upload {upload.filename or 'image'!r} is not an image Pillow can read ({exc})") from None
     if width * height > MAX_IMAGE_PIXELS:
-        raise BadRequest(f"image too large: {width} x {height} pixels, at most {MAX_IMAGE_PIXELS} pixels")
+        raise RequestError(f"image too large: {width} x {height} pixels, at most {MAX_IMAGE_PIXELS} pixels")
     try:
         return read_image(io.BytesIO(data), preprocess)
     except ValueError as exc:
-        raise BadRequest(f"the upload {upload.filename or 'image'!r}: {exc}") from None
+        raise RequestError(f"the upload {upload.filename or 'image'!r}: {exc}") from None
 
 
 def serve(model, index=None, host="127.0.0.1", port=8000, templates=None, log=print):
