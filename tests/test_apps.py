@@ -211,3 +211,19 @@ def test_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
     assert exc.value.code == 0 and f"usage: miniclip {command}" in capsys.readouterr().out
+
+
+def test_an_interrupted_index_leaves_the_old_one(color_model, folder, tmp_path, capsys, monkeypatch):
+    images, _ = folder
+    out = str(tmp_path / "index.npz")
+    _index(images, color_model, out, capsys)
+    with open(out, "rb") as f:
+        before = f.read()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("miniclip.apps.index.embed_files", interrupt)
+    assert main(["index", images, "--model", color_model, "--out", out, "--rebuild", "--no-progress"]) == 130
+    assert f"interrupted; {out} is as it was" in capsys.readouterr().err
+    with open(out, "rb") as f:
+        assert f.read() == before

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 
 DEFAULT_PORT = 8000
 BIND = "127.0.0.1"  # loopback only: the page is for the person at this machine
@@ -16,8 +17,12 @@ def _cmd_index(args):
     from .index import build_index, summary_lines
 
     _positive("--batch-size", args.batch_size)
-    index = build_index(args.dir, args.model, args.out, batch_size=args.batch_size, progress=not args.no_progress,
-                        rebuild=args.rebuild)
+    try:
+        index = build_index(args.dir, args.model, args.out, batch_size=args.batch_size,
+                            progress=not args.no_progress, rebuild=args.rebuild)
+    except KeyboardInterrupt:  # the index is written once, atomically, at the end: nothing half-done is left
+        print(f"miniclip index: interrupted; {args.out} is as it was", file=sys.stderr)
+        return 130
     for line in summary_lines(index):
         print(line)
     return 0
@@ -44,8 +49,12 @@ def _cmd_tag(args):
     labels = parse_labels(args.labels)
     _positive("--top", args.top)
     _positive("--batch-size", args.batch_size)
-    rows, skipped = tag_folder(args.dir, args.model, labels, templates=args.template or ["{}"], top=args.top,
-                               batch_size=args.batch_size, progress=not args.no_progress)
+    try:
+        rows, skipped = tag_folder(args.dir, args.model, labels, templates=args.template or ["{}"], top=args.top,
+                                   batch_size=args.batch_size, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"miniclip tag: interrupted; {args.out} is as it was", file=sys.stderr)
+        return 130
     out = write_tags_csv(rows, args.out, min(args.top, len(labels)))
     for line in tag_summary(rows, skipped, out):
         print(line)
