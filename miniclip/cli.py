@@ -450,6 +450,9 @@ def build_parser():
     add_data_commands(p.add_subparsers(dest="data_command", required=True, metavar="{grid,export}"))
     p.set_defaults(func=_cmd_data)
 
+    from .apps.commands import add_app_commands  # index, search, tag, serve
+    add_app_commands(sub)
+
     p = sub.add_parser("info", help="print what was built (compiled extension, OpenMP, threads, BLAS)",
                        description="Print, as JSON, what this installation runs on: whether the compiled "
                                    "extension was built and with OpenMP, the compute threads, NumPy's BLAS, and "
