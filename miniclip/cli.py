@@ -217,11 +217,9 @@ def _cmd_zeroshot(args):
 
     from .api import load
     from .data.transforms import fully_transparent
-    from .evaluate import check_template, zero_shot_classifier, zero_shot_probabilities
+    from .evaluate import check_template, parse_labels, zero_shot_classifier, zero_shot_probabilities
 
-    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
-    if len(labels) < 2:
-        raise ValueError(f"--labels: expected at least two comma-separated names, got {args.labels!r}")
+    labels = parse_labels(args.labels)
     templates = args.template or ["{}"]
     for template in templates:
         check_template(template, flag="--template")

@@ -44,7 +44,8 @@ def _cmd_search(args):
 
 
 def _cmd_tag(args):
-    from .tag import parse_labels, tag_folder, tag_summary, write_tags_csv
+    from ..evaluate import parse_labels
+    from .tag import tag_folder, tag_summary, write_tags_csv
 
     labels = parse_labels(args.labels)
     _positive("--top", args.top)

@@ -36,7 +36,8 @@ from ..evaluate import check_template, zero_shot_probabilities
 from .embed import load_model, read_image
 from .index import load_index
 from .search import search as search_index
-from .tag import classifier_for, parse_labels
+from ..evaluate import parse_labels
+from .tag import classifier_for
 
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024    # a drawing is a few KB; a photo a few MB
 MAX_IMAGE_PIXELS = 4096 * 4096        # decoded size: a small PNG can unpack into gigabytes

@@ -23,17 +23,6 @@ from ..evaluate import check_template, zero_shot_classifier, zero_shot_probabili
 from .embed import find_images, image_batches, load_model, skipped_line
 
 
-def parse_labels(text, flag="--labels"):
-    """ "red circle, blue star" -> ["red circle", "blue star"]; at least two distinct names."""
-    labels = [label.strip() for label in text.split(",") if label.strip()]
-    if len(labels) < 2:
-        raise ValueError(f"{flag}: expected at least two comma-separated names, got {text!r}")
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise ValueError(f"{flag}: each name once, got {', '.join(map(repr, duplicates))} more than once")
-    return labels
-
-
 def classifier_for(loaded, labels, templates, flag="--labels"):
     """The (E, L) zero-shot classifier of ``labels``; a prompt longer than the model's context is refused
     naming it (rather than silently cut)."""
