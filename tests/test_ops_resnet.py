@@ -6,7 +6,7 @@ layouts (odd sizes, size 1, non-contiguous inputs), and the BatchNorm bookkeepin
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from miniclip import Tensor, nn, ops
@@ -18,8 +18,8 @@ from strategies import tensors
 RTOL, ATOL = 1e-6, 1e-8
 
 
-def check(fn, *inputs, name):
-    err = gradcheck(fn, *inputs, rtol=RTOL, atol=ATOL, name=name)
+def check(fn, *inputs, name, max_checks=None):
+    err = gradcheck(fn, *inputs, rtol=RTOL, atol=ATOL, name=name, max_checks=max_checks)
     assert err < 1e-6, f"{name}: max relative error {err:.2e}"
 
 
@@ -158,10 +158,12 @@ def test_relu(data, shape):
 
 # -------------------------------------------------------------------------------- layers
 def module_check(module, *xs, name):
+    """The layer's input and every parameter, 10 random entries of each (all of the small ones)."""
     n = len(xs)
-    check(lambda *args: module(*args[:n]), *xs, *module.parameters(), name=name)
+    check(lambda *args: module(*args[:n]), *xs, *module.parameters(), name=name, max_checks=10)
 
 
+@settings(max_examples=6)
 @given(data=st.data(), grid=st.integers(1, 3), heads=st.sampled_from([1, 2, 4]), out=st.integers(1, 5))
 def test_attention_pool2d_gradient(data, grid, heads, out):
     pool = nn.AttentionPool2d(grid, 8, heads, out, dtype=np.float64, rng=data.draw(st.integers(0, 99)))
@@ -190,7 +192,7 @@ def test_attention_pool2d_is_attention_with_the_mean_as_query():
 def test_bottleneck_gradient(inplanes, planes, stride):
     block = Bottleneck(inplanes, planes, stride, dtype=np.float64, rng=5)
     assert (block.downsample is None) == (stride == 1 and inplanes == 4 * planes)
-    x = Tensor(np.random.default_rng(2).standard_normal((2, inplanes, 4, 4)), requires_grad=True)
+    x = Tensor(np.random.default_rng(2).standard_normal((2, inplanes, 4, 3)), requires_grad=True)
     module_check(block, x, name="Bottleneck")
 
 
