@@ -751,10 +751,13 @@ def evaluate_checkpoint(path, images=2400, heldout_images=800, seed=12345, data=
     """What ``miniclip eval`` prints: zero-shot top-1/top-5 over the 48 shapes names (all, and the
     held-out pairs separately) and retrieval recall@k on fresh shapes pairs; with ``data`` (a CSV),
     retrieval recall@k on its first ``pairs`` rows instead. Returns a dict of metrics."""
-    from .api import load, resolve_model_path
+    from .api import is_miniclip_checkpoint, load, resolve_model_path
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)
-    ckpt_config = load_checkpoint(path).config or {}
+    if is_miniclip_checkpoint(path):
+        ckpt_config = load_checkpoint(path).config or {}
+    else:  # a converted OpenAI checkpoint has no run config: shapes at the model's resolution and context
+        ckpt_config = {"image_resolution": model.image_resolution, "context_length": model.context_length}
     config = TrainConfig.from_dict({k: v for k, v in ckpt_config.items() if k != "out"})
     if data is not None:
         from .data import CsvDataset

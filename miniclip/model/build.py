@@ -24,8 +24,9 @@ import numpy as np
 from ..autograd.tensor import Tensor
 from .clip import CLIP
 
-# TorchScript archives carry these three scalars beside the weights; they are not parameters.
-NON_PARAMETER_KEYS = ("input_resolution", "context_length", "vocab_size")
+# TorchScript archives carry these three scalars beside the weights; they are not parameters. Nor is
+# the tokenizer a converted file may hold (``miniclip convert --vocab``).
+NON_PARAMETER_KEYS = ("input_resolution", "context_length", "vocab_size", "tokenizer_merges")
 
 
 def _as_array(value):
