@@ -293,16 +293,23 @@ def im2col(x, kh, kw, stride, padding):
         cols[n, (c, i, j), (ho, wo)] = x_padded[n, c, ho*stride + i, wo*stride + j]
     so a convolution is one matrix product per image: weight (C_out, C*kh*kw) @ cols[n].
     A 1x1 window with stride 1 and no padding is x itself: returned as a view when x allows.
+
+    The loop runs over the kh*kw window offsets (i, j), each copying a whole strided (N, C, Ho, Wo)
+    slab of x, the mirror image of ``col2im``; one 6-D transposing copy of a sliding-window view
+    does the same work several times slower on large feature maps (see benchmarks/README.md).
     """
     N, C, H, W = x.shape
     if kh == kw == 1 and stride == 1 and padding == 0:
         return x.reshape(N, C, H * W)                                  # every pixel is its own window
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))  # (N, C, H', W', kh, kw)
-    windows = windows[:, :, ::stride, ::stride]                        # (N, C, Ho, Wo, kh, kw), views
-    Ho, Wo = windows.shape[2:4]
-    return windows.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * kh * kw, Ho * Wo)  # one copy
+    Ho = (H + 2 * padding - kh) // stride + 1
+    Wo = (W + 2 * padding - kw) // stride + 1
+    cols = np.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):  # offset (i, j) of every window: rows i, i+s, ..., columns j, j+s, ...
+            cols[:, :, i, j] = x[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride]
+    return cols.reshape(N, C * kh * kw, Ho * Wo)
 
 
 def col2im(cols, x_shape, kh, kw, stride, padding):

@@ -47,16 +47,20 @@ class BatchNorm2d(Function):
             running_var *= 1 - momentum
             running_var += momentum * var * (M / (M - 1))
         else:
-            mu, var = running_mean, running_var
+            mu, var = running_mean.copy(), running_var.copy()          # constants of this call
         rstd = 1.0 / np.sqrt(var + eps)                                # (C,)
-        xhat = (x - _per_channel(mu)) * _per_channel(rstd)             # (N, C, H, W)
-        ctx.save_for_backward(xhat, weight, rstd)
+        ctx.save_for_backward(x, mu, weight, rstd)
         ctx.training = training
-        return xhat * _per_channel(weight) + _per_channel(bias)
+        # y = weight * (x - mu) * rstd + bias = x * scale + shift, two passes over x
+        scale = weight * rstd                                          # (C,)
+        y = x * _per_channel(scale)
+        y += _per_channel(bias - mu * scale)
+        return y
 
     @staticmethod
     def backward(ctx, dy):
-        xhat, weight, rstd = ctx.saved_tensors
+        x, mu, weight, rstd = ctx.saved_tensors
+        xhat = (x - _per_channel(mu)) * _per_channel(rstd)             # (N, C, H, W), recomputed
         dbias = dy.sum(axis=AXES)                                      # (C,)
         dweight = (dy * xhat).sum(axis=AXES)                           # (C,)
         scale = _per_channel(weight * rstd)                            # (1, C, 1, 1)
