@@ -143,7 +143,7 @@ class Module:
         return {name: (v.data if isinstance(v, Tensor) else v).copy() for name, v in self._state().items()}
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays into the parameters (cast to each parameter's dtype).
+        """Copy arrays into the parameters and buffers (cast to each one's dtype).
 
         Values may be ndarrays, Tensors or anything ``np.asarray`` takes. A shape
         mismatch is always an error naming the key and both shapes. With
@@ -161,9 +161,9 @@ class Module:
                 continue
             value = state_dict[name]
             arr = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if arr.shape != np.shape(p):
+            if arr.shape != p.shape:
                 problems.append(f"size mismatch for {name}: the checkpoint has shape {arr.shape}, "
-                                f"the model has shape {np.shape(p)}")
+                                f"the model has shape {p.shape}")
             elif not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
                 problems.append(f"{name}: expected a numeric array, got dtype {arr.dtype}")
             else:
