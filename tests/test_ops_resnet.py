@@ -206,3 +206,31 @@ def test_modified_resnet_names_and_shapes():
     assert "layer2.1.downsample.0.weight" not in sd                     # same shape in and out: identity
     assert sd["attnpool.positional_embedding"].shape == (2 * 2 + 1, 4 * 32)
     assert net(np.zeros((2, 3, 64, 64))).shape == (2, 10)
+
+
+# ------------------------------------------------------------------- the released configurations
+RELEASED = {  # name: (stage depths, width, resolution, embed_dim, text width), from the released files
+    "RN50": ((3, 4, 6, 3), 64, 224, 1024, 512),
+    "RN101": ((3, 4, 23, 3), 64, 224, 512, 512),
+    "RN50x4": ((4, 6, 10, 6), 80, 288, 640, 640),
+    "RN50x16": ((6, 8, 18, 8), 96, 384, 768, 768),
+    "RN50x64": ((3, 15, 36, 10), 128, 448, 1024, 1024),
+}
+
+
+@pytest.mark.parametrize("name", list(RELEASED))
+def test_infer_config_of_the_released_resnets(name):
+    """The configuration read off key names and shapes alone (zero-stride arrays: no memory)."""
+    from miniclip.model import infer_config
+    layers, width, R, E, tw = RELEASED[name]
+    fake = lambda *shape: np.broadcast_to(np.float16(0), shape)  # noqa: E731
+    sd = {f"visual.layer{b + 1}.{i}.conv1.weight": fake(1, 1, 1, 1) for b, n in enumerate(layers) for i in range(n)}
+    sd["visual.layer1.0.conv1.weight"] = fake(width, width, 1, 1)
+    sd["visual.attnpool.positional_embedding"] = fake((R // 32) ** 2 + 1, width * 32)
+    sd.update({f"transformer.resblocks.{i}.ln_1.weight": fake(tw) for i in range(12)})
+    sd.update(text_projection=fake(tw, E), positional_embedding=fake(77, tw),
+              **{"token_embedding.weight": fake(49408, tw), "ln_final.weight": fake(tw)})
+    config = infer_config(sd)
+    assert (config["vision_layers"], config["vision_width"], config["image_resolution"]) == (layers, width, R)
+    assert (config["embed_dim"], config["transformer_width"], config["transformer_layers"]) == (E, tw, 12)
+    assert config["vision_patch_size"] is None and config["context_length"] == 77
