@@ -24,8 +24,6 @@ from .model import CLIP, build_model, load_npz
 from .model.convert import TOKENIZER_KEY
 from .tokenizer import BPETokenizer
 
-MERGES_HEADER = "#version: 0.2"  # the first line of every merges file (the original's too)
-
 
 class ContextTokenizer:
     """A ``BPETokenizer`` that pads to the model's context length by default:
@@ -42,17 +40,6 @@ class ContextTokenizer:
 
     def __repr__(self):
         return f"{self.tokenizer!r} (context_length={self.context_length})"
-
-
-def merges_text(tokenizer):
-    """The tokenizer's merges in the file format ``BPETokenizer.save`` writes (header + one pair a line)."""
-    return "\n".join([MERGES_HEADER] + [f"{a} {b}" for a, b in tokenizer.merges]) + "\n"
-
-
-def tokenizer_from_merges(text):
-    """The inverse of ``merges_text``."""
-    lines = text.split("\n")[1:]  # line 0 is the header
-    return BPETokenizer([tuple(line.split()) for line in lines if line.strip()])
 
 
 class MissingTokenizer:
@@ -115,7 +102,7 @@ def load(path, dtype=None):
     """``(model, preprocess, tokenizer)`` from a miniclip ``model.npz``, a training checkpoint, a run
     folder, or an OpenAI checkpoint converted by ``miniclip convert`` (ViT or ResNet).
 
-    ``preprocess(PIL image or uint8 array) -> (3, R, R)`` array of the model's dtype (CLIP's resize,
+    ``preprocess(PIL image of any mode, or uint8 array) -> (3, R, R)`` array of the model's dtype (CLIP's resize,
     center crop and normalization); ``tokenizer(texts) -> (N, context_length)`` int64 ids. ``dtype``
     ("float32" / "float64") overrides the saved one. A converted checkpoint without a vocabulary
     gives a ``MissingTokenizer`` that explains how to add one when it is used.
@@ -136,7 +123,7 @@ def load(path, dtype=None):
     model.load_state_dict(ckpt.model_state)
     model.eval()
     preprocess = Preprocess(args["image_resolution"], train=False, dtype=np.dtype(args["dtype"]))
-    tokenizer = ContextTokenizer(tokenizer_from_merges(ckpt.tokenizer_merges), args["context_length"])
+    tokenizer = ContextTokenizer(BPETokenizer.from_merges_text(ckpt.tokenizer_merges, path), args["context_length"])
     return model, preprocess, tokenizer
 
 
@@ -154,4 +141,4 @@ def _load_converted(path, dtype):
     preprocess = Preprocess(model.image_resolution, train=False, dtype=model.dtype)
     if merges is None:
         return model, preprocess, MissingTokenizer(path)
-    return model, preprocess, ContextTokenizer(tokenizer_from_merges(str(merges)), model.context_length)
+    return model, preprocess, ContextTokenizer(BPETokenizer.from_merges_text(str(merges), path), model.context_length)

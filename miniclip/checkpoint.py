@@ -81,11 +81,13 @@ def atomic_write_npz(path, arrays, verify=None):
         if verify is not None:
             verify(tmp)
         os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: never leave a half-written temp file behind
+    except BaseException as exc:  # also KeyboardInterrupt: never leave a half-written temp file behind
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write (a full disk): name the target
+            raise type(exc)(exc.errno, exc.strerror, path) from exc
         raise
     _fsync_directory(directory)
 
@@ -125,25 +127,52 @@ def load_checkpoint(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path} is a folder, not an .npz file")
     try:
+        # look at the first bytes ourselves: given anything but a zip archive, np.load would try
+        # to unpickle it, and its error would suggest the unsafe allow_pickle=True
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head != b"PK\x03\x04":
+            what = "empty (0 bytes)" if not head else "not an .npz archive (it does not start like a zip file)"
+            raise CheckpointError(f"checkpoint {path} is {what} and cannot be read")
         # open the file ourselves: np.load leaks its handle when the zip directory is unreadable
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}  # reading every member checks its CRC
+        if "meta" not in arrays:
+            raise CheckpointError(_not_a_miniclip_checkpoint(path, arrays))
         meta = json.loads(str(arrays.pop("meta")))
         if meta.get("format") != FORMAT:
             raise ValueError(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, json.JSONDecodeError,
-            UnicodeDecodeError, TypeError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # an array of Python objects: never unpickled
+            raise CheckpointError(f"checkpoint {path} holds pickled Python objects, which miniclip never loads "
+                                  f"(they can run code); it was not written by miniclip") from None
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read "
                               f"({type(exc).__name__}: {exc})") from exc
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, UnicodeDecodeError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read "
+                              f"({type(exc).__name__}: {exc})") from exc
+    for name, value in arrays.items():  # weights that are not finite would silently give NaN everywhere
+        if name.startswith("model/") and np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            raise CheckpointError(f"checkpoint {path}: weight {name[len('model/'):]!r} holds "
+                                  f"{int((~np.isfinite(value)).sum())} NaN or Inf values; refusing to load it")
     model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     optimizer = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
     merges = str(arrays["tokenizer_merges"]) if "tokenizer_merges" in arrays else None
     return Checkpoint(path=path, model_state=model, optimizer_state=optimizer, step=meta["step"],
                       rng_state=meta.get("rng_state"), config=meta.get("config"),
                       tokenizer_merges=merges, extra=meta.get("extra") or {})
+
+
+def _not_a_miniclip_checkpoint(path, arrays):
+    if any(key.startswith("visual.") for key in arrays):  # an original CLIP state dict, as convert writes it
+        return (f"{path} is an OpenAI CLIP state dict converted by `miniclip convert`, not a miniclip "
+                f"checkpoint: build it with miniclip.build_model(miniclip.load_npz({path!r}))")
+    return f"checkpoint {path} is an .npz archive but not a miniclip checkpoint (it has no 'meta')"
 
 
 # ------------------------------------------------------------------- a folder of them

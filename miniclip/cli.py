@@ -5,8 +5,10 @@ call too.
 """
 
 import argparse
+import errno
 import json
 import os
+import re
 import sys
 
 
@@ -56,6 +58,8 @@ TRAIN_OPTIONS = (
     ("--context-length", "context_length", int, "T", "text tokens per caption, with start and end"),
     ("--vocab-size", "vocab_size", int, "V", "BPE vocabulary size learned from the captions"),
     ("--train-data", "train_data", str, "FILE.csv", "train on an image-caption CSV instead of the shapes world"),
+    ("--val-data", "val_data", str, "FILE.csv", "with --train-data: a second CSV, never trained on, for retrieval "
+                                                "R@1/5/10 at each evaluation"),
     ("--csv-img-key", "csv_img_key", str, "COLUMN", "CSV column with image paths (relative to the CSV)"),
     ("--csv-caption-key", "csv_caption_key", str, "COLUMN", "CSV column with captions"),
     ("--csv-separator", "csv_separator", str, "SEP", "CSV field separator"),
@@ -86,11 +90,12 @@ def _add_train_parser(sub):
         description="Train a CLIP from scratch on the CPU. With no options it trains the default toy model on the\n"
                     "shapes world (colored shapes with captions) in a few minutes, shows a progress bar and a\n"
                     "periodic evaluation line, and leaves runs/<name>/ with config.json, metrics.jsonl,\n"
-                    "model.npz (for miniclip.load), checkpoints/ and plots. Ctrl-C saves a checkpoint;\n"
+                    "model.npz (for miniclip.load), checkpoints/ and plots. Ctrl-C or SIGTERM saves a checkpoint;\n"
                     "`miniclip train --resume runs/<name>` continues exactly where it stopped.",
         epilog="examples:\n  miniclip train\n  miniclip train --steps 200 --out runs/quick\n"
                "  miniclip train --resume runs/shapes-1\n"
-               "  miniclip train --train-data my_pairs.csv --csv-img-key filepath --csv-caption-key title")
+               "  miniclip train --train-data my_pairs.csv --val-data my_val.csv --csv-img-key filepath "
+               "--csv-caption-key title")
     for flag, name, typ, metavar, text in TRAIN_OPTIONS:
         default = defaults[name].default
         kwargs = {"choices": metavar.strip("{}").split(",")} if metavar.startswith("{") else {"metavar": metavar}
@@ -98,7 +103,8 @@ def _add_train_parser(sub):
         shown = "" if default is None else f" (default: {default})"
         p.add_argument(flag, dest=name, type=typ, default=None, help=text + shown, **kwargs)
     p.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,
-                   help="skip unusable CSV rows with a warning that lists them (default: stop at the first)")
+                   help="skip unusable CSV rows (bytes not UTF-8, missing or unreadable images, empty or too "
+                        "long captions) and report them in one line (default: stop at the first)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint "
                                                        "(its saved config is used)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
@@ -114,9 +120,8 @@ def _add_train_parser(sub):
 
 
 def _cmd_train(args):
-    from .checkpoint import CheckpointError
     from .distributed import DistributedUnavailableError, init_distributed
-    from .train import NonFiniteError, TrainConfig, train
+    from .train import TrainConfig, train
 
     given = {name: getattr(args, name) for _, name, *_ in TRAIN_OPTIONS if getattr(args, name) is not None}
     if args.skip_bad_rows:
@@ -128,9 +133,11 @@ def _cmd_train(args):
     except DistributedUnavailableError as exc:
         print(f"miniclip train: {exc}", file=sys.stderr)
         return 1
+    args.reports_errors = world.is_main  # distributed: the ranks meet the same user error; rank 0 says it
     if args.distributed and world.size == 1:
         print("miniclip train --distributed: one rank only; start P ranks with `mpiexec -n P miniclip train "
               "--distributed`", file=sys.stderr)
+    config = None
     try:
         if args.resume:
             ignored = sorted(given)
@@ -143,9 +150,10 @@ def _cmd_train(args):
             result = train(config, world=world)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, NonFiniteError) as exc:
-        print(f"miniclip train: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:
+        if config is None or config.out is None or exc.errno in (None, errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
+            raise  # not a failed write: the message is enough
+        raise _what_was_kept(exc, config.out) from exc
     if not world.is_main:  # distributed: rank 0 reports
         return 0
     print(f"run folder: {result.run_dir}  (model: {result.run_dir}/model.npz; "
@@ -153,9 +161,30 @@ def _cmd_train(args):
     return 0
 
 
+def _what_was_kept(exc, run_dir):
+    """An OSError while training (a full disk, a read-only file system) as one line that names the
+    file and says what is intact: checkpoints are written atomically, so the newest one is whole."""
+    from .checkpoint import CheckpointManager
+    from .run_folder import RunFolderError
+    from .train import CHECKPOINT_DIR
+
+    latest = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR)).latest()
+    kept = (f"the newest checkpoint {latest} is intact; once fixed, continue with: miniclip train --resume {run_dir}"
+            if latest else f"no checkpoint was written yet; once fixed, start again (or --resume {run_dir})")
+    return RunFolderError(f"cannot write {exc.filename or run_dir}: {exc.strerror or exc} "
+                          f"[errno {exc.errno}]; {kept}")
+
+
+def _at_least(flag, value, minimum=1):
+    if value is not None and value < minimum:
+        raise ValueError(f"{flag}: expected an integer >= {minimum}, got {value}")
+
+
 def _cmd_eval(args):
     from .train import evaluate_checkpoint
 
+    for flag, value in (("--images", args.images), ("--heldout-images", args.heldout_images), ("--pairs", args.pairs)):
+        _at_least(flag, value)
     metrics = evaluate_checkpoint(args.checkpoint, images=args.images, heldout_images=args.heldout_images,
                                   seed=args.seed, data=args.data, csv_img_key=args.csv_img_key,
                                   csv_caption_key=args.csv_caption_key, csv_separator=args.csv_separator,
@@ -164,6 +193,10 @@ def _cmd_eval(args):
         print(json.dumps(metrics, indent=2))
         return 0
     if "zeroshot_top1_all" in metrics:
+        print(f"fresh images drawn with seed {metrics['seed']}"
+              + (" (those of the run's final evaluation: the numbers match its final line)"
+                 if metrics.get("final_images") else " (other images than the run's final line, which used "
+                 "the run's own; pass no --seed, --images or --heldout-images to see those)"))
         print(f"zero-shot, all 48 names ({metrics['images']} fresh images): top-1 "
               f"{100 * metrics['zeroshot_top1_all']:.1f}%  top-5 {100 * metrics['zeroshot_top5_all']:.1f}%")
         print(f"zero-shot, held-out pairs ({metrics['heldout_images']} fresh images): top-1 "
@@ -172,6 +205,9 @@ def _cmd_eval(args):
         r = {k: metrics[f"retrieval_{direction}_{k}"] for k in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")}
         print(f"retrieval {direction.replace('_', ' ')}: R@1 {100 * r['R@1']:.1f}%  R@5 {100 * r['R@5']:.1f}%  "
               f"R@10 {100 * r['R@10']:.1f}%  mean rank {r['mean_rank']:.1f}  median rank {r['median_rank']:.0f}")
+    batch = f" (the training loss on a batch of {metrics['loss_batch']} of them)" if "loss_batch" in metrics else ""
+    print(f"retrieval gallery: {metrics.get('gallery', metrics.get('pairs'))} image-caption pairs; "
+          f"eval loss {metrics['eval_loss']:.3f}{batch}")
     return 0
 
 
@@ -180,21 +216,36 @@ def _cmd_zeroshot(args):
     from PIL import Image
 
     from .api import load
-    from .evaluate import zero_shot_classifier, zero_shot_probabilities
+    from .data.transforms import fully_transparent
+    from .evaluate import check_template, zero_shot_classifier, zero_shot_probabilities
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     if len(labels) < 2:
-        raise SystemExit(f"miniclip zeroshot: --labels needs at least two comma-separated names, got {args.labels!r}")
+        raise ValueError(f"--labels: expected at least two comma-separated names, got {args.labels!r}")
     templates = args.template or ["{}"]
+    for template in templates:
+        check_template(template, flag="--template")
+    _at_least("--top", args.top)
     model, preprocess, tokenizer = load(args.checkpoint)
+    if not args.truncate:  # a prompt longer than the model's context: say which, and the way out
+        for text in (t.format(label) for label in labels for t in templates):
+            n = len(tokenizer.encode(text)) + 2
+            if n > tokenizer.context_length:
+                raise ValueError(f"--labels: the prompt {text!r} takes {n} tokens with start and end, more than "
+                                 f"the model's context of {tokenizer.context_length}; shorten it or pass --truncate")
     images = []
     for path in args.images:
         try:
             with Image.open(path) as im:
-                images.append(preprocess(im.convert("RGB")))
+                transparent = fully_transparent(im)
+                if not transparent:
+                    images.append(preprocess(im))  # any mode: 16-bit scaled, alpha on black
         except (OSError, ValueError) as exc:
-            raise SystemExit(f"miniclip zeroshot: cannot read image {path!r}: {exc}") from None
-    classifier = zero_shot_classifier(model, tokenizer, labels, templates)
+            raise ValueError(f"cannot read image {path!r}: {exc}") from None
+        if transparent:
+            raise ValueError(f"image {path!r} is fully transparent: nothing to classify")
+    classifier = zero_shot_classifier(model, lambda texts: tokenizer(texts, truncate=args.truncate), labels,
+                                      templates)
     probs = zero_shot_probabilities(model, np.stack(images), classifier)
     for path, p in zip(args.images, probs):
         order = np.argsort(-p, kind="stable")
@@ -212,24 +263,123 @@ def _cmd_plot(args):
     return 0
 
 
+def _cmd_probe(args):
+    from .fewshot import SHOTS, probe_checkpoint
+
+    if args.shots is not None and args.shots < 1:
+        raise ValueError(f"--shots must be a positive number of labeled images per class, got {args.shots}")
+    if args.pool < 48 or args.seeds < 1:
+        raise ValueError(f"--pool must be >= 48 images and --seeds >= 1, got --pool {args.pool} --seeds {args.seeds}")
+    sizes = {"pool": args.pool, "val": args.pool // 4, "test": args.pool // 2, "heldout": args.pool // 6}
+    r = probe_checkpoint(args.checkpoint, shots=args.shots, seed=args.seed, few_shot=args.few_shot,
+                         seeds=args.seeds, plot=args.plot, sizes=sizes)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    shots = "all" if args.shots is None else args.shots
+    print(f"linear probe on frozen image features of {r['model']}: {shots} labeled images per class of the "
+          f"40 training pairs (pool {r['pool_images']}), L2 strength {r['l2']:.3g} chosen on {r['val_images']} "
+          f"validation images")
+    print(f"probe top-1: train {100 * r['train']:.1f}% | val {100 * r['val']:.1f}% | test {100 * r['test']:.1f}% "
+          f"({r['test_images']} images) | held-out pairs {100 * r['heldout']:.1f}% (it never saw them labeled)")
+    print(f"zero-shot top-1 on the same images (among all 48 names, no labels): test "
+          f"{100 * r['zeroshot_test']:.1f}% | held-out pairs {100 * r['zeroshot_heldout']:.1f}%")
+    if args.few_shot:
+        print("labels per class | probe test top-1 (mean ± std over seeds)")
+        for k in SHOTS:
+            if k in r["few_shot_left_out"]:
+                print(f"{k:>16} | left out: some class has fewer than {k} images in the pool (raise --pool)")
+                continue
+            row = r["few_shot"]["all" if k is None else str(k)]
+            print(f"{'all' if k is None else k:>16} | {100 * row['mean']:5.1f}% ± {100 * row['std']:.1f}")
+        print(f"plot: {r['plot']}")
+    return 0
+
+
+def _cmd_embeddings(args):
+    from .embedding_space import embedding_report
+
+    if args.images < 2 or not 2 <= args.pairs <= args.images:
+        raise ValueError(f"--images must be >= 2 and --pairs in [2, --images], got --images {args.images} "
+                         f"--pairs {args.pairs}")
+    r = embedding_report(args.checkpoint, n=args.images, pairs=args.pairs, seed=args.seed, plot=args.plot)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"modality gap of {r['model']}: {r['modality_gap']:.3f} (distance between the centroids of "
+          f"{r['images']} normalized image embeddings and their captions'; learned tau {r['learned_temperature']:.4f})")
+    print(f"CLIP loss on {r['pairs']} pairs after closing the gap by a fraction (columns), at each temperature:")
+    print("     tau | " + " ".join(f"{s:>6.2f}" for s in r["shifts"]))
+    for tau, row in zip(r["temperatures"], r["loss"]):
+        mark = " (learned)" if abs(tau - round(r["learned_temperature"], 4)) < 1e-12 else ""
+        print(f"{tau:8.4f} | " + " ".join(f"{v:6.3f}" for v in row) + mark)
+    print(f"plot: {r['plot']}")
+    return 0
+
+
+PROBE_JSON_KEYS = ("model, shots (null: all), l2, train, val, test, heldout (probe top-1 in [0, 1]), "
+                   "zeroshot_test, zeroshot_heldout, pool_images, val_images, test_images, heldout_images; "
+                   "with --few-shot: few_shot {k: {mean, std, runs}}, few_shot_left_out (k the pool cannot give) and plot")
+
+
 def _add_eval_parsers(sub):
     p = sub.add_parser("eval", help="zero-shot and retrieval evaluation of a trained model",
                        description="Evaluate a model.npz, checkpoint or run folder: zero-shot top-1/top-5 over "
                                    "all 48 shapes names and over the held-out pairs separately (prompt-template "
-                                   "ensembling), and image<->text recall@1/5/10 on fresh image-caption pairs; with "
-                                   "--data, recall@k on a CSV dataset.")
+                                   "ensembling), image<->text recall@1/5/10 on fresh image-caption pairs (a "
+                                   "gallery of 256) and the eval loss; with --data, recall@k on a CSV dataset. "
+                                   "By default it draws the images of the run's final evaluation, so it prints "
+                                   "the numbers of training's final line; another --seed, --images or "
+                                   "--heldout-images draws other images (the numbers then differ by sampling noise).")
     p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
-    p.add_argument("--images", type=int, default=2400, help="fresh images over all names (default: 2400)")
-    p.add_argument("--heldout-images", type=int, default=800, help="fresh held-out-pair images (default: 800)")
-    p.add_argument("--seed", type=int, default=12345, help="seed of the fresh images (default: 12345)")
+    p.add_argument("--images", type=int, help="fresh images over all names (default: the run's final evaluation's, "
+                                              "2400 for the default run)")
+    p.add_argument("--heldout-images", type=int, help="fresh held-out-pair images (default: the run's final "
+                                                      "evaluation's, 800 for the default run)")
+    p.add_argument("--seed", type=int, help="seed of the fresh images (default: the one of the run's final "
+                                            "evaluation)")
     p.add_argument("--data", metavar="FILE.csv", help="evaluate retrieval on this image-caption CSV instead")
     p.add_argument("--pairs", type=int, default=1000, help="CSV rows used for retrieval (default: 1000)")
     p.add_argument("--csv-img-key", default="filepath", help="CSV image-path column (default: filepath)")
     p.add_argument("--csv-caption-key", default="title", help="CSV caption column (default: title)")
     p.add_argument("--csv-separator", default=",", help="CSV separator (default: ,)")
-    p.add_argument("--skip-bad-rows", action="store_true", help="skip unusable CSV rows with a warning")
+    p.add_argument("--skip-bad-rows", action="store_true", help="skip unusable CSV rows and report them in one line")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("probe", help="linear probe of the frozen image features, and few-shot vs zero-shot",
+                       description="Fit a multinomial logistic regression (L2, L-BFGS via SciPy, strength "
+                                   "chosen on a validation split) on the model's image features of fresh "
+                                   "shapes images, and compare it with zero-shot on the same images. "
+                                   "--few-shot fits it with 1, 2, 4, 8, 16 and all labeled images per class "
+                                   "and draws fewshot.png.",
+                       epilog=f"--json keys: {PROBE_JSON_KEYS}")
+    p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
+    p.add_argument("--shots", type=int, metavar="K", help="labeled images per class (default: all of --pool)")
+    p.add_argument("--few-shot", action="store_true", help="the whole few-shot curve, a table and fewshot.png")
+    p.add_argument("--seeds", type=int, default=5, help="draws of the labeled images per k (default: 5)")
+    p.add_argument("--pool", type=int, default=4800,
+                   help="labeled images drawn for the probe (default: 4800, 120 per class); validation, "
+                        "test and held-out sets are a quarter, a half and a sixth of it")
+    p.add_argument("--plot", metavar="PNG", help="where --few-shot draws (default: fewshot.png beside the model)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fresh images (default: 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys below)")
+    p.set_defaults(func=_cmd_probe)
+
+    p = sub.add_parser("embeddings", help="the modality gap and a 2-D picture of the embedding space",
+                       description="Embed fresh shapes images and their captions; print the modality gap "
+                                   "(distance between the centroids of the normalized image and text "
+                                   "embeddings) and the CLIP loss after closing it partway at several "
+                                   "temperatures; draw embedding_space.png (PCA of both modalities).",
+                       epilog="--json keys: model, images, pairs, modality_gap, learned_temperature, "
+                              "temperatures, shifts, loss (a list per temperature), plot")
+    p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
+    p.add_argument("--images", type=int, default=960, help="fresh images and captions (default: 960)")
+    p.add_argument("--pairs", type=int, default=256, help="pairs in the loss table (default: 256)")
+    p.add_argument("--plot", metavar="PNG", help="default: embedding_space.png beside the model")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fresh images (default: 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys below)")
+    p.set_defaults(func=_cmd_embeddings)
 
     p = sub.add_parser("zeroshot", help="classify images among labels you give",
                        description="Print each image's probabilities over --labels: softmax of 100 x cosine "
@@ -242,6 +392,8 @@ def _add_eval_parsers(sub):
     p.add_argument("--template", action="append", metavar="TEXT",
                    help="prompt template with {} for the label; repeat to ensemble (default: the label alone)")
     p.add_argument("--top", type=int, default=5, help="labels printed per image (default: 5)")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut prompts longer than the model's context (default: refuse them, naming the label)")
     p.set_defaults(func=_cmd_zeroshot)
 
     p = sub.add_parser("plot", help="redraw a run's plots from its metrics.jsonl",
@@ -303,14 +455,34 @@ def build_parser():
     add_data_commands(p.add_subparsers(dest="data_command", required=True, metavar="{grid,export}"))
     p.set_defaults(func=_cmd_data)
 
-    p = sub.add_parser("info", help="print what was built (compiled extension, OpenMP, threads, BLAS)")
+    p = sub.add_parser("info", help="print what was built (compiled extension, OpenMP, threads, BLAS)",
+                       description="Print, as JSON, what this installation runs on: whether the compiled "
+                                   "extension was built and with OpenMP, the compute threads, NumPy's BLAS, and "
+                                   "the versions. Paste it into a bug report.")
     p.set_defaults(func=_cmd_info)
     return parser
 
 
-# Errors a user can cause (a missing file, a bad value): one clear line, no traceback.
-# Set MINICLIP_TRACEBACK=1 to see the traceback anyway.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError, ImportError)
+def user_errors():
+    """Errors a user can cause (a missing or broken file, a bad value, a full disk, a busy run folder):
+    one clear line, exit code 1, no traceback. Set MINICLIP_TRACEBACK=1 to see the traceback anyway."""
+    from .checkpoint import CheckpointError
+    from .run_folder import RunFolderError
+    from .train import NonFiniteError
+
+    return (ValueError, TypeError, OSError, ImportError, CheckpointError, RunFolderError, NonFiniteError)
+
+
+def user_message(exc):
+    """The one line for ``exc``: OS errors as "path: reason", TrainConfig's field names as the flags typed."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    text = str(exc)
+    if "TrainConfig." not in text:
+        return text
+    flags = {name: flag for flag, name, *_ in TRAIN_OPTIONS}
+    text = re.sub(r"TrainConfig\.(\w+)", lambda m: flags.get(m[1], m[0]), text)
+    return re.sub(r"\b(\w+)=", lambda m: f"{flags[m[1]]}=" if m[1] in flags else m[0], text)
 
 
 def main(argv=None):
@@ -321,10 +493,12 @@ def main(argv=None):
         return 0
     try:
         return args.func(args)
-    except USER_ERRORS as exc:
-        if os.environ.get("MINICLIP_TRACEBACK"):
+    except Exception as exc:
+        if os.environ.get("MINICLIP_TRACEBACK") or not isinstance(exc, user_errors()):
             raise
-        print(f"miniclip {args.command}: error: {exc}", file=sys.stderr)
+        if not getattr(args, "reports_errors", True):
+            return 1
+        print(f"miniclip {args.command}: error: {user_message(exc)}", file=sys.stderr)
         return 1
 
 

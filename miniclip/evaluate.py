@@ -13,6 +13,8 @@ median rank are reported 1-based (rank + 1), as open_clip does.
 Shape legend: N images, M texts, E embedding dim, L classes (labels), P prompts per class.
 """
 
+import string
+
 import numpy as np
 
 from .autograd import Tensor, no_grad
@@ -33,6 +35,20 @@ def _encode(encode, inputs, batch_size):
     return np.concatenate(chunks, axis=0)
 
 
+def check_template(template, flag="template"):
+    """Refuse a prompt template that does not hold exactly one empty ``{}`` (where the class name
+    goes): "a {1} photo", "a {x} photo", "a photo" and "a {} {} photo" all raise ValueError."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as exc:  # an unmatched brace
+        raise ValueError(f"{flag} {template!r}: not a valid template ({exc}); use one {{}} for the label") from None
+    if len(fields) != 1 or fields[0] != ("", "", None):
+        found = ", ".join("{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+                          for name, spec, conv in fields) or "none"
+        raise ValueError(f"{flag} {template!r}: expected exactly one {{}} where the label goes, found {found}")
+
+
 def _format(template, classname):
     return template(classname) if callable(template) else template.format(classname)
 
@@ -51,6 +67,9 @@ def zero_shot_classifier(model, tokenizer, classnames, templates, batch_size=512
         raise ValueError("zero_shot_classifier: classnames is empty")
     if not templates:
         raise ValueError("zero_shot_classifier: templates is empty")
+    for template in templates:
+        if not callable(template):
+            check_template(template, flag="zero_shot_classifier: template")
     texts = [_format(t, c) for c in classnames for t in templates]  # class-major: (L * P,)
     tokens = np.asarray(tokenizer(texts))
     features = _l2_normalize(_encode(model.encode_text, tokens, batch_size))  # (L*P, E)

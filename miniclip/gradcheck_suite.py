@@ -76,6 +76,8 @@ OP_CASES = [
          ((2, 3, 4), (5, 4), (5,), (2, 3, 5))),
     Case("qkv_attention", lambda qkv: ops.qkv_attention(qkv, 2), ((2, 5, 12),)),
     Case("qkv_attention (causal)", lambda qkv: ops.qkv_attention(qkv, 2, causal=True), ((2, 5, 12),)),
+    Case("qkv_attention_plain", lambda qkv: ops.qkv_attention_plain(qkv, 2), ((2, 5, 12),)),
+    Case("qkv_attention_plain (causal)", lambda qkv: ops.qkv_attention_plain(qkv, 2, causal=True), ((2, 5, 12),)),
     Case("attention", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v),
          ((2, 2, 5, 4),) * 3),
     Case("attention (causal)", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v, causal=True),
@@ -97,7 +99,7 @@ def all_cases():
     """Every registered case: the ops, then the layers and the model when they are importable."""
     cases = list(OP_CASES)
     try:
-        from .model_gradcheck_cases import CASES as layer_cases  # added with the model
+        from .model_gradcheck_cases import CASES as layer_cases  # the layers' and the model's cases
     except ImportError:
         layer_cases = []
     return cases + list(layer_cases)

@@ -14,6 +14,8 @@ from .gradcheck_suite import Case
 from .loss import clip_loss
 from .model import CLIP, ModifiedResNet, VisionTransformer
 from .model.resnet import Bottleneck
+from .model.supervised import SupervisedClassifier
+from .ops import cross_entropy
 
 F64 = np.float64
 # 2 layers, width 32, 8x8 images in 4x4 patches, context 8, vocabulary 20
@@ -88,6 +90,21 @@ class ClipLossCase(Case):
         return params
 
 
+class SupervisedLossCase(Case):
+    """cross_entropy(classifier(images), labels) with respect to every parameter of the supervised
+    baseline (chapter 12): CLIP's image tower and a linear head."""
+
+    def __init__(self):
+        super().__init__("supervised baseline cross_entropy", None, (), group="model")
+        self.max_checks = 4
+
+    def inputs(self, rng):
+        model = SupervisedClassifier(5, **TINY, dtype=F64, seed=int(rng.integers(1 << 31)))
+        images, labels = rng.standard_normal((4, 3, 8, 8)), rng.integers(0, 5, 4)
+        self.fn = lambda *_: cross_entropy(model(images), labels)
+        return model.parameters()
+
+
 CASES = [
     ModuleCase("Linear", lambda: nn.Linear(5, 3, dtype=F64, rng=1), ((2, 4, 5),)),
     ModuleCase("LayerNorm", lambda: nn.LayerNorm(6, dtype=F64), ((3, 6),)),
@@ -105,4 +122,5 @@ CASES = [
     ModuleCase("Bottleneck (stride 2)", lambda: Bottleneck(4, 2, 2, dtype=F64, rng=9), ((2, 4, 4, 4),)),
     ModuleCase("ModifiedResNet (eval)", lambda: _resnet_with_statistics(), ((1, 3, 32, 32),), max_checks=2),
     ClipLossCase(),
+    SupervisedLossCase(),
 ]

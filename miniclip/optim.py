@@ -12,7 +12,8 @@ The recipe CLIP was trained with (Radford et al. 2021, section 2.5 and appendix 
 - ``logit_scale`` clamped to [0, ln 100] after every step (the temperature never exceeds 100).
 
 Shape legend: every array here has the shape of its parameter; ``m`` and ``v`` are the first and
-second moment estimates (PyTorch's ``exp_avg`` / ``exp_avg_sq``).
+second moment estimates (PyTorch's ``exp_avg`` / ``exp_avg_sq``). The update itself is the kernel
+``K.adamw_step``; its formula is written out in ``backend/reference.py`` (``adamw_step``).
 """
 
 import math
@@ -25,39 +26,6 @@ LOGIT_SCALE_MAX = math.log(100.0)
 
 # Parameters never decayed, by (the last part of) their name, whatever their shape.
 NO_DECAY_NAMES = ("logit_scale", "logit_bias", "class_embedding", "positional_embedding")
-
-
-# ----------------------------------------------------------------------- update math
-def adamw_step_reference(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
-    """One AdamW update of ``param``, ``m`` and ``v``, in place (``step`` counts from 1).
-
-        param <- param * (1 - lr * weight_decay)            decoupled decay
-        m     <- beta1 * m + (1 - beta1) * grad
-        v     <- beta2 * v + (1 - beta2) * grad^2
-        param <- param - lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
-
-    The bias corrections undo the zero initialization of ``m`` and ``v``: after ``step``
-    updates, ``m`` is a weighted mean whose weights sum to ``1 - beta1^step``. This is the
-    operation order of ``torch.optim.AdamW`` (eps added after the corrected sqrt), so the
-    two agree to rounding.
-    """
-    param *= 1.0 - lr * weight_decay
-    m *= beta1
-    m += (1.0 - beta1) * grad
-    v *= beta2
-    v += (1.0 - beta2) * (grad * grad)
-    bias_correction1 = 1.0 - beta1 ** step
-    bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** step)
-    denom = np.sqrt(v)
-    denom /= bias_correction2_sqrt
-    denom += eps
-    param -= (lr / bias_correction1) * (m / denom)
-
-
-def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
-    """``K.adamw_step`` when the backend provides it (one compiled pass), else the NumPy version."""
-    kernel = getattr(K, "adamw_step", None) or adamw_step_reference
-    kernel(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
 
 
 # ------------------------------------------------------------------ parameter groups
@@ -196,7 +164,7 @@ class AdamW:
         beta1, beta2 = self.betas
         for flat, weight_decay in self._flat:
             if flat.gather_grads():       # every gradient present: the whole group in one pass
-                adamw_step(flat.p, flat.g, flat.m, flat.v, self.lr, beta1, beta2, self.eps,
+                K.adamw_step(flat.p, flat.g, flat.m, flat.v, self.lr, beta1, beta2, self.eps,
                            weight_decay, self.step_count)
                 continue
             for i, (name, p) in enumerate(flat.params):   # some missing: parameter by parameter
@@ -204,7 +172,7 @@ class AdamW:
                     continue
                 if p.data is not flat.views[i]:
                     flat.adopt(i)
-                adamw_step(p.data, _checked_grad(name, p), self.exp_avg[name], self.exp_avg_sq[name], self.lr,
+                K.adamw_step(p.data, _checked_grad(name, p), self.exp_avg[name], self.exp_avg_sq[name], self.lr,
                            beta1, beta2, self.eps, weight_decay, self.step_count)
 
     # --------------------------------------------------------------------- state

@@ -7,6 +7,9 @@
     confusion.png    zero-shot confusion matrix over the classes (rows true, columns predicted)
     samples.png      sample images with their caption and the model's top guess
 
+Only the plots that have data are drawn: a CSV run has no zero-shot classes (no zero_shot.png, confusion.png,
+samples.png), and without ``--val-data`` no evaluation at all (no similarity.png).
+
 ``metrics.jsonl`` has one JSON object per line with ``"kind": "train"`` (step, loss, lr,
 temperature, ...) or ``"kind": "eval"`` (step, eval_loss, zeroshot_top1_all, zeroshot_top1_heldout,
 ...). The matrices and samples come from ``eval_arrays.npz``, written beside it at each evaluation.
@@ -67,7 +70,8 @@ def plot_losses(records, path):
                 label=f"train loss (mean of {w})")
     steps, loss = _series(records, "eval", "eval_loss")
     if len(loss):
-        ax.plot(steps, loss, "o-", label="eval loss (fresh images)")
+        on = "--val-data pairs" if any("val_pairs" in r for r in records) else "fresh images"  # a CSV run: its CSV
+        ax.plot(steps, loss, "o-", label=f"eval loss ({on})")
     train_batch = next((r.get("batch_size") for r in records if r.get("kind") == "train"), None)
     if train_batch:
         ax.axhline(np.log(train_batch), ls=":", c="gray", label=f"chance = ln({train_batch})")
@@ -101,16 +105,19 @@ def plot_zero_shot(records, path):
                               ("zeroshot_top1_heldout", "top-1, held-out pairs", "tab:orange"),
                               ("zeroshot_top5_all", "top-5, all names", "tab:green")):
         final_steps, final_acc = _series(records, "final", key)  # the final evaluation, on a larger fresh set
+        steps, acc = _series(records, "eval", key)
         if len(final_acc):
             label += f" (final {100 * final_acc[-1]:.1f}%)"
-            ax.plot(final_steps, 100 * final_acc, "*", color=color, markersize=12)
-        steps, acc = _series(records, "eval", key)
+            # the label goes on the star when there is no periodic evaluation (a run of eval_every steps)
+            ax.plot(final_steps, 100 * final_acc, "*", color=color, markersize=12,
+                    label=None if len(acc) else label)
         if len(acc):
             ax.plot(steps, 100 * acc, "o-", color=color, label=label)
     ax.set_ylim(0, 102)
     ax.set_xlabel("step")
     ax.set_ylabel("zero-shot accuracy (%)")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     ax.grid(alpha=0.3)
     ax.set_title("zero-shot accuracy on fresh images (star: final)")
     return _save(fig, path)
@@ -169,8 +176,9 @@ def plot_run(run_dir):
         raise FileNotFoundError(f"plot_run: {metrics_path} does not exist (is {run_dir!r} a run folder?)")
     records = read_metrics(metrics_path)
     out = [plot_losses(records, os.path.join(run_dir, "loss.png")),
-           plot_lr_temperature(records, os.path.join(run_dir, "lr_temperature.png")),
-           plot_zero_shot(records, os.path.join(run_dir, "zero_shot.png"))]
+           plot_lr_temperature(records, os.path.join(run_dir, "lr_temperature.png"))]
+    if any("zeroshot_top1_all" in r for r in records):  # (a CSV run has no zero-shot classes)
+        out.append(plot_zero_shot(records, os.path.join(run_dir, "zero_shot.png")))
     arrays_path = os.path.join(run_dir, ARRAYS_FILE)
     if os.path.exists(arrays_path):
         with np.load(arrays_path, allow_pickle=False) as a:

@@ -30,7 +30,8 @@ two agree once whitespace is removed from both, for any Unicode text (lone surro
 not text and raise ``ValueError``). A literal ``<|startoftext|>`` / ``<|endoftext|>`` in the input
 becomes the special token, as in the original.
 
-File format (``from_clip_vocab``, ``save``, ``load``): optionally gzipped UTF-8 text; the first line is
+File format (``from_clip_vocab``, ``save``, ``load``; as a string ``merges_text`` and ``from_merges_text``,
+which checkpoints store): optionally gzipped UTF-8 text; the first line is
 a header, every following non-empty line one merge "left right" in rank order. ``from_clip_vocab``
 keeps the first 48,894 merges as the original does (the file holds more); ``load`` keeps all of them,
 so a tokenizer with M merges has ``vocab_size = 512 + M + 2``.
@@ -91,21 +92,26 @@ def pre_split(cleaned: str) -> list[str]:
 
 
 def _read_merges(path) -> list[tuple[str, str]]:
-    """Every merge line (after the header) of a merges file, gzipped or not."""
+    """Every merge of a merges file, gzipped or not."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"BPE merges file not found: {path}")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":  # gzip magic number
         raw = gzip.decompress(raw)
-    lines = raw.decode("utf-8").split("\n")[1:]  # line 0 is the header
+    return _parse_merges(raw.decode("utf-8"), path)
+
+
+def _parse_merges(text, source) -> list[tuple[str, str]]:
+    """Every merge line (after the header) of the merges file format; ``source`` names it in errors."""
+    lines = text.split("\n")[1:]  # line 0 is the header
     merges = []
     for number, line in enumerate(lines, start=2):
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != 2:
-            raise ValueError(f"{path}, line {number}: expected a merge 'left right', got {line!r}")
+            raise ValueError(f"{source}, line {number}: expected a merge 'left right', got {line!r}")
         merges.append((parts[0], parts[1]))
     return merges
 
@@ -150,11 +156,19 @@ class BPETokenizer:
         """A tokenizer written by ``save`` (all merges in the file; gzipped or plain text)."""
         return cls(_read_merges(path))
 
+    @classmethod
+    def from_merges_text(cls, text, source="merges text") -> "BPETokenizer":
+        """The inverse of ``merges_text`` (a checkpoint stores its tokenizer that way)."""
+        return cls(_parse_merges(text, source))
+
+    def merges_text(self) -> str:
+        """The merges file as a string: the header line, then one merge "left right" per line."""
+        return "\n".join([_HEADER] + [f"{left} {right}" for left, right in self.merges]) + "\n"
+
     def save(self, path) -> None:
-        """Write the header line and one merge per line; gzipped when ``path`` ends in ``.gz``."""
+        """Write ``merges_text()``; gzipped when ``path`` ends in ``.gz``."""
         path = Path(path)
-        text = "\n".join([_HEADER] + [f"{left} {right}" for left, right in self.merges]) + "\n"
-        data = text.encode("utf-8")
+        data = self.merges_text().encode("utf-8")
         path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
     @classmethod

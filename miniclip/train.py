@@ -1,14 +1,10 @@
 """Training a toy CLIP: the loop behind ``miniclip train``.
 
-One step (Radford et al. 2021, figure 3, with open_clip's recipe):
-
-    images, captions  -> preprocess, tokenize                      (B, 3, R, R), (B, T)
-    logits_per_image, logits_per_text = model(images, tokens)       (B, B) each
-    loss = clip_loss(...)   (symmetric InfoNCE; or siglip_loss)
-    loss.backward(); AdamW step with the warmup-cosine learning rate; clamp logit_scale to [0, ln 100]
-
-Around it: periodic zero-shot evaluation on freshly drawn images (all 48 color-shape names and,
-separately, the 8 held-out pairs that training never shows), retrieval recall@k, ``metrics.jsonl``,
+The loop, for k = 0, 1, ...: the next batch (images preprocessed, captions tokenized), the learning
+rate of step k (warmup, then cosine), and ``train_step`` (``train_step.py``: forward, loss, backward,
+AdamW, clamp the temperature). Around it: periodic zero-shot evaluation on freshly drawn images (all 48 color-shape names and,
+separately, the 8 held-out pairs that training never shows), retrieval recall@k (a CSV run: on its
+``--val-data`` CSV, never on training rows), ``metrics.jsonl``,
 atomic checkpoints every N steps and on Ctrl-C, exact resumption, a NaN/Inf guard, plots.
 
 Reproducibility: batch k is a pure function of (seed, k) -- the shapes world draws sample i from
@@ -17,7 +13,9 @@ resumed run sees exactly the batches an uninterrupted one would. With the same s
 ``metrics.jsonl`` is identical byte for byte (wall-clock numbers go to ``timing.json`` instead).
 
 Run folder (``runs/<name>/``): config.json, metrics.jsonl, timing.json, model.npz (weights, model
-arguments, tokenizer: what ``miniclip.load`` reads), checkpoints/step_*.npz, eval_arrays.npz, *.png.
+arguments, tokenizer: what ``miniclip.load`` reads), checkpoints/step_*.npz, eval_arrays.npz, *.png, and
+.miniclip-run, the marker and lock that keep one writer per folder (``run_folder.py``). SIGTERM stops
+a run like Ctrl-C.
 
 Shape legend: B batch, R image resolution, T context length, E embedding dim, L classes.
 """
@@ -25,35 +23,35 @@ Shape legend: B batch, R image resolution, T context length, E embedding dim, L 
 import json
 import math
 import os
+import pickle
 import queue
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from .api import ContextTokenizer, merges_text, tokenizer_from_merges
+from .api import ContextTokenizer
 from .autograd import no_grad
 from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, save_checkpoint
-from .distributed import World, all_reduce_gradients, broadcast_parameters, distributed_model_loss, shard
+from .distributed import World, broadcast_parameters, shard
 from .evaluate import image_text_similarity, retrieval_metrics, zero_shot_accuracy, zero_shot_classifier
 from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
 from .memory import reuse_freed_memory
 from .model import CLIP
-from .optim import AdamW, WarmupCosine, clamp_logit_scale, clip_grad_norm
+from . import run_folder
+from .optim import AdamW, WarmupCosine
 from .plots import ARRAYS_FILE, METRICS_FILE, plot_run
 from .tokenizer import BPETokenizer
+from .train_step import NonFiniteError, train_step
 
 MODEL_FILE = "model.npz"
 CONFIG_FILE = "config.json"
 TIMING_FILE = "timing.json"
 CHECKPOINT_DIR = "checkpoints"
-
-
-class NonFiniteError(FloatingPointError):
-    """The loss or a gradient became NaN or Inf; the message names the step and the parameter."""
 
 
 # ----------------------------------------------------------------------------- config
@@ -97,6 +95,7 @@ class TrainConfig:
     csv_caption_key: str = "title"
     csv_separator: str = ","
     skip_bad_rows: bool = False
+    val_data: str = None              # a second CSV, never trained on: retrieval R@1/5/10 at each evaluation
     # data parallelism (mpiexec -n P miniclip train --distributed): batch_size is the global batch
     local_loss: bool = False          # each rank computes only its rows of the logits (open_clip's --local-loss)
     # evaluation and bookkeeping
@@ -109,12 +108,12 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     data_workers: int = 0             # 0: batches drawn by a thread; 1: by a separate process, which
-    # keeps the drawing's Python off the training step's interpreter lock (0.073 instead of 0.101 s/step
-    # for the default model); like PyTorch's DataLoader workers it needs `if __name__ == "__main__":`
-    # in a script. The `miniclip train` command uses 1. The batches are the same either way.
+    # keeps the drawing's Python off the training step's interpreter lock (benchmarks/README.md); the
+    # process dies with the training process. The `miniclip train` command uses 1. The batches are the
+    # same either way.
     threads: int = 1                  # compute threads (BLAS / OpenMP); None: the libraries' default.
     # One compute thread while the next batches are drawn beside it: on a 2-core machine that other
-    # programs also use, two spinning compute threads made steps several times slower.
+    # programs also use, two spinning compute threads can make steps several times slower.
     progress: bool = True             # tqdm progress bar
     plots: bool = True
 
@@ -165,6 +164,9 @@ class TrainConfig:
         need("threads", self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
              "None or an integer >= 1")
         need("train_data", self.train_data is None or isinstance(self.train_data, str), "None or a CSV path")
+        need("val_data", self.val_data is None or (isinstance(self.val_data, str) and self.train_data is not None),
+             "None, or a CSV path given together with TrainConfig.train_data (the shapes world draws its "
+             "own evaluation images)")
         need("local_loss", isinstance(self.local_loss, bool), "True or False")
 
     def to_json(self):
@@ -240,25 +242,51 @@ class StepBatches:
         """Yield (k, batch) for k = start .. steps-1, up to ``prefetch`` batches prepared ahead."""
         if workers == 0:
             yield from self._iterate_thread(start, prefetch)
-            return
-        import multiprocessing
-        from collections import deque
-        from concurrent.futures import ProcessPoolExecutor
+        else:
+            yield from self._iterate_process(start, prefetch)
 
-        # "spawn": a fresh interpreter, safe whatever threads (OpenMP, BLAS) this process runs
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_init_batch_worker,
-                                 initargs=(self,)) as pool:
-            pending, next_k = deque(), start
+    def _iterate_process(self, start, prefetch):
+        """The batches made by one worker process that reads step numbers from one pipe and writes
+        batches to another. A fresh interpreter (not a fork), so it is safe whatever threads (OpenMP,
+        BLAS) this process runs; plain pipes (not multiprocessing's queues), so no resource-tracker
+        process is started. It never outlives this process: on Linux the kernel kills it when its
+        parent dies (``PR_SET_PDEATHSIG``), anywhere it exits when its request pipe closes."""
+        import subprocess
+        from multiprocessing.connection import Connection
+
+        request_r, request_w = os.pipe()
+        result_r, result_w = os.pipe()
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+        code = f"from miniclip.train import _batch_worker; _batch_worker({request_r}, {result_w}, {os.getpid()})"
+        worker = subprocess.Popen([sys.executable, "-c", code], pass_fds=(request_r, result_w),
+                                  env={**os.environ, "PYTHONPATH": path})
+        os.close(request_r)
+        os.close(result_w)
+        requests, results = Connection(request_w, readable=False), Connection(result_r, writable=False)
+        try:
+            requests.send(self)
+            next_k = start
+            for k in range(start, self.steps):
+                while next_k < self.steps and next_k - k < prefetch:  # keep `prefetch` batches ordered ahead
+                    requests.send(next_k)
+                    next_k += 1
+                try:
+                    made, batch = results.recv()
+                except EOFError:
+                    raise RuntimeError(f"the batch worker process (pid {worker.pid}) ended unexpectedly "
+                                       f"(exit code {worker.wait()})") from None
+                if not made:
+                    raise batch  # the worker's exception, e.g. an unreadable image
+                yield k, batch
+        finally:
+            requests.close()  # the worker sees the end of its requests and exits
+            results.close()
             try:
-                for k in range(start, self.steps):
-                    while next_k < self.steps and len(pending) < prefetch:
-                        pending.append(pool.submit(_make_batch_in_worker, next_k))
-                        next_k += 1
-                    yield k, pending.popleft().result()
-            finally:
-                for future in pending:
-                    future.cancel()
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
     def _iterate_thread(self, start, prefetch):
         ready = queue.Queue(maxsize=prefetch)
@@ -292,17 +320,41 @@ class StepBatches:
             worker.join(timeout=5)
 
 
-_WORKER_BATCHES = None  # the StepBatches of a data worker process
+def _batch_worker(request_fd, result_fd, parent_pid):
+    """The worker process of ``StepBatches._iterate_process``: a StepBatches, then step numbers, in;
+    ``(True, batch)`` or ``(False, exception)`` out, until the requests end."""
+    from multiprocessing.connection import Connection
+
+    _die_with_parent(parent_pid)
+    # Ctrl-C and SIGTERM are the training process's to handle; it closes the pipes when it is done
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    requests, results = Connection(request_fd, writable=False), Connection(result_fd, readable=False)
+    try:
+        batches = requests.recv()
+        while True:
+            k = requests.recv()
+            try:
+                reply = (True, batches.make(k))
+            except Exception as exc:  # noqa: BLE001 - raised again in the training process
+                reply = (False, exc)
+            try:
+                results.send(reply)
+            except (TypeError, AttributeError, pickle.PicklingError):  # an exception that does not pickle
+                results.send((False, RuntimeError(f"batch {k}: {type(reply[1]).__name__}: {reply[1]}")))
+    except (EOFError, OSError):  # the training process is done (or gone)
+        return
 
 
-def _init_batch_worker(batches):
-    global _WORKER_BATCHES
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training process's to handle
-    _WORKER_BATCHES = batches
-
-
-def _make_batch_in_worker(k):
-    return _WORKER_BATCHES.make(k)
+def _die_with_parent(parent_pid):
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG); exit now if
+    the parent is already gone. Elsewhere the closed request pipe ends the worker instead."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(0)
 
 
 def _shapes_eval_set(n, seed, resolution, split, preprocess):
@@ -327,9 +379,7 @@ def train_tokenizer(config):
     before any training starts (rather than at the first batch that holds it).
     """
     if config.train_data is not None:
-        from .data import CsvDataset
-        dataset = CsvDataset(config.train_data, img_key=config.csv_img_key, caption_key=config.csv_caption_key,
-                             sep=config.csv_separator, skip_bad_rows=config.skip_bad_rows)
+        dataset = _csv_dataset(config.train_data, config, log=_quiet)  # (skipped rows: reported by _train)
         texts = list(dataset.captions)
         return BPETokenizer.train(texts, config.vocab_size)  # too-long captions: CsvDataset names the row
     shapes = _shapes()
@@ -348,7 +398,10 @@ def train_tokenizer(config):
 
 
 # ------------------------------------------------------------------------- evaluation
-def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, retrieval_pairs=256):
+RETRIEVAL_PAIRS = 256  # the retrieval gallery of a shapes evaluation
+
+
+def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, retrieval_pairs=RETRIEVAL_PAIRS):
     """Zero-shot top-1/top-5 over the 48 names (all images; held-out images separately), the
     eval loss on one batch of pairs, and retrieval recall@k on ``retrieval_pairs`` image-caption pairs."""
     shapes = _shapes()
@@ -366,7 +419,7 @@ def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, 
     arrays = {"similarity": similarity[:32, :32], "similarity_captions": np.array(all_set["captions"][:32]),
               "confusion": zs_all["confusion"], "classnames": np.array(shapes.CLASS_NAMES)}
     # a sample grid: 6 images of all names, 6 of held-out pairs, with the model's top guess
-    picks = [(all_set, zs_all, i) for i in range(6)] + [(heldout_set, zs_held, i) for i in range(6)]
+    picks = [(s, z, i) for s, z in ((all_set, zs_all), (heldout_set, zs_held)) for i in range(min(6, len(s["labels"])))]
     arrays["sample_images"] = np.stack([s["pixels"][i] for s, _, i in picks])
     arrays["sample_captions"] = np.array([s["captions"][i] for s, _, i in picks])
     arrays["sample_guesses"] = np.array([shapes.CLASS_NAMES[z["predictions"][i]] for _, z, i in picks])
@@ -396,10 +449,20 @@ def default_run_dir(root="runs", stem="shapes"):
 
 
 def _read_records(path):
+    """The records of ``metrics.jsonl``; a torn last line (a write cut short by a kill or a full
+    disk) is dropped, since the steps after the newest checkpoint are redone anyway."""
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}, line {i + 1}: not valid JSON") from None
+    return records
 
 
 def _rewrite_records(path, records):
@@ -410,38 +473,27 @@ def _rewrite_records(path, records):
     os.replace(tmp, path)
 
 
-def _check_finite(step, loss_value, named_params):
-    if not math.isfinite(loss_value):
-        raise NonFiniteError(f"step {step}: the loss is {loss_value}; stopping before the update "
-                             f"(the last good checkpoint is kept)")
-    for name, p in named_params:
-        if p.grad is not None and not np.isfinite(p.grad).all():
-            bad = p.grad[~np.isfinite(p.grad)]
-            raise NonFiniteError(f"step {step}: the gradient of parameter {name!r} holds {bad.size} non-finite "
-                                 f"values (e.g. {bad.flat[0]}); stopping before the update (the last good "
-                                 f"checkpoint is kept)")
-
-
 class _CtrlC:
-    """First Ctrl-C: finish the current step, checkpoint, stop. Second Ctrl-C: stop at once."""
+    """First Ctrl-C (or SIGTERM, as ``kill`` sends): finish the current step, checkpoint, stop.
+    A second one: stop at once. ``signals``: the signals handled so (distributed: Ctrl-C only, since
+    ``mpiexec`` passes SIGTERM to every rank and the ranks could stop after different steps)."""
 
-    def __init__(self):
-        self.requested = False
-        self.previous = None
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)):
+        self.signals, self.requested, self.previous = signals, None, {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.signals}
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested = signal.Signals(signum).name
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 @contextmanager
@@ -467,9 +519,13 @@ def train(config, resume=False, on_step=None, log=print, world=None):
     """Train a CLIP as ``config`` says; returns a ``TrainResult``.
 
     ``resume=True`` continues the run in ``config.out`` from its newest checkpoint (the config is
-    read from the run folder; the trajectory is the one an uninterrupted run follows).
+    read from the run folder; the trajectory is the one an uninterrupted run follows); a run without
+    a checkpoint starts over, a finished one is left as it is. The folder is this process's for the
+    whole run (``run_folder.py``); ``RunFolderError`` when another process holds it, when it holds
+    files that are not a run, or (fresh start) when it holds a run to resume.
     ``on_step(step, record, model)`` is called after every step (tests use it to interrupt a run).
-    Ctrl-C (or a KeyboardInterrupt from ``on_step``) writes a checkpoint and re-raises.
+    Ctrl-C or SIGTERM (or a KeyboardInterrupt from ``on_step``) writes a checkpoint and raises
+    KeyboardInterrupt.
 
     ``world`` (``miniclip.distributed.init_distributed()``): with P > 1 ranks, each computes its shard
     of every global batch, the features are gathered and the gradients averaged (the result is the
@@ -500,35 +556,49 @@ def train(config, resume=False, on_step=None, log=print, world=None):
             config.threads = max(1, (os.cpu_count() or 1) // world.ranks_on_this_machine())
         log(f"data parallel: {world.size} ranks x {config.batch_size // world.size} pairs = global batch "
             f"{config.batch_size}{' (local loss)' if config.local_loss else ''}, {config.threads} thread(s) per rank")
-    with _threads(config.threads), world.abort_on_error():  # distributed: a failing rank ends every rank
-        return _train(config, resume, on_step, log, world)
+    with _threads(config.threads), _claim_run_folder(config, resume, world, log) as ckpt, world.abort_on_error():
+        return _train(config, ckpt, on_step, log, world)  # distributed: a failing rank (above) ends every rank
+
+
+@contextmanager
+def _claim_run_folder(config, resume, world, log):
+    """Hold the run folder for this run (``run_folder.claim``: the lock, the marker, where to start) and
+    yield the checkpoint to continue from (None: step 0). Distributed: only rank 0 claims the folder (only
+    rank 0 writes it); the other ranks get its verdict, so a refusal ends every rank with the same error."""
+    manager = CheckpointManager(os.path.join(config.out, CHECKPOINT_DIR), keep=config.keep_checkpoints)
+    held, error = None, None
+    if world.is_main:
+        try:
+            held = run_folder.claim(config.out, resume, asdict(config), manager, MODEL_FILE, log)
+        except Exception as exc:  # noqa: BLE001 - carried to the other ranks, raised on all
+            error = exc
+    if world.size > 1:
+        path = held.checkpoint.path if held is not None and held.checkpoint is not None else None
+        error, path = world.broadcast_object((error, path))
+        if not world.is_main and error is None:
+            held = run_folder.Claim(config.out, checkpoint=load_checkpoint(path) if path else None)
+    if error is not None:
+        raise error
+    with held:
+        yield held.checkpoint
 
 
 def _quiet(*args, **kwargs):
     """The log of ranks other than 0."""
 
 
-def _train(config, resume, on_step, log, world):
+def _train(config, ckpt, on_step, log, world):
     run_dir = config.out
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     manager = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR), keep=config.keep_checkpoints)
     dtype = np.dtype(config.dtype)
+    resume = ckpt is not None
 
     # ---- tokenizer, model, optimizer: fresh, or restored from the newest checkpoint
-    ckpt = None
     if resume:
-        latest = manager.latest()
-        if latest is None:
-            raise FileNotFoundError(f"resume: no checkpoint in {manager.directory}")
-        ckpt = load_checkpoint(latest)
-        tokenizer = tokenizer_from_merges(ckpt.tokenizer_merges)
+        tokenizer = BPETokenizer.from_merges_text(ckpt.tokenizer_merges)
     else:
-        if os.path.exists(metrics_path):
-            raise FileExistsError(f"train: {run_dir} already holds a run ({METRICS_FILE}); pass another --out "
-                                  f"or --resume {run_dir}")
-        world.barrier()  # distributed: every rank has looked before rank 0 writes
-        if world.is_main:
-            os.makedirs(run_dir, exist_ok=True)
+        if world.is_main:  # distributed: rank 0 writes (it holds the folder, see _claim_run_folder)
             with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
                 f.write(config.to_json())
         t0 = time.perf_counter()
@@ -536,11 +606,10 @@ def _train(config, resume, on_step, log, world):
         log(f"tokenizer: {len(tokenizer.merges)} merges learned from the captions "
             f"(vocab {tokenizer.vocab_size}) in {time.perf_counter() - t0:.1f} s")
     if world.size > 1:  # distributed: every rank uses rank 0's tokenizer
-        tokenizer = tokenizer_from_merges(world.broadcast_object(merges_text(tokenizer)))
+        tokenizer = BPETokenizer.from_merges_text(world.broadcast_object(tokenizer.merges_text()))
     model_args = config.model_args(tokenizer.vocab_size)
     model = CLIP(**model_args, seed=config.seed)
-    named = list(model.named_parameters())
-    optimizer = AdamW(named, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
+    optimizer = AdamW(list(model.named_parameters()), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
                       weight_decay=config.weight_decay)
     schedule = WarmupCosine(config.lr, config.warmup_steps, config.steps)
     start = 0
@@ -550,7 +619,15 @@ def _train(config, resume, on_step, log, world):
         start = ckpt.step
         log(f"resuming {run_dir} from {ckpt.path} (step {start} of {config.steps})")
     broadcast_parameters(model.parameters(), world)  # distributed: every rank starts from rank 0's weights
-    records = [r for r in _read_records(metrics_path) if r["step"] <= start]  # drop what came after
+    records = _read_records(metrics_path)
+    if resume and start == config.steps and any(r["kind"] == "final" for r in records) and os.path.exists(
+            os.path.join(run_dir, MODEL_FILE)):
+        log(f"{run_dir} is finished (step {start} of {config.steps}); nothing to do. `miniclip eval {run_dir}` "
+            f"evaluates it again")
+        return TrainResult(run_dir=run_dir, model=model, tokenizer=ContextTokenizer(tokenizer, config.context_length),
+                           final=[r for r in records if r["kind"] == "final"][-1], steps_done=start)
+    # drop what came after the checkpoint, and the final evaluation (redone at the end)
+    records = [r for r in records if r["step"] <= start and r["kind"] != "final"]
     world.barrier()  # distributed: every rank has read the records before rank 0 rewrites them
     if world.is_main:
         _rewrite_records(metrics_path, records)
@@ -576,20 +653,29 @@ def _train(config, resume, on_step, log, world):
                      _shapes_eval_set(config.eval_heldout_images, config.seed + EVAL_SEED_OFFSET,
                                       config.image_resolution, "held_out", preprocess))
     else:
-        from .data import CsvDataset
-        dataset = CsvDataset(config.train_data, img_key=config.csv_img_key, caption_key=config.csv_caption_key,
-                             sep=config.csv_separator, tokenizer=tokenizer, context_length=config.context_length,
-                             skip_bad_rows=config.skip_bad_rows)
+        from .data import CsvDataError
+        dataset = _csv_dataset(config.train_data, config, tokenizer, log=log)
+        if len(dataset) < config.batch_size:
+            raise CsvDataError(f"{config.train_data} has {dataset.usable_rows()}, fewer than --batch-size "
+                               f"{config.batch_size}: a training batch takes that many rows; lower --batch-size "
+                               f"or add rows")
         train_pre = Preprocess(config.image_resolution, train=True, dtype=dtype, seed=config.seed)
         loader = Loader(dataset, config.batch_size, train_pre, tokenizer, context_length=config.context_length,
                         shuffle=True, seed=config.seed, drop_last=True, prefetch=0)
         batches = StepBatches(loader, config.steps, shuffled_epochs=True, world=world)
         eval_sets = None
+        val_dataset = None if config.val_data is None else _csv_dataset(config.val_data, config, tokenizer, log=log)
+        if val_dataset is not None:
+            _check_held_out(dataset, val_dataset)
 
     def evaluate(step, final=False):
+        """The step's evaluation record (None: a CSV run without --val-data has nothing to evaluate on)."""
         t = time.perf_counter()
         if eval_sets is None:
-            record, arrays = _evaluate_csv(model, tokenizer, config, dataset, preprocess)
+            if val_dataset is None:
+                return None
+            record, arrays = _evaluate_csv(model, tokenizer, config, val_dataset, preprocess,
+                                           n=CSV_FINAL_EVAL_PAIRS if final else CSV_EVAL_PAIRS)
         else:
             sets = eval_sets
             if final:
@@ -609,8 +695,18 @@ def _train(config, resume, on_step, log, world):
         manager.save(step, model_state=model.state_dict(), optimizer_state=optimizer.state_dict(),
                      rng_state={"note": "batches and evaluation sets are pure functions of (seed, step)",
                                 "seed": config.seed},
-                     config=asdict(config), tokenizer_merges=merges_text(tokenizer),
+                     config=asdict(config), tokenizer_merges=tokenizer.merges_text(),
                      extra={"model_args": model_args})
+        save_timing()  # with each checkpoint, so that a resumed run adds to the time up to it
+
+    def save_timing():
+        timing["wall_seconds"] = wall_before + time.perf_counter() - t_start
+        if timing["steps"]:
+            timing["seconds_per_step"] = timing["train_seconds"] / timing["steps"]
+            timing["images_per_second"] = config.batch_size / timing["seconds_per_step"]
+        with open(os.path.join(run_dir, TIMING_FILE + ".tmp"), "w", encoding="utf-8") as f:
+            json.dump(timing, f, indent=2)
+        os.replace(os.path.join(run_dir, TIMING_FILE + ".tmp"), os.path.join(run_dir, TIMING_FILE))
 
     def write(record):
         records.append(record)
@@ -623,13 +719,17 @@ def _train(config, resume, on_step, log, world):
                 f"{100 * r['zeroshot_top1_heldout']:.1f}% | retrieval R@1 i->t "
                 f"{100 * r['retrieval_image_to_text_R@1']:.1f}% t->i {100 * r['retrieval_text_to_image_R@1']:.1f}%"
                 if "zeroshot_top1_all" in r else
-                f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | retrieval R@1 i->t "
-                f"{100 * r['retrieval_image_to_text_R@1']:.1f}% t->i {100 * r['retrieval_text_to_image_R@1']:.1f}%")
+                f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | retrieval R@1/5/10 on {r['val_pairs']} "
+                f"--val-data pairs: i->t {_recalls(r, 'image_to_text')}% t->i {_recalls(r, 'text_to_image')}%")
 
     # ---- the loop
     from tqdm.auto import tqdm
     loss_fn = _loss_fn(config)
-    timing = {"train_seconds": 0.0, "eval_seconds": 0.0, "steps": 0}
+    timing = {"train_seconds": 0.0, "eval_seconds": 0.0, "steps": 0, "wall_seconds": 0.0}
+    if resume and os.path.exists(os.path.join(run_dir, TIMING_FILE)):  # a resumed run adds to the earlier time
+        with open(os.path.join(run_dir, TIMING_FILE), encoding="utf-8") as f:
+            timing.update({k: v for k, v in json.load(f).items() if k in timing})
+    wall_before = timing["wall_seconds"]
     step = start                      # optimizer steps completed so far
     updating = False                  # True while parameters are being written (not checkpointable)
     bar = tqdm(total=config.steps, initial=start, disable=not config.progress, unit="step", dynamic_ncols=True,
@@ -637,11 +737,14 @@ def _train(config, resume, on_step, log, world):
     speed = None
     t_start = time.perf_counter()
     metrics = open(metrics_path if world.is_main else os.devnull, "a", encoding="utf-8")  # distributed: rank 0 writes
+    ctrl_c = _CtrlC() if world.size == 1 else _CtrlC(signals=(signal.SIGINT,))
     try:
-        with _CtrlC() as ctrl_c:
+        with ctrl_c:
             if world.is_main and resume and step % config.eval_every == 0 and 0 < step < config.steps and not any(
                     r["kind"] == "eval" and r["step"] == step for r in records):
-                write(evaluate(step))  # the run was stopped between the step and its evaluation
+                r = evaluate(step)  # the run was stopped between the step and its evaluation
+                if r is not None:
+                    write(r)
             t_step = time.perf_counter()
             # distributed: ranks draw in a thread; a worker process spawned inside an MPI rank can
             # hang at start-up (the child re-imports the launcher's environment) and gains little there
@@ -649,22 +752,12 @@ def _train(config, resume, on_step, log, world):
             for k, batch in batches.iterate(start, workers=workers):
                 lr = schedule(k)
                 optimizer.lr = lr
-                if world.size > 1:  # distributed: this rank's shard, features gathered (miniclip/distributed.py)
-                    loss = distributed_model_loss(model, batch.images, batch.tokens, world,
-                                                  local_loss=config.local_loss)
-                else:
-                    logits_per_image, logits_per_text = model(batch.images, batch.tokens)
-                    loss = loss_fn(logits_per_image, logits_per_text)
-                optimizer.zero_grad()
-                loss.backward()
-                all_reduce_gradients(model.parameters(), world)  # distributed: the mean over ranks (one process: no-op)
-                loss_value = world.mean(float(loss.item()))      # the global batch's loss on every rank
-                _check_finite(k + 1, loss_value, named)
-                if config.grad_clip is not None:
-                    clip_grad_norm(named, config.grad_clip)
-                updating = True
-                optimizer.step()
-                clamp_logit_scale(model)  # open_clip: exp(logit_scale) <= 100, i.e. tau >= 0.01 (see optim)
+                updating = True   # a second Ctrl-C inside the step: no checkpoint of half-updated weights
+                try:
+                    loss_value = train_step(model, batch, loss_fn, optimizer, world, grad_clip=config.grad_clip,
+                                            local_loss=config.local_loss)
+                except NonFiniteError as exc:
+                    raise NonFiniteError(f"step {k + 1}: {exc}") from None
                 updating = False
                 step = k + 1
                 logit_scale = float(model.logit_scale.data)
@@ -681,8 +774,9 @@ def _train(config, resume, on_step, log, world):
                 bar.update(1)
                 if world.is_main and step % config.eval_every == 0 and step < config.steps:
                     r = evaluate(step)
-                    write(r)
-                    (bar.write if config.progress else log)(eval_line(r))
+                    if r is not None:
+                        write(r)
+                        (bar.write if config.progress else log)(eval_line(r))
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     checkpoint(step)
                 if on_step is not None:
@@ -696,10 +790,12 @@ def _train(config, resume, on_step, log, world):
         if not updating and step > start and manager.latest() != manager.path_for(step):
             checkpoint(step)
         latest = manager.latest()
+        how = f"stopped by {ctrl_c.requested}" if ctrl_c.requested else "interrupted"
         if latest is None:
-            log(f"\ninterrupted after step {step}, before the first checkpoint; nothing to resume")
+            log(f"\n{how} after step {step}, before the first checkpoint; nothing to resume "
+                f"(`miniclip train --resume {run_dir}` starts it over)")
         else:
-            log(f"\ninterrupted after step {step}; newest checkpoint {latest}. "
+            log(f"\n{how} after step {step}; newest checkpoint {latest}. "
                 f"Continue with: miniclip train --resume {run_dir}")
         raise
     except BaseException:
@@ -714,43 +810,77 @@ def _train(config, resume, on_step, log, world):
 
     # ---- the end: a final evaluation on a larger fresh set, model.npz, plots
     final = evaluate(step, final=True)
+    if final is None:  # a CSV run without --val-data: the record only marks the end
+        final = {"kind": "final", "step": step}
+        log(f"final (step {step}): no validation data was given; pass --val-data VAL.csv (image-caption pairs "
+            f"kept out of training) for retrieval R@1/5/10, or run: miniclip eval {run_dir} --data VAL.csv")
+    else:
+        seen = (f"{config.final_eval_images}+{config.final_eval_heldout_images} fresh images"
+                if config.train_data is None else config.val_data)
+        log(eval_line(final).replace(f"step {step:>5}", f"final (step {step}, {seen})"))
     write(final)
     metrics.close()
-    log(eval_line(final).replace(f"step {step:>5}", f"final (step {step}, "
-                                 f"{config.final_eval_images}+{config.final_eval_heldout_images} fresh images)"))
     save_checkpoint(os.path.join(run_dir, MODEL_FILE), model_state=model.state_dict(), step=step,
-                    config=asdict(config), tokenizer_merges=merges_text(tokenizer), extra={"model_args": model_args})
-    timing["wall_seconds"] = time.perf_counter() - t_start
-    if timing["steps"]:
-        timing["seconds_per_step"] = timing["train_seconds"] / timing["steps"]
-        timing["images_per_second"] = config.batch_size / timing["seconds_per_step"]
-    with open(os.path.join(run_dir, TIMING_FILE), "w", encoding="utf-8") as f:
-        json.dump(timing, f, indent=2)
+                    config=asdict(config), tokenizer_merges=tokenizer.merges_text(), extra={"model_args": model_args})
+    save_timing()
     if config.plots:
         plot_run(run_dir)
     return TrainResult(run_dir=run_dir, model=model, tokenizer=ContextTokenizer(tokenizer, config.context_length),
                        final=final, steps_done=step, train_seconds=timing["train_seconds"])
 
 
-def _evaluate_csv(model, tokenizer, config, dataset, preprocess, n=256):
-    """Retrieval on the first ``n`` rows of a CSV dataset (the training data: a sanity check, not a
-    held-out score; pass a separate CSV to ``miniclip eval`` for that)."""
+# CSV runs: --val-data pairs used at each evaluation, and at the final one (as ``miniclip eval --data``)
+CSV_EVAL_PAIRS = 256
+CSV_FINAL_EVAL_PAIRS = 1000
+
+
+def _csv_dataset(path, config, tokenizer=None, log=None):
+    """``CsvDataset`` of ``path`` with the run's CSV options (columns, separator, --skip-bad-rows, context)."""
+    from .data import CsvDataset
+    return CsvDataset(path, img_key=config.csv_img_key, caption_key=config.csv_caption_key, sep=config.csv_separator,
+                      tokenizer=tokenizer, context_length=config.context_length, skip_bad_rows=config.skip_bad_rows,
+                      log=log)
+
+
+def _recalls(record, direction):
+    """``"12.5/40.0/60.0"``: recall@1/5/10 of ``direction`` ("image_to_text" or "text_to_image") in percent."""
+    return "/".join(f"{100 * record[f'retrieval_{direction}_R@{k}']:.1f}" for k in (1, 5, 10))
+
+
+def _check_held_out(train_dataset, val_dataset):
+    """Refuse --val-data that shares images with --train-data: retrieval on training pairs is no validation."""
+    from .data import CsvDataError
+    trained = {p.resolve() for p in train_dataset.paths}
+    shared = [line for p, line in zip(val_dataset.paths, val_dataset.lines) if p.resolve() in trained]
+    if shared:
+        raise CsvDataError(f"{val_dataset.csv_path}: {len(shared)} of {len(val_dataset)} rows use images of "
+                           f"--train-data {train_dataset.csv_path} (first: line {shared[0]}); validation pairs "
+                           f"must be kept out of training")
+
+
+def _evaluate_csv(model, tokenizer, config, dataset, preprocess, n=CSV_EVAL_PAIRS):
+    """Retrieval recall@k and the eval loss on the first ``n`` rows of a validation CSV (``--val-data``
+    during training, ``miniclip eval --data`` after): pairs the model never trained on."""
     n = min(n, len(dataset))
     images = np.stack([preprocess(dataset[i][0]) for i in range(n)])
     captions = [dataset[i][1] for i in range(n)]
     tok = ContextTokenizer(tokenizer, config.context_length)
-    tokens = tok(captions, truncate=True)
+    tokens = tok(captions)  # (n, T): every caption fits (CsvDataset checked it with this tokenizer)
     similarity = image_text_similarity(model, images, tokens)
-    record = {"eval_loss": _eval_loss(model, images, tokens, config, config.batch_size)}
+    record = {"val_pairs": n, "eval_loss": _eval_loss(model, images, tokens, config, config.batch_size)}
     record.update({f"retrieval_{k}": v for k, v in retrieval_metrics(similarity).items()})
     return record, {"similarity": similarity[:32, :32], "similarity_captions": np.array(captions[:32])}
 
 
-def evaluate_checkpoint(path, images=2400, heldout_images=800, seed=12345, data=None, csv_img_key="filepath",
-                        csv_caption_key="title", csv_separator=",", skip_bad_rows=False, pairs=1000):
+def evaluate_checkpoint(path, images=None, heldout_images=None, seed=None, data=None, csv_img_key="filepath",
+                        csv_caption_key="title", csv_separator=",", skip_bad_rows=False, pairs=CSV_FINAL_EVAL_PAIRS):
     """What ``miniclip eval`` prints: zero-shot top-1/top-5 over the 48 shapes names (all, and the
     held-out pairs separately) and retrieval recall@k on fresh shapes pairs; with ``data`` (a CSV),
-    retrieval recall@k on its first ``pairs`` rows instead. Returns a dict of metrics."""
+    retrieval recall@k on its first ``pairs`` rows instead (a model trained on a CSV needs ``data``:
+    the shapes prompts are not its words). Returns a dict of metrics.
+
+    ``images``, ``heldout_images`` and ``seed`` default to those of the run's final evaluation, so
+    that, by default, the numbers are the ones of training's final line."""
     from .api import is_miniclip_checkpoint, load, resolve_model_path
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)
@@ -760,12 +890,23 @@ def evaluate_checkpoint(path, images=2400, heldout_images=800, seed=12345, data=
         ckpt_config = {"image_resolution": model.image_resolution, "context_length": model.context_length}
     config = TrainConfig.from_dict({k: v for k, v in ckpt_config.items() if k != "out"})
     if data is not None:
-        from .data import CsvDataset
-        dataset = CsvDataset(data, img_key=csv_img_key, caption_key=csv_caption_key, sep=csv_separator,
-                             skip_bad_rows=skip_bad_rows)
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
+            raise ValueError(f"--pairs: expected an integer >= 1 (CSV rows used for retrieval), got {pairs!r}")
+        options = replace(config, csv_img_key=csv_img_key, csv_caption_key=csv_caption_key,
+                          csv_separator=csv_separator, skip_bad_rows=skip_bad_rows)
+        dataset = _csv_dataset(data, options, tokenizer.tokenizer)
         record, _ = _evaluate_csv(model, tokenizer.tokenizer, config, dataset, preprocess, n=pairs)
-        return {"data": str(data), "pairs": min(pairs, len(dataset)), **record}
+        record["pairs"] = record.pop("val_pairs")
+        return {"data": str(data), **record}
+    if config.train_data is not None:
+        raise ValueError(f"{path} was trained on a CSV ({config.train_data}), not on the shapes world: pass "
+                         f"--data VAL.csv (image-caption pairs kept out of training) for retrieval R@1/5/10")
+    final = (config.final_eval_images, config.final_eval_heldout_images, config.seed + FINAL_EVAL_SEED_OFFSET)
+    images, heldout_images, seed = (given if given is not None else default
+                                    for given, default in zip((images, heldout_images, seed), final))
     sets = (_shapes_eval_set(images, seed, config.image_resolution, "all", preprocess),
             _shapes_eval_set(heldout_images, seed, config.image_resolution, "held_out", preprocess))
     record, _ = evaluate_shapes(model, tokenizer.tokenizer, config, *sets, batch_size=256)
-    return {"images": images, "heldout_images": heldout_images, **record}
+    return {"images": images, "heldout_images": heldout_images, "seed": seed,
+            "final_images": (images, heldout_images, seed) == final, "gallery": min(RETRIEVAL_PAIRS, images),
+            "loss_batch": min(config.batch_size, images), **record}

@@ -220,3 +220,19 @@ def test_profiler_times_forward_and_backward_per_op():
     assert "MatMul" in prof.table() and prof.wall >= prof.total() > 0
     from miniclip.autograd import profiler
     assert profiler.active is None  # switched off after the block
+
+
+def test_profiler_installs_itself_only_while_active():
+    """The engine has no profiler branch: profile() wraps every op's forward/backward and unwraps them."""
+    from miniclip.autograd.profiler import profile
+    from miniclip.ops.matmul import MatMul
+    forward, backward = MatMul.__dict__["forward"], MatMul.__dict__["backward"]
+    x = t(np.random.default_rng(0).standard_normal((3, 3)))
+    with profile() as outer:
+        with profile() as inner:
+            (x @ x).sum().backward()
+        (x @ x).sum().backward()
+        (x @ x).sum().backward()
+    assert inner.calls[("MatMul", "forward")] == 1 and outer.calls[("MatMul", "forward")] == 2
+    assert outer.calls[("MatMul", "backward")] == 2
+    assert MatMul.__dict__["forward"] is forward and MatMul.__dict__["backward"] is backward

@@ -65,17 +65,17 @@ def test_train_eval_zeroshot_plot(tmp_path, capsys):
     # the same folder again is refused, with the way out in the message
     assert main(["train", "--out", run] + TINY_FLAGS) == 1
     assert "--resume" in capsys.readouterr().err
-    # resuming a finished run only redoes the final evaluation
+    # resuming a finished run changes nothing
     assert main(["train", "--resume", run, "--no-progress", "--no-plots"]) == 0
 
 
 def test_bad_option_values_are_named(tmp_path, capsys):
     assert main(["train", "--steps", "0", "--no-progress"]) == 1
-    assert "TrainConfig.steps" in capsys.readouterr().err
+    assert "--steps" in capsys.readouterr().err
     # a context too short for the captions is refused before training, with the way out
     assert main(["train", "--out", str(tmp_path / "short"), "--context-length", "8", "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "TrainConfig.context_length" in err and "--context-length" in err
+    assert "--context-length: 8 tokens" in err and "TrainConfig" not in err
     with pytest.raises(SystemExit):
         main(["train", "--loss", "triplet"])
     assert "invalid choice" in capsys.readouterr().err
@@ -109,3 +109,12 @@ def test_convert_reports_a_missing_file_without_a_traceback(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "missing.pt"), str(tmp_path / "out.npz")]) == 1
     err = capsys.readouterr().err
     assert "missing.pt" in err and "Traceback" not in err
+
+
+def test_convert_without_torch_says_what_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError, as in a bare venv
+    (tmp_path / "model.pt").write_bytes(b"a checkpoint")
+    assert main(["convert", str(tmp_path / "model.pt"), str(tmp_path / "out.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "pip install torch" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.npz").exists()

@@ -1,9 +1,12 @@
 """Preprocessing geometry and constants, CSV datasets (good and every bad input), the batch loader."""
 
+import re
 import threading
 
 import numpy as np
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 from PIL import Image
 
 from miniclip.data import (CsvDataError, CsvDataset, Loader, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Preprocess,
@@ -188,17 +191,24 @@ def test_csv_each_bad_row_is_named(tmp_path, bad_csv, tokenizer, line, message):
         CsvDataset(path, tokenizer=tokenizer)
 
 
-def test_csv_skip_bad_rows_warns_with_count_and_list(bad_csv, tokenizer):
-    with pytest.warns(UserWarning, match=r"skipped 5 bad row\(s\) of 7: line 3: .*missing.png.*line 4: .*"
-                                         r"line 5: .*line 6: empty caption.*line 7: caption"):
-        ds = CsvDataset(bad_csv, tokenizer=tokenizer, skip_bad_rows=True)
+def test_csv_skip_bad_rows_reports_one_summary_line(bad_csv, tokenizer, capsys):
+    lines = []
+    ds = CsvDataset(bad_csv, tokenizer=tokenizer, skip_bad_rows=True, log=lines.append)
     assert len(ds) == 2 and ds.captions == ["a fine caption", "another fine caption"]
     assert [s.split(":")[0] for s in ds.skipped] == ["line 3", "line 4", "line 5", "line 6", "line 7"]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert re.fullmatch(r".*d.csv: skipped 5 bad row\(s\) of 7 \(--skip-bad-rows\): line 3: image file "
+                        r"'missing.png' not found \(looked for .*\); line 4: image file 'corrupt.png' is not a "
+                        r"readable image \(no format Pillow knows\); line 5: .*'notes.txt'.*; and 2 more", lines[0])
+    CsvDataset(bad_csv, tokenizer=tokenizer, skip_bad_rows=True)  # by default: the same line on stderr
+    out, err = capsys.readouterr()
+    assert out == "" and err == lines[0] + "\n"
 
 
 def test_csv_without_tokenizer_does_not_check_length(bad_csv):
-    with pytest.warns(UserWarning, match=r"skipped 4 bad row\(s\)"):
-        assert len(CsvDataset(bad_csv, skip_bad_rows=True)) == 3
+    lines = []
+    assert len(CsvDataset(bad_csv, skip_bad_rows=True, log=lines.append)) == 3
+    assert "skipped 4 bad row(s) of 7" in lines[0]
 
 
 def test_csv_short_row(tmp_path):
@@ -219,7 +229,63 @@ def test_csv_image_broken_after_loading(tmp_path):
 
 def test_csv_all_rows_bad(tmp_path):
     path = _write_csv(tmp_path / "d.csv", [("nope.png", "a")])
-    with pytest.warns(UserWarning, match="skipped 1"), pytest.raises(CsvDataError, match="no usable rows"):
+    lines = []
+    with pytest.raises(CsvDataError, match=r"no usable rows \(1 skipped\)"):
+        CsvDataset(path, skip_bad_rows=True, log=lines.append)
+    assert "skipped 1 bad row(s) of 1" in lines[0]
+
+
+def test_csv_not_utf8_names_line_byte_and_column(tmp_path):
+    _write_images(tmp_path, 3)
+    rows = ["filepath,title", "0.png,a fine caption", "1.png,a caf\u00e9 in Paris", "2.png,another one"]
+    latin1 = ("\r\n".join(rows) + "\r\n").encode("latin-1")  # \u00e9 is the single byte 0xe9, not UTF-8
+    path = tmp_path / "pairs.csv"
+    path.write_bytes(latin1)
+    with pytest.raises(CsvDataError, match=r"pairs.csv line 3: not UTF-8 \(byte 0xe9 at column 12\) "
+                                           r"\(--skip-bad-rows"):
+        CsvDataset(path)
+    lines = []
+    ds = CsvDataset(path, skip_bad_rows=True, log=lines.append)  # skipped like any bad row
+    assert ds.captions == ["a fine caption", "another one"] and ds.lines == [2, 4]
+    assert "line 3: not UTF-8 (byte 0xe9 at column 12)" in lines[0]
+    # the same text in UTF-8, with a byte-order mark, is fine
+    path.write_bytes(b"\xef\xbb\xbf" + latin1.decode("latin-1").encode("utf-8"))
+    assert CsvDataset(path).captions[1] == "a caf\u00e9 in Paris"
+    # a header that is not UTF-8 cannot be skipped
+    path.write_bytes(b"filepath,t\xeftle\n0.png,a\n")
+    with pytest.raises(CsvDataError, match=r"pairs.csv header: not UTF-8 \(byte 0xef at column 11\)"):
+        CsvDataset(path, skip_bad_rows=True)
+    # a quoted caption over two lines: the row is named by its first line, the bad byte by its own
+    path.write_bytes(b'filepath,title\n0.png,"two\nlines"\n1.png,"one\n\xe9"\n')
+    with pytest.raises(CsvDataError, match=r"pairs.csv line 4: not UTF-8 \(byte 0xe9 at column 1\)"):
+        CsvDataset(path)
+
+
+def test_csv_directories_and_empty_files(tmp_path):
+    _write_images(tmp_path, 1)
+    (tmp_path / "images").mkdir()
+    path = _write_csv(tmp_path / "d.csv", [("0.png", "a"), ("images", "a folder")])
+    with pytest.raises(CsvDataError, match=r"d.csv line 3: image path 'images' is a directory \(.*images\), "
+                                           r"not an image file"):
+        CsvDataset(path)
+    with pytest.raises(CsvDataError, match=r"is a directory, not a CSV file"):
+        CsvDataset(tmp_path / "images")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(CsvDataError, match=r"empty.csv is empty: expected a header row such as 'filepath,title'"):
+        CsvDataset(tmp_path / "empty.csv")
+    with pytest.raises(CsvDataError, match=r"separator ';;': expected one character"):
+        CsvDataset(path, sep=";;")
+    long_name = "x" * 300 + ".png"  # longer than a file name may be
+    path = _write_csv(tmp_path / "long.csv", [("0.png", "a"), (long_name, "b")])
+    with pytest.raises(CsvDataError, match=r"long.csv line 3: image (file|path) 'x+.png' (not found|cannot be)"):
+        CsvDataset(path)
+
+
+def test_csv_parser_errors_name_the_line(tmp_path):
+    _write_images(tmp_path, 1)
+    path = tmp_path / "d.csv"
+    path.write_text("filepath,title\n0.png,a\n0.png," + "x" * 200_000 + "\n")
+    with pytest.raises(CsvDataError, match=r"d.csv line 3: not readable as CSV \(field larger than field limit"):
         CsvDataset(path, skip_bad_rows=True)
 
 
@@ -328,3 +394,46 @@ def test_csv_export_round_trip_through_loader(tmp_path, tokenizer):
     b = next(iter(Loader(shapes_ds, 6, Preprocess(16), tokenizer, shuffle=False)))
     np.testing.assert_array_equal(a.images, b.images)  # PNG is lossless
     np.testing.assert_array_equal(a.tokens, b.tokens)
+
+
+# ---------------------------------------------------------------- Hypothesis: the CSV reader on any bytes
+@st.composite
+def csv_bytes(draw):
+    """(file bytes, separator): mostly a header and rows that parse, with awkward bytes mixed in."""
+    sep = draw(st.sampled_from([",", "\t", ";"])).encode()
+    header = draw(st.sampled_from([b"filepath%stitle\n", b"\xef\xbb\xbftitle%sfilepath\r\n", b"filepath%stitle\r",
+                                   b""])).replace(b"%s", sep)
+    pieces = [b"0.png" + sep + b"a red circle\n", b"images" + sep + b"a folder\r\n", b"missing.png" + sep,
+              b"0.png" + sep, sep, b"a red circle\n", b"\n", b"\r", b"\r\n", b'"', b'""', b"\xe9", b"\x00",
+              b"\xc3\xa9", b" ", b"/", b"..", b"\\"]
+    body = draw(st.lists(st.one_of(st.sampled_from(pieces), st.binary(max_size=6)), max_size=30))
+    return header + b"".join(body), sep.decode()
+
+
+@pytest.fixture(scope="module")
+def csv_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("random_csv")
+    _write_images(folder, 1)
+    (folder / "images").mkdir()
+    return folder
+
+
+@given(case=st.one_of(csv_bytes(), st.tuples(st.binary(max_size=200), st.sampled_from([",", "\t"]))),
+       skip=st.booleans(), use_tokenizer=st.booleans())
+def test_csv_reader_on_random_bytes(csv_folder, tokenizer, case, skip, use_tokenizer):
+    data, sep = case
+    path = csv_folder / "random.csv"
+    path.write_bytes(data)
+    lines = []
+    try:
+        ds = CsvDataset(path, sep=sep, skip_bad_rows=skip, tokenizer=tokenizer if use_tokenizer else None,
+                        context_length=16, log=lines.append)
+    except CsvDataError as error:
+        message = str(error)
+        event(message.replace(str(path), "CSV").split(":")[0][:40])  # --hypothesis-show-statistics
+        assert "\n" not in message and "\r" not in message and str(path) in message
+        return
+    event(f"a dataset{' (rows skipped)' if ds.skipped else ''}")
+    assert len(ds) >= 1 and len(ds.captions) == len(ds.paths) == len(ds.lines)
+    assert all(p.is_file() for p in ds.paths)
+    assert len(lines) == (1 if ds.skipped else 0) and all("\n" not in line for line in lines)

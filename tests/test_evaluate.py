@@ -97,3 +97,17 @@ def test_zero_shot_classifier_averages_normalized_templates():
     np.testing.assert_array_equal(out["predictions"], [0, 1, 0])
     np.testing.assert_allclose(out["logits"][0], [100.0, -100 * 2 ** -0.5], rtol=1e-12)
     np.testing.assert_array_equal(out["confusion"], [[1, 0], [1, 1]])
+
+
+@pytest.mark.parametrize("template", ["a {1} photo", "a {x} photo", "a photo", "a {} {} photo", "a {:>9} photo",
+                                      "a {!r} photo", "a { photo"])
+def test_a_template_needs_exactly_one_empty_field(template):
+    from miniclip.evaluate import check_template
+    with pytest.raises(ValueError, match="template"):
+        check_template(template)
+
+
+@pytest.mark.parametrize("template", ["{}", "a photo of a {}.", "{{literal}} {}"])
+def test_templates_with_one_field_pass(template):
+    from miniclip.evaluate import check_template
+    check_template(template)

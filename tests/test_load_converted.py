@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import miniclip
-from miniclip.api import MissingVocabularyError, merges_text
+from miniclip.api import MissingVocabularyError
 from miniclip.cli import main
 from miniclip.model import CLIP, ModifiedResNet, VisionTransformer, save_npz
 from miniclip.model.convert import TOKENIZER_KEY
@@ -42,7 +42,7 @@ def small_tokenizer():
 @pytest.mark.parametrize("kind", ["rn", "vit"])
 def test_load_returns_model_preprocess_and_tokenizer(tmp_path, small_tokenizer, kind):
     sd = openai_state_dict(kind, small_tokenizer.vocab_size)
-    path = save_npz({**sd, TOKENIZER_KEY: np.array(merges_text(small_tokenizer))}, tmp_path / f"{kind}.npz")
+    path = save_npz({**sd, TOKENIZER_KEY: np.array(small_tokenizer.merges_text())}, tmp_path / f"{kind}.npz")
     model, preprocess, tokenizer = miniclip.load(path)
     assert isinstance(model.visual, ModifiedResNet if kind == "rn" else VisionTransformer)
     assert model.dtype == np.float32 and not model.training
@@ -70,7 +70,7 @@ def test_without_a_vocabulary_the_tokenizer_explains_itself(tmp_path):
 
 def test_zeroshot_and_eval_commands_on_a_converted_file(tmp_path, small_tokenizer, capsys):
     sd = openai_state_dict("rn", small_tokenizer.vocab_size)
-    path = save_npz({**sd, TOKENIZER_KEY: np.array(merges_text(small_tokenizer))}, tmp_path / "rn.npz")
+    path = save_npz({**sd, TOKENIZER_KEY: np.array(small_tokenizer.merges_text())}, tmp_path / "rn.npz")
     Image.fromarray(np.full((40, 40, 3), (220, 30, 30), dtype=np.uint8)).save(tmp_path / "red.png")
     assert main(["zeroshot", str(path), str(tmp_path / "red.png"), "--labels", "red circle,blue square"]) == 0
     out = capsys.readouterr().out

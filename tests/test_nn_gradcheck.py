@@ -37,12 +37,33 @@ def test_layernorm():
     assert check(ln, x_of((3, 2, 6)), max_checks=None) < 1e-7
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("heads", [1, 3])
-def test_multihead_attention(causal, heads):
+def test_multihead_attention(causal, heads, fused):
     mha = nn.MultiheadAttention(12, heads, dtype=F64, rng=2)
+    mha.fused = fused
     mha.in_proj_bias.data[...] = np.random.default_rng(5).standard_normal(36) * 0.1
     assert check(mha, x_of((2, 5, 12)), call=lambda x: mha(x, causal=causal), max_checks=20) < 1e-7
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_multihead_attention_fused_equals_plain(causal, dtype, tol):
+    """The switch changes how attention is computed, not what: outputs and every gradient agree."""
+    mha = nn.MultiheadAttention(12, 3, dtype=dtype, rng=2)
+    x = Tensor(np.random.default_rng(9).standard_normal((2, 6, 12)).astype(dtype), requires_grad=True)
+    dy = np.random.default_rng(10).standard_normal((2, 6, 12)).astype(dtype)
+    results = []
+    for fused in (True, False):
+        mha.fused = fused
+        mha.zero_grad()
+        x.grad = None
+        y = mha(x, causal=causal)
+        y.backward(dy)
+        results.append([y.data, x.grad] + [p.grad for p in mha.parameters()])
+    for fused, plain in zip(*results):
+        np.testing.assert_allclose(plain, fused, rtol=tol, atol=tol)
 
 
 def test_mlp():
@@ -53,6 +74,19 @@ def test_mlp():
 def test_residual_attention_block(causal):
     block = nn.ResidualAttentionBlock(8, 2, causal=causal, dtype=F64, rng=4)
     assert check(block, x_of((2, 4, 8))) < 1e-7
+
+
+def test_residual_attention_block_adds_inside_the_last_gemms():
+    """x = x + attn(ln_1(x)) and x = x + mlp(ln_2(x)) run as residual=x in out_proj and c_proj:
+    no Add node, and the same values and gradients as with the adds as separate ops."""
+    from miniclip import ops
+    block = nn.ResidualAttentionBlock(8, 2, causal=True, dtype=F64, rng=4)
+    x = x_of((2, 4, 8))
+    y = block(x)
+    assert y._op.__name__ == "Linear" and y._parents[0]._op.__name__ == "QuickGELU"
+    h = ops.add(x, block.attn(block.ln_1(x), causal=True))          # ops.add: a separate Add
+    plain = ops.add(h, block.mlp(block.ln_2(h)))
+    np.testing.assert_allclose(y.data, plain.data, rtol=1e-14, atol=1e-14)
 
 
 def test_transformer():

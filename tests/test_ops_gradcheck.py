@@ -204,7 +204,7 @@ def test_linear_residual_is_the_add():
     grads = [t.grad.copy() for t in (x, w, b, r)]
     for t in (x, w, b, r):
         t.grad = None
-    plain = r + ops.linear(x, w, b)
+    plain = ops.add(r, ops.linear(x, w, b))  # ops.add: an Add node (r + ... would fuse, see below)
     plain.backward(g)
     np.testing.assert_allclose(fused.data, plain.data, rtol=1e-14, atol=1e-14)
     for t, g_fused in zip((x, w, b, r), grads):
@@ -218,6 +218,61 @@ def test_linear_residual_is_the_add():
 def test_qkv_attention(data, b, h, t, d, causal):
     qkv = data.draw(tensors((b, t, 3 * h * d)))
     check(lambda x: ops.qkv_attention(x, h, causal=causal), qkv, name="qkv_attention")
+
+
+def test_plus_on_a_linear_output_is_the_fused_op():
+    """r + linear(x, W, b) and linear(x, W, b) + r become linear(x, W, b, residual=r): one Linear node,
+    no Add; any other first use evaluates the output alone, and it stays usable after a fusion."""
+    from miniclip.autograd import no_grad
+    from miniclip.ops.linear import Linear, LinearOutput
+    rng = np.random.default_rng(6)
+    x, w, b, r = (Tensor(rng.standard_normal(s), requires_grad=True) for s in ((2, 3, 4), (5, 4), (5,), (2, 3, 5)))
+    expected = ops.add(r, ops.linear(x, w, b)).data
+    for fused in (r + ops.linear(x, w, b), ops.linear(x, w, b) + r):
+        assert fused._op is Linear and fused._parents[3] is r
+        np.testing.assert_allclose(fused.data, expected, rtol=1e-14, atol=1e-14)
+    y = ops.linear(x, w, b)
+    assert isinstance(y, LinearOutput) and "data" not in vars(y)
+    r + y                                       # fused; y itself is not evaluated
+    assert "data" not in vars(y)
+    np.testing.assert_array_equal(y.data, ops.linear(x, w, b).data)  # evaluated alone at its first use
+    assert y._op is Linear and y._parents[3] is None and (r + y)._op.__name__ == "Add"  # an ordinary Tensor now
+    row = Tensor(rng.standard_normal(5))        # broadcasting is not a residual: an ordinary add
+    assert (row + ops.linear(x, w, b))._op.__name__ == "Add"
+    with no_grad():
+        made_without_grad = ops.linear(x, w, b)
+    assert not made_without_grad.requires_grad  # recorded as when the layer ran, not when first used
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        y.no_such_thing
+
+
+def test_qkv_attention_plain_equals_the_fused_op():
+    """The op-by-op attention and the fused kernel: the same values and gradients, float64 and float32."""
+    B, T, H, D = 2, 7, 3, 4
+    rng = np.random.default_rng(3)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-6)):
+        qkv = Tensor(rng.standard_normal((B, T, 3 * H * D)).astype(dtype), requires_grad=True)
+        dy = rng.standard_normal((B, T, H * D)).astype(dtype)
+        for causal in (False, True):
+            results = []
+            for attention in (ops.qkv_attention, ops.qkv_attention_plain):
+                qkv.grad = None
+                y = attention(qkv, H, causal=causal)
+                y.backward(dy)
+                assert y.dtype == qkv.grad.dtype == dtype
+                results.append((y.data, qkv.grad))
+            (y_fused, g_fused), (y_plain, g_plain) = results
+            np.testing.assert_allclose(y_plain, y_fused, rtol=tol, atol=tol)
+            np.testing.assert_allclose(g_plain, g_fused, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="qkv_attention_plain: expected num_heads"):
+        ops.qkv_attention_plain(qkv, 5)
+
+
+@given(data=st.data(), b=st.integers(1, 2), h=st.integers(1, 3), t=st.integers(1, 5),
+       d=st.integers(1, 3), causal=st.booleans())
+def test_qkv_attention_plain(data, b, h, t, d, causal):
+    qkv = data.draw(tensors((b, t, 3 * h * d)))
+    check(lambda x: ops.qkv_attention_plain(x, h, causal=causal), qkv, name="qkv_attention_plain")
 
 
 def test_qkv_attention_matches_split_heads():

@@ -43,3 +43,18 @@ def test_errors_name_the_problem(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"kind": "train"}\n{oops\n')
     with pytest.raises(ValueError, match="line 2"):
         read_metrics(tmp_path / "metrics.jsonl")
+
+
+def test_a_run_with_only_its_final_evaluation_draws_a_labelled_legend(tmp_path):
+    # `miniclip train --steps 500`: eval_every is 500, so the only evaluation is the final one
+    import warnings
+
+    from miniclip.plots import plot_zero_shot
+    records = [{"kind": "train", "step": s, "loss": 1.0, "lr": 1e-3, "temperature": 14.3, "batch_size": 8}
+               for s in range(1, 4)]
+    records.append({"kind": "final", "step": 3, "eval_loss": 1.0, "zeroshot_top1_all": 0.5,
+                    "zeroshot_top1_heldout": 0.25, "zeroshot_top5_all": 0.9})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+        plot_zero_shot(records, tmp_path / "zero_shot.png")
+    assert (tmp_path / "zero_shot.png").stat().st_size > 0

@@ -144,6 +144,11 @@ def test_save_load_roundtrip(tmp_path, small_tokenizer):
         assert loaded.encode("there is a red star") == small_tokenizer.encode("there is a red star")
     first = (tmp_path / "vocab.txt").read_text().split("\n")
     assert first[0].startswith("#version") and first[1] == " ".join(small_tokenizer.merges[0])
+    # the same format as a string (checkpoints store it): one writer, one parser
+    assert (tmp_path / "vocab.txt").read_text() == small_tokenizer.merges_text()
+    assert BPETokenizer.from_merges_text(small_tokenizer.merges_text()).merges == small_tokenizer.merges
+    with pytest.raises(ValueError, match="ckpt, line 3: expected a merge 'left right'"):
+        BPETokenizer.from_merges_text("#version: 0.2\na b\na b c\n", "ckpt")
 
 
 def test_save_load_clip_vocab(tmp_path, clip_tokenizer):

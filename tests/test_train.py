@@ -9,7 +9,9 @@ import pytest
 
 import miniclip
 from miniclip.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
-from miniclip.train import NonFiniteError, TrainConfig, _check_finite, train
+from miniclip.run_folder import MARKER, RunFolderError
+from miniclip.train import NonFiniteError, TrainConfig, train
+from miniclip.train_step import check_finite
 
 TINY = dict(batch_size=32, image_resolution=16, vision_patch_size=4, vision_width=32, vision_layers=1, vision_heads=1,
             transformer_width=32, transformer_layers=1, transformer_heads=1, embed_dim=32, context_length=16,
@@ -120,11 +122,11 @@ def test_nan_gradient_names_the_parameter():
     class P:
         grad = np.array([1.0, np.inf])
 
-    _check_finite(3, 1.0, [("visual.conv1.weight", type("Q", (), {"grad": np.ones(2)})())])
-    with pytest.raises(NonFiniteError, match=r"step 3.*'visual.proj'"):
-        _check_finite(3, 1.0, [("visual.proj", P())])
-    with pytest.raises(NonFiniteError, match="step 9: the loss is nan"):
-        _check_finite(9, float("nan"), [])
+    check_finite(1.0, [("visual.conv1.weight", type("Q", (), {"grad": np.ones(2)})())])
+    with pytest.raises(NonFiniteError, match=r"the gradient of parameter 'visual.proj' holds 1 non-finite"):
+        check_finite(1.0, [("visual.proj", P())])
+    with pytest.raises(NonFiniteError, match="the loss is nan"):
+        check_finite(float("nan"), [])
 
 
 def test_config_errors_name_the_field(tmp_path):
@@ -144,18 +146,20 @@ def test_existing_run_is_not_overwritten(tmp_path):
     config = tiny(tmp_path, "once", steps=2, eval_every=2, warmup_steps=None)
     assert config.warmup_steps == 0  # a tenth of the steps
     train(config, log=quiet)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(RunFolderError, match="--resume"):
         train(tiny(tmp_path, "once", steps=2, eval_every=2, warmup_steps=1), log=quiet)
 
 
 def test_siglip_and_csv_training(tmp_path):
     from miniclip.data import export_samples
     csv_path = export_samples(tmp_path / "csv", n=64, seed=0, resolution=16)
-    config = tiny(tmp_path, "csv", steps=4, eval_every=2, warmup_steps=1, loss="siglip", train_data=str(csv_path))
+    val_path = export_samples(tmp_path / "val", n=16, seed=1, resolution=16)
+    config = tiny(tmp_path, "csv-run", steps=4, eval_every=2, warmup_steps=1, loss="siglip", train_data=str(csv_path),
+                  val_data=str(val_path), context_length=32)  # (val captions use words the BPE saw less)
     result = train(config, log=quiet)
     recs = records(result.run_dir)
     assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3, 4]
-    assert "retrieval_image_to_text_R@1" in result.final
+    assert "retrieval_image_to_text_R@1" in result.final and result.final["val_pairs"] == 16
     assert all(math.isfinite(r["loss"]) for r in recs if r["kind"] == "train")
 
 

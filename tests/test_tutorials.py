@@ -55,6 +55,18 @@ def test_chapter_links_resolve(chapter):
         assert (chapter.parent / target).exists(), f"{chapter.name}: broken link {target}"
 
 
+QUOTE = re.compile(r"^```python quote (\S+)[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_quoted_code_is_the_code(chapter):
+    """A block fenced ```python quote <path> shows lines of that file verbatim, so what a chapter
+    shows is the code that runs (such blocks are not executed: they are the library's own code)."""
+    for path, quote in QUOTE.findall(chapter.read_text(encoding="utf-8")):
+        source = (TUTORIALS.parent / path).read_text(encoding="utf-8")
+        assert quote in source, f"{chapter.name}: the quote of {path} is not in that file any more:\n{quote}"
+
+
 def test_full_mode_flag_is_documented():
     assert "MINICLIP_TUTORIAL_FULL" in (TUTORIALS / "README.md").read_text(encoding="utf-8")
     assert os.environ.get("MINICLIP_TUTORIAL_FULL", "0") in ("0", "1")

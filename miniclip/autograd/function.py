@@ -21,11 +21,6 @@ being recorded, links the output to its inputs through the ``Context`` so that
 
 import contextlib
 import threading
-import time
-
-import numpy as np
-
-from . import profiler
 
 _state = threading.local()
 
@@ -36,18 +31,29 @@ def is_grad_enabled():
 
 
 @contextlib.contextmanager
+def set_grad_enabled(mode):
+    """Inside this block ops record a graph when ``mode`` is True, and none when it is False."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = bool(mode)
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
 def no_grad():
     """Inside this block ops record no graph: outputs have ``requires_grad=False``.
 
     Use it for evaluation and for parameter updates (the optimizer's arithmetic is
     not part of the model).
     """
-    previous = is_grad_enabled()
-    _state.grad_enabled = False
-    try:
-        yield
-    finally:
-        _state.grad_enabled = previous
+    return set_grad_enabled(False)
+
+
+def is_float(dtype):
+    """True for a floating dtype: ``np.issubdtype(dtype, np.floating)`` without its microseconds,
+    which matter here because the engine asks for every op's inputs and output."""
+    return dtype.kind == "f"
 
 
 class Context:
@@ -113,13 +119,7 @@ class Function:
         record = is_grad_enabled() and any(needs)
 
         ctx = Context(needs)
-        if profiler.active is None:
-            out_data = cls.forward(ctx, *raw)
-        else:
-            start = time.perf_counter()
-            out_data = cls.forward(ctx, *raw)
-            profiler.active.add(cls.__name__, "forward", time.perf_counter() - start)
-        out = Tensor(out_data, requires_grad=record)
+        out = Tensor(cls.forward(ctx, *raw), requires_grad=record)
         if record:
             out._ctx = ctx
             out._op = cls
@@ -129,7 +129,7 @@ class Function:
 
 def _check_same_float_dtype(op_name, tensors):
     """Mixing float32 and float64 in one op is an error, never a silent upcast."""
-    float_dtypes = {t.data.dtype for t in tensors if t.data.dtype.kind == "f"}  # kind "f": floating
+    float_dtypes = {t.data.dtype for t in tensors if is_float(t.data.dtype)}
     if len(float_dtypes) > 1:
         names = ", ".join(sorted(str(d) for d in float_dtypes))
         raise TypeError(

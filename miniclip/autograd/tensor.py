@@ -15,12 +15,9 @@ Semantics (the same as PyTorch's, which is what users expect):
 - Only leaves (tensors created by the user, e.g. parameters) get ``.grad``.
 """
 
-import time
-
 import numpy as np
 
-from . import profiler
-from .function import is_grad_enabled  # noqa: F401  (re-exported for convenience)
+from .function import is_float, is_grad_enabled  # noqa: F401  (is_grad_enabled: re-exported for convenience)
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -40,11 +37,9 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         arr = np.asarray(data, dtype=dtype)
-        # dtype.kind == "f": a floating dtype (np.issubdtype's answer; this runs for every op's
-        # output, and issubdtype costs microseconds)
-        if arr.dtype.kind == "f" and arr.dtype not in FLOAT_DTYPES:
+        if is_float(arr.dtype) and arr.dtype not in FLOAT_DTYPES:
             raise TypeError(f"Tensor: expected float32 or float64 data, got {arr.dtype}")
-        if requires_grad and arr.dtype.kind != "f":
+        if requires_grad and not is_float(arr.dtype):
             raise TypeError(f"Tensor: only floating tensors can require gradients, got {arr.dtype}")
         self.data = arr
         self.grad = None
@@ -126,12 +121,7 @@ class Tensor:
             if node._ctx is None:  # a leaf: the only place gradients are stored
                 node.grad = g.copy() if node.grad is None else node.grad + g
                 continue
-            if profiler.active is None:
-                input_grads = node._op.backward(node._ctx, g)
-            else:
-                start = time.perf_counter()
-                input_grads = node._op.backward(node._ctx, g)
-                profiler.active.add(node._op.__name__, "backward", time.perf_counter() - start)
+            input_grads = node._op.backward(node._ctx, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             if len(input_grads) != len(node._parents):

@@ -182,20 +182,24 @@ def gelu_backward(x, dy):
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner)
 
 
-def _sigmoid(z):
-    """sigmoid(z) = 1 / (1 + exp(-z)), evaluated without overflow for large |z|."""
+def sigmoid(z):
+    """sigmoid(z) = 1 / (1 + exp(-z)), evaluated without overflow for large |z|.
+
+    The one home of the stable sigmoid: the ``sigmoid`` op, QuickGELU and logsigmoid's backward
+    call it. For z < 0 it is written exp(z) / (1 + exp(z)), so exp only ever sees -|z|.
+    """
     e = np.exp(-np.abs(z))  # in (0, 1]: never overflows
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
 
 
 def quick_gelu_forward(x):
     """QuickGELU (the original CLIP's activation): x * sigmoid(1.702 x)."""
-    return x * _sigmoid(1.702 * x)
+    return x * sigmoid(1.702 * x)
 
 
 def quick_gelu_backward(x, dy):
     """d/dx [x s(1.702 x)] = s + 1.702 x s (1 - s), s = sigmoid(1.702 x)."""
-    s = _sigmoid(1.702 * x)
+    s = sigmoid(1.702 * x)
     return dy * (s + 1.702 * x * s * (1.0 - s))
 
 

@@ -282,13 +282,16 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(lines + [line])
 
 
+GRID_FILE = "shapes_grid.png"  # the file `data grid DIR` writes inside a folder
+
+
 def add_data_commands(sub):
     """Add ``grid`` and ``export`` to an argparse subparsers object (used by ``miniclip data``)."""
     grid = sub.add_parser("grid", help="save a PNG grid of samples with their captions")
-    grid.add_argument("out", help="output PNG path")
+    grid.add_argument("out", help=f"output PNG path, or a folder to write {GRID_FILE} into")
     grid.add_argument("--n", type=int, default=32, help="number of samples (default 32)")
     export = sub.add_parser("export", help="write N samples as PNGs plus captions.csv")
-    export.add_argument("out", help="output folder")
+    export.add_argument("out", help="output folder (new or empty)")
     export.add_argument("--n", type=int, required=True, help="number of samples")
     for p in (grid, export):
         p.add_argument("--seed", type=int, default=0)
@@ -298,11 +301,24 @@ def add_data_commands(sub):
 
 
 def run_data_command(args):
-    """Run a parsed ``grid`` / ``export`` command; prints the path written."""
+    """Run a parsed ``grid`` / ``export`` command; prints the path written. Refuses (ValueError,
+    FileExistsError) what would write nothing or mix with earlier files: ``--n`` below 1, a grid
+    file name matplotlib cannot save, an export into a folder that is not empty."""
+    if args.n < 1:
+        raise ValueError(f"--n: expected an integer >= 1, got {args.n}")
+    out = Path(args.out)
     if args.data_command == "grid":
-        print(save_sample_grid(args.out, n=args.n, seed=args.seed, resolution=args.resolution, split=args.split))
+        if out.is_dir():  # a folder: the grid goes inside it
+            out = out / GRID_FILE
+        if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+            raise ValueError(f"{args.out}: expected an image file name ending in .png (or .jpg, .pdf, .svg) "
+                             f"or a folder, got {args.out!r}")
+        print(save_sample_grid(out, n=args.n, seed=args.seed, resolution=args.resolution, split=args.split))
     else:
-        print(export_samples(args.out, args.n, seed=args.seed, resolution=args.resolution, split=args.split))
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise FileExistsError(f"{args.out} is {'not empty' if out.is_dir() else 'a file'}; `data export` "
+                                  f"writes into a new or empty folder, so that its CSV and PNGs always match")
+        print(export_samples(out, args.n, seed=args.seed, resolution=args.resolution, split=args.split))
     return 0
 
 

@@ -11,7 +11,9 @@ with bicubic interpolation -- a random crop covering 90-100% of the area, aspect
 resized to R x R -- then the same normalization. Geometry follows torchvision exactly (its integer
 rounding included) and both resample with Pillow's bicubic filter, so the results agree. One deliberate
 difference: images are converted to RGB *first* (the original resizes in the image's own mode and converts
-after, so a palette image would be resized with nearest neighbour).
+after, so a palette image would be resized with nearest neighbour), and the conversion takes any mode:
+16-bit and float images are scaled to 8 bits by their range, transparent pixels are composited on black
+(``to_rgb_image``).
 """
 
 from __future__ import annotations
@@ -25,15 +27,85 @@ OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+# Transparent pixels become this color: black, the nearest to the shapes world's dark backgrounds. A
+# transparent PNG of a shape (the shape opaque, the canvas transparent) then looks like the images the
+# model was trained on; on white it would sit on a background brighter than any training image, and a
+# white shape would vanish into it. (The original ``convert("RGB")`` drops alpha and shows whatever color
+# the transparent pixels happen to store.)
+BACKGROUND = (0, 0, 0)
+
+# Single-channel modes with more than 8 bits per pixel, and the ranges their values may be read in (see
+# ``to_8bit``): 16-bit integers hold [0, 65535]; "I" (32-bit integers) and "F" (32-bit floats) have no
+# bit depth of their own, so the first usual range that holds every value is taken.
+HIGH_BIT_DEPTH_RANGES = {
+    "I;16": ((0, 65535),), "I;16L": ((0, 65535),), "I;16B": ((0, 65535),), "I;16N": ((0, 65535),),
+    "I": ((0, 255), (0, 65535)),
+    "F": ((0, 1), (0, 255), (0, 65535)),
+}
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def to_8bit(values: np.ndarray, ranges) -> np.ndarray:
+    """uint8 levels of a single-channel high-bit-depth image: ``round(255 (v - low) / (high - low))``.
+
+    [low, high] is the first of ``ranges`` that holds every finite value (so a 16-bit image saved from
+    8-bit levels as ``257 x level`` gives those levels back, and a dark image stays dark), else the values'
+    own [min, max]. A constant image stays constant (when low == high, every level is 0); NaN reads as
+    ``low``, +-Inf as the ends of the range.
+    """
+    with np.errstate(invalid="ignore"):  # a signaling NaN (any bit pattern is a valid "F" pixel) warns on the cast
+        v = np.asarray(values, dtype=np.float64)  # (H, W)
+    finite = v[np.isfinite(v)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    low, high = next(((a, b) for a, b in ranges if a <= lo and hi <= b), (lo, hi))
+    v = np.clip(np.nan_to_num(v, nan=low), low, high)
+    return np.round(255 * (v - low) / ((high - low) or 1)).astype(np.uint8)
+
+
 def to_rgb_image(image) -> Image.Image:
-    """A Pillow RGB image from a Pillow image (any mode) or a uint8 array (H, W) or (H, W, 3)."""
-    if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
-        raise TypeError(f"image must be a PIL image or a uint8 array (H, W) or (H, W, 3), "
-                        f"got {type(image).__name__} dtype={array.dtype} shape={array.shape}")
-    return Image.fromarray(array).convert("RGB")
+    """A Pillow RGB image from a Pillow image of any mode, or an array: uint8 (H, W), (H, W, 3) or (H, W, 4)
+    (RGBA), or uint16 (H, W) (a 16-bit grayscale image as imageio reads it).
+
+    Central case: ``image.convert("RGB")`` (L, 1, P, CMYK, YCbCr, ...). Special cases, which Pillow's
+    conversion gets wrong for a model: high-bit-depth modes (I;16, I;16B, I, F) are scaled to 8 bits
+    by their range (``to_8bit``; Pillow clips them at 255, so a 16-bit image reads as white), and
+    images with transparency (alpha modes, or a transparent color or palette entry) are composited on
+    ``BACKGROUND`` (black) instead of losing their alpha.
+    """
+    if not isinstance(image, Image.Image):
+        array = np.asarray(image)
+        if not ((array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))))
+                or (array.dtype == np.uint16 and array.ndim == 2)):
+            raise TypeError(f"image must be a PIL image, a uint8 array (H, W), (H, W, 3) or (H, W, 4), or a "
+                            f"uint16 array (H, W); got {type(image).__name__} dtype={array.dtype} shape={array.shape}")
+        image = Image.fromarray(np.ascontiguousarray(array))  # L, RGB, RGBA or I;16: converted as a file would be
+    if image.mode in HIGH_BIT_DEPTH_RANGES:
+        values = np.asarray(image)  # (H, W)
+        gray = Image.fromarray(to_8bit(values, HIGH_BIT_DEPTH_RANGES[image.mode]), "L")
+        if "transparency" in image.info:  # one transparent value: a 0/255 alpha channel
+            gray.putalpha(Image.fromarray(np.where(values == image.info["transparency"], 0, 255).astype(np.uint8)))
+        image = gray
+    if _has_alpha(image):
+        rgba = _rgba(image)
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND + (255,)), rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def fully_transparent(image) -> bool:
+    """True when every pixel of a Pillow ``image`` is transparent: there is nothing in it to classify."""
+    if image.mode in HIGH_BIT_DEPTH_RANGES:
+        return "transparency" in image.info and bool(np.all(np.asarray(image) == image.info["transparency"]))
+    return _has_alpha(image) and _rgba(image).getextrema()[3][1] == 0
+
+
+def _has_alpha(image) -> bool:
+    return image.mode in ALPHA_MODES or "transparency" in image.info
+
+
+def _rgba(image) -> Image.Image:
+    if image.mode == "La":  # premultiplied gray + alpha: Pillow reaches RGBA only by way of LA
+        image = image.convert("LA")
+    return image.convert("RGBA")
 
 
 def resized_size(width: int, height: int, resolution: int) -> tuple[int, int]:
@@ -80,9 +152,9 @@ def random_resized_crop_box(width: int, height: int, rng: np.random.Generator, s
 class Preprocess:
     """``Preprocess(R)(image) -> (3, R, R)`` normalized array; ``train=True`` adds the random resized crop.
 
-    image: a Pillow image or a uint8 array (H, W, 3). The training crop draws from ``rng`` when one is
-    passed (the loader passes one per (seed, epoch, index), so batches are reproducible whatever thread
-    runs them), else from the preprocessor's own generator seeded with ``seed``.
+    image: a Pillow image of any mode or an array (see ``to_rgb_image``). The training crop draws from
+    ``rng`` when one is passed (the loader passes one per (seed, epoch, index), so batches are reproducible
+    whatever thread runs them), else from the preprocessor's own generator seeded with ``seed``.
     """
 
     def __init__(self, resolution: int, train: bool = False, dtype=np.float32, seed: int = 0,

@@ -98,11 +98,10 @@ def convert_checkpoint(path_pt, out_npz, vocab=None, dtype=None):
         raise ValueError(f"convert_checkpoint: expected dtype one of {CONVERT_DTYPES}, got {dtype!r}")
     merges = None
     if vocab is not None:  # the vocabulary first: a wrong path should not wait for torch
-        from ..api import merges_text
         from ..tokenizer import BPETokenizer
         if not os.path.isfile(vocab):
             raise FileNotFoundError(f"convert_checkpoint: no vocabulary file at {os.fspath(vocab)!r}")
-        merges = merges_text(BPETokenizer.from_clip_vocab(vocab))
+        merges = BPETokenizer.from_clip_vocab(vocab).merges_text()
     state = read_torch_checkpoint(path_pt)
     for k, v in state.items():
         if v.dtype.kind == "f":

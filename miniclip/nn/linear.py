@@ -27,9 +27,9 @@ class Linear(Module):
         self.bias = (Parameter(init.fan_in_uniform(rng, (out_features,), in_features, dtype))
                      if bias else None)
 
-    def forward(self, x, residual=None):
-        """y = x W^T + b; with ``residual`` (..., C_out): residual + y, the add done in the same op."""
-        return ops.linear(x, self.weight, self.bias, residual)  # (..., C_in) -> (..., C_out), one fused op
+    def forward(self, x):
+        """y = x W^T + b, one op; ``r + y`` adds r inside that op (see ``ops.linear``)."""
+        return ops.linear(x, self.weight, self.bias)  # (..., C_in) -> (..., C_out)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -31,6 +31,5 @@ class MLP(Module):
         self.gelu = QuickGELU()
         self.c_proj = Linear(4 * width, width, dtype=dtype, rng=rng)
 
-    def forward(self, x, residual=None):
-        """c_proj(QuickGELU(c_fc(x))) [+ residual, added inside c_proj's op]."""
-        return self.c_proj(self.gelu(self.c_fc(x)), residual=residual)  # (..., C) -> (..., 4C) -> (..., C)
+    def forward(self, x):
+        return self.c_proj(self.gelu(self.c_fc(x)))  # (..., C) -> (..., 4C) -> (..., C)

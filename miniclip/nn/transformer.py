@@ -17,7 +17,13 @@ from .module import Module, ModuleList
 
 class ResidualAttentionBlock(Module):
     """One pre-LN block. Attributes are defined in the original's order (attn, ln_1, mlp, ln_2),
-    so that the state-dict keys come out in the same order."""
+    so that the state-dict keys come out in the same order.
+
+    The two lines of ``forward`` are the original's. Each ``x + ...`` costs no pass of its own:
+    the branch ends in a ``Linear`` (``out_proj``, ``c_proj``), whose output is a
+    ``LinearOutput``, and ``x + LinearOutput`` is one op, ``ops.linear(h, W, b, residual=x)``,
+    that adds x to each tile of the GEMM's result while it is still in cache (see ``ops/linear.py``).
+    """
 
     def __init__(self, d_model, n_head, causal=False, dtype=np.float32, rng=None):
         super().__init__()
@@ -29,11 +35,8 @@ class ResidualAttentionBlock(Module):
         self.ln_2 = LayerNorm(d_model, dtype=dtype)
 
     def forward(self, x):
-        # x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x)); the "x +" is passed in as residual=x,
-        # so each add happens inside the last GEMM of its branch (out_proj, c_proj) instead of
-        # as a separate pass over x (the arithmetic is the same: (h W^T + b) + x)
-        x = self.attn(self.ln_1(x), causal=self.causal, residual=x)
-        x = self.mlp(self.ln_2(x), residual=x)
+        x = x + self.attn(self.ln_1(x), causal=self.causal)
+        x = x + self.mlp(self.ln_2(x))
         return x
 
 

@@ -18,7 +18,7 @@ from .matmul import matmul
 from .narrow import narrow
 from .normalize import normalize
 from .pool import avg_pool2d
-from .qkv_attention import qkv_attention
+from .qkv_attention import qkv_attention, qkv_attention_plain
 from .reduce import max, mean, sum
 from .shape import astype, concatenate, gather, getitem, permute, reshape, stack, transpose
 from .softmax import log_softmax, logsumexp, softmax
@@ -28,6 +28,6 @@ __all__ = [
     "matmul", "sum", "mean", "max", "reshape", "transpose", "permute", "getitem", "gather",
     "concatenate", "stack", "astype", "softmax", "log_softmax", "logsumexp", "layer_norm",
     "gelu", "quick_gelu", "embedding", "cross_entropy", "normalize", "scaled_dot_product_attention",
-    "logsigmoid", "narrow", "linear", "qkv_attention",
+    "logsigmoid", "narrow", "linear", "qkv_attention", "qkv_attention_plain",
     "conv2d", "batch_norm2d", "avg_pool2d", "relu",
 ]

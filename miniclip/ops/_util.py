@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from ..autograd.function import is_float
 from ..autograd.tensor import Tensor
 
 
@@ -31,8 +32,7 @@ def operands(*args):
     dtype); arrays are wrapped as constants; two different float dtypes are an
     error (raised by Function.apply), never a silent upcast.
     """
-    # dtype.kind == "f" is np.issubdtype(dtype, np.floating), without its microseconds per call
-    dtype = next((a.dtype for a in args if isinstance(a, (Tensor, np.ndarray)) and a.dtype.kind == "f"),
+    dtype = next((a.dtype for a in args if isinstance(a, (Tensor, np.ndarray)) and is_float(a.dtype)),
                  np.dtype(np.float64))
     out = []
     for a in args:
@@ -41,7 +41,7 @@ def operands(*args):
         elif isinstance(a, numbers.Number):
             out.append(Tensor(np.asarray(a, dtype=dtype)))
         elif isinstance(a, np.ndarray):
-            out.append(Tensor(a if a.dtype.kind == "f" else a.astype(dtype)))
+            out.append(Tensor(a if is_float(a.dtype) else a.astype(dtype)))
         else:
             raise TypeError(f"expected a Tensor, ndarray or number, got {type(a).__name__}")
     return out

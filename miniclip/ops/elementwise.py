@@ -167,7 +167,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = _ref._sigmoid(a)
+        out = _ref.sigmoid(a)
         ctx.save_for_backward(out)
         return out
 

@@ -7,9 +7,16 @@ One op instead of reshape -> transpose -> matmul -> add -> reshape (-> add): the
 arithmetic, with one graph node and no temporaries besides y. On the compiled backend the
 bias and the residual are added inside the GEMM (``K.linear``: each tile of y gets them while
 it is still in cache), so y is written once instead of once per term.
+
+How a transformer block's ``x = x + self.mlp(self.ln_2(x))`` gets that fusion: ``linear``
+returns a ``LinearOutput``, a Tensor whose values are computed at its first use. When that use
+is ``r + y`` (or ``y + r``) with r of y's shape and dtype, the add is that same first use:
+it becomes ``linear(x, W, b, residual=r)``, one GEMM whose epilogue adds r. Any other use
+(``.data``, ``.shape``, another op) computes y alone, and y is an ordinary Tensor from then on.
 """
 
-from ..autograd.function import Function
+from ..autograd.function import Function, is_grad_enabled, set_grad_enabled
+from ..autograd.tensor import Tensor
 from ..backend import K
 from ._util import operands
 
@@ -45,11 +52,57 @@ class Linear(Function):
         return dx, dw, db, dr
 
 
+class LinearOutput(Tensor):
+    """y = linear(x, W, b), computed at its first use, so that ``r + y`` can be one GEMM.
+
+    Until then only the inputs are kept (and whether gradients were being recorded when the
+    layer ran); any attribute a Tensor has (``data``, ``shape``, ``requires_grad``, ...) runs the
+    op and the object becomes the ordinary Tensor it would have been. The one exception is
+    ``r + y``: with r a Tensor of y's shape and dtype, the result is ``Linear(x, W, b, r)``,
+    the add done in the GEMM's epilogue; y itself stays unevaluated (used later, it is computed
+    then, with the same result). In the model the first use is the next line, so the inputs
+    cannot change in between; code that keeps a ``LinearOutput`` must not change x, W or b in
+    place before it reads it.
+    """
+
+    def __init__(self, x, weight, bias):
+        self._pending = (x, weight, bias, is_grad_enabled())  # Tensor.__init__ runs at the first use
+
+    def __getattr__(self, name):  # called only for attributes not set yet: evaluate y, then read
+        if "_pending" not in self.__dict__:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
+        y = self._apply(None)
+        self.__dict__.update(y.__dict__)  # self becomes y: data, requires_grad, the graph node
+        del self._pending
+        return getattr(self, name)
+
+    def _apply(self, residual):
+        x, weight, bias, record = self._pending
+        with set_grad_enabled(record):
+            return Linear.apply(x, weight, bias, residual)
+
+    def _fuses_with(self, r):
+        x, weight = self._pending[:2]
+        return (r is not self and isinstance(r, Tensor) and r.shape == x.shape[:-1] + (weight.shape[0],)
+                and r.dtype == x.dtype)
+
+    def __add__(self, other):
+        if "_pending" in self.__dict__ and self._fuses_with(other):
+            return self._apply(other)   # y + r: (x W^T + b) + r in one op
+        return super().__add__(other)
+
+    def __radd__(self, other):
+        if "_pending" in self.__dict__ and self._fuses_with(other):
+            return self._apply(other)   # r + y: the same sum, in one op
+        return super().__radd__(other)
+
+
 def linear(x, weight, bias=None, residual=None):
     """x (..., C_in) @ weight (C_out, C_in)^T + bias (C_out,) [+ residual (..., C_out)] -> (..., C_out).
 
     ``residual`` is the stream a transformer block adds its output to: ``linear(h, W, b, residual=x)``
     is ``x + linear(h, W, b)`` as one op (the add happens inside the GEMM on the compiled backend).
+    Without ``residual`` the result is a ``LinearOutput``: ``x + linear(h, W, b)`` fuses the same way.
     """
     x, weight = operands(x, weight)
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
@@ -59,9 +112,10 @@ def linear(x, weight, bias=None, residual=None):
         (bias,) = operands(bias)
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: expected bias of shape ({weight.shape[0]},), got {bias.shape}")
-    if residual is not None:
-        (residual,) = operands(residual)
-        out_shape = x.shape[:-1] + (weight.shape[0],)
-        if residual.shape != out_shape:
-            raise ValueError(f"linear: expected residual of the output's shape {out_shape}, got {residual.shape}")
+    if residual is None:
+        return LinearOutput(x, weight, bias)
+    (residual,) = operands(residual)
+    out_shape = x.shape[:-1] + (weight.shape[0],)
+    if residual.shape != out_shape:
+        raise ValueError(f"linear: expected residual of the output's shape {out_shape}, got {residual.shape}")
     return Linear.apply(x, weight, bias, residual)

@@ -9,13 +9,8 @@ x << 0 nor loses digits for x >> 0 (where log(sigmoid(x)) ~ -exp(-x)).
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend.reference import sigmoid
 from ._util import operands
-
-
-def _sigmoid_of_minus(x):
-    """sigmoid(-x) = 1 / (1 + exp(x)), with exp only of non-positive numbers."""
-    e = np.exp(-np.abs(x))                    # exp(-|x|) in (0, 1]
-    return np.where(x >= 0, e / (1 + e), 1 / (1 + e)).astype(x.dtype, copy=False)
 
 
 class LogSigmoid(Function):
@@ -29,7 +24,7 @@ class LogSigmoid(Function):
     @staticmethod
     def backward(ctx, dy):
         (x,) = ctx.saved_tensors
-        return dy * _sigmoid_of_minus(x)
+        return dy * sigmoid(-x)                 # the stable sigmoid, never exp of a positive number
 
 
 def logsigmoid(x):
