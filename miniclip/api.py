@@ -16,6 +16,7 @@ Shape legend: N texts, T context length, R image resolution.
 """
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def is_miniclip_checkpoint(path):
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             return "meta" in data.files
-    except (OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return True
 
 
