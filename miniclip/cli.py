@@ -403,7 +403,7 @@ def _add_eval_parsers(sub):
 def _cmd_convert(args):
     from .model.convert import convert_checkpoint
 
-    out = convert_checkpoint(args.model, args.out)
+    out = convert_checkpoint(args.model, args.out, vocab=args.vocab, dtype=args.dtype)
     print(f"wrote {out}")
     return 0
 
@@ -438,6 +438,11 @@ def build_parser():
                                    "PyTorch only for reading the .pt file (pip install torch).")
     p.add_argument("model", help="the .pt file, e.g. ViT-B-32.pt")
     p.add_argument("out", help="the .npz to write (atomically)")
+    p.add_argument("--vocab", metavar="FILE", help="the original bpe_simple_vocab_16e6.txt.gz: store the tokenizer "
+                                                   "in the .npz, so that miniclip.load / zeroshot / eval can read text")
+    p.add_argument("--dtype", choices=("float32", "float16", "float64"),
+                   help="store the weights as this type (default: float16 becomes float32, the released "
+                        "files' float16 weights as miniclip computes them; others are kept)")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("data", help="the shapes world: save a grid of samples, or export PNGs + CSV",
