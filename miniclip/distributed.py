@@ -390,7 +390,7 @@ def all_reduce_gradients(params, world: World, average: bool = True) -> None:
     others, so that every rank's buffer has the same layout.
     """
     params = list(params)
-    if world.size == 1:
+    if world is None or world.size == 1:  # one process: nothing to average
         return
     # agree on the layout first (one tiny Allreduce): which parameters have a gradient on some rank
     has_grad = world.allreduce(np.array([p.grad is not None for p in params], dtype=np.int64)) > 0
@@ -411,7 +411,7 @@ def all_reduce_gradients(params, world: World, average: bool = True) -> None:
 def broadcast_parameters(params, world: World, root: int = 0) -> None:
     """Copy root's parameter values to every rank (one Bcast per dtype), so all start identical."""
     params = list(params)
-    if world.size == 1:
+    if world is None or world.size == 1:  # one process: nothing to average
         return
     for dtype, members in _flat_groups(params).items():
         flat = np.ascontiguousarray(np.concatenate([params[i].data.ravel() for i in members]), dtype=dtype)

@@ -1,13 +1,8 @@
 """Training a toy CLIP: the loop behind ``miniclip train``.
 
-One step (Radford et al. 2021, figure 3, with open_clip's recipe):
-
-    images, captions  -> preprocess, tokenize                      (B, 3, R, R), (B, T)
-    logits_per_image, logits_per_text = model(images, tokens)       (B, B) each
-    loss = clip_loss(...)   (symmetric InfoNCE; or siglip_loss)
-    loss.backward(); AdamW step with the warmup-cosine learning rate; clamp logit_scale to [0, ln 100]
-
-Around it: periodic zero-shot evaluation on freshly drawn images (all 48 color-shape names and,
+The loop, for k = 0, 1, ...: the next batch (images preprocessed, captions tokenized), the learning
+rate of step k (warmup, then cosine), and ``train_step`` (``train_step.py``: forward, loss, backward,
+AdamW, clamp the temperature). Around it: periodic zero-shot evaluation on freshly drawn images (all 48 color-shape names and,
 separately, the 8 held-out pairs that training never shows), retrieval recall@k (a CSV run: on its
 ``--val-data`` CSV, never on training rows), ``metrics.jsonl``,
 atomic checkpoints every N steps and on Ctrl-C, exact resumption, a NaN/Inf guard, plots.
@@ -42,24 +37,21 @@ import numpy as np
 from .api import ContextTokenizer
 from .autograd import no_grad
 from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, save_checkpoint
-from .distributed import World, all_reduce_gradients, broadcast_parameters, distributed_model_loss, shard
+from .distributed import World, broadcast_parameters, shard
 from .evaluate import image_text_similarity, retrieval_metrics, zero_shot_accuracy, zero_shot_classifier
 from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
 from .memory import reuse_freed_memory
 from .model import CLIP
-from .optim import AdamW, WarmupCosine, clamp_logit_scale, clip_grad_norm
 from . import run_folder
+from .optim import AdamW, WarmupCosine
 from .plots import ARRAYS_FILE, METRICS_FILE, plot_run
 from .tokenizer import BPETokenizer
+from .train_step import NonFiniteError, train_step
 
 MODEL_FILE = "model.npz"
 CONFIG_FILE = "config.json"
 TIMING_FILE = "timing.json"
 CHECKPOINT_DIR = "checkpoints"
-
-
-class NonFiniteError(FloatingPointError):
-    """The loss or a gradient became NaN or Inf; the message names the step and the parameter."""
 
 
 # ----------------------------------------------------------------------------- config
@@ -118,12 +110,12 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     data_workers: int = 0             # 0: batches drawn by a thread; 1: by a separate process, which
-    # keeps the drawing's Python off the training step's interpreter lock (0.073 instead of 0.101 s/step
-    # for the default model; the process dies with the training process). The `miniclip train` command
-    # uses 1. The batches are the same either way.
+    # keeps the drawing's Python off the training step's interpreter lock (benchmarks/README.md); the
+    # process dies with the training process. The `miniclip train` command uses 1. The batches are the
+    # same either way.
     threads: int = 1                  # compute threads (BLAS / OpenMP); None: the libraries' default.
     # One compute thread while the next batches are drawn beside it: on a 2-core machine that other
-    # programs also use, two spinning compute threads made steps several times slower.
+    # programs also use, two spinning compute threads can make steps several times slower.
     progress: bool = True             # tqdm progress bar
     plots: bool = True
 
@@ -531,18 +523,6 @@ def _rewrite_records(path, records):
     os.replace(tmp, path)
 
 
-def _check_finite(step, loss_value, named_params):
-    if not math.isfinite(loss_value):
-        raise NonFiniteError(f"step {step}: the loss is {loss_value}; stopping before the update "
-                             f"(the last good checkpoint is kept)")
-    for name, p in named_params:
-        if p.grad is not None and not np.isfinite(p.grad).all():
-            bad = p.grad[~np.isfinite(p.grad)]
-            raise NonFiniteError(f"step {step}: the gradient of parameter {name!r} holds {bad.size} non-finite "
-                                 f"values (e.g. {bad.flat[0]}); stopping before the update (the last good "
-                                 f"checkpoint is kept)")
-
-
 class _CtrlC:
     """First Ctrl-C (or SIGTERM, as ``kill`` sends): finish the current step, checkpoint, stop.
     A second one: stop at once. ``signals``: the signals handled so (distributed: Ctrl-C only, since
@@ -679,8 +659,7 @@ def _train(config, ckpt, on_step, log, world):
         tokenizer = BPETokenizer.from_merges_text(world.broadcast_object(tokenizer.merges_text()))
     model_args = config.model_args(tokenizer.vocab_size)
     model = CLIP(**model_args, seed=config.seed)
-    named = list(model.named_parameters())
-    optimizer = AdamW(named, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
+    optimizer = AdamW(list(model.named_parameters()), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
                       weight_decay=config.weight_decay)
     schedule = WarmupCosine(config.lr, config.warmup_steps, config.steps)
     start = 0
@@ -821,22 +800,12 @@ def _train(config, ckpt, on_step, log, world):
             for k, batch in batches.iterate(start, workers=workers):
                 lr = schedule(k)
                 optimizer.lr = lr
-                if world.size > 1:  # distributed: this rank's shard, features gathered (miniclip/distributed.py)
-                    loss = distributed_model_loss(model, batch.images, batch.tokens, world,
-                                                  local_loss=config.local_loss)
-                else:
-                    logits_per_image, logits_per_text = model(batch.images, batch.tokens)
-                    loss = loss_fn(logits_per_image, logits_per_text)
-                optimizer.zero_grad()
-                loss.backward()
-                all_reduce_gradients(model.parameters(), world)  # distributed: the mean over ranks (one process: no-op)
-                loss_value = world.mean(float(loss.item()))      # the global batch's loss on every rank
-                _check_finite(k + 1, loss_value, named)
-                if config.grad_clip is not None:
-                    clip_grad_norm(named, config.grad_clip)
-                updating = True
-                optimizer.step()
-                clamp_logit_scale(model)  # open_clip: exp(logit_scale) <= 100, i.e. tau >= 0.01 (see optim)
+                updating = True   # a second Ctrl-C inside the step: no checkpoint of half-updated weights
+                try:
+                    loss_value = train_step(model, batch, loss_fn, optimizer, world, grad_clip=config.grad_clip,
+                                            local_loss=config.local_loss)
+                except NonFiniteError as exc:
+                    raise NonFiniteError(f"step {k + 1}: {exc}") from None
                 updating = False
                 step = k + 1
                 logit_scale = float(model.logit_scale.data)
@@ -961,10 +930,13 @@ def evaluate_checkpoint(path, images=None, heldout_images=None, seed=None, data=
 
     ``images``, ``heldout_images`` and ``seed`` default to those of the run's final evaluation, so
     that, by default, the numbers are the ones of training's final line."""
-    from .api import load, resolve_model_path
+    from .api import is_miniclip_checkpoint, load, resolve_model_path
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)
-    ckpt_config = load_checkpoint(path).config or {}
+    if is_miniclip_checkpoint(path):
+        ckpt_config = load_checkpoint(path).config or {}
+    else:  # a converted OpenAI checkpoint has no run config: shapes at the model's resolution and context
+        ckpt_config = {"image_resolution": model.image_resolution, "context_length": model.context_length}
     config = TrainConfig.from_dict({k: v for k, v in ckpt_config.items() if k != "out"})
     if data is not None:
         if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:

@@ -10,7 +10,8 @@ import pytest
 import miniclip
 from miniclip.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from miniclip.run_folder import MARKER, RunFolderError
-from miniclip.train import NonFiniteError, TrainConfig, _check_finite, train
+from miniclip.train import NonFiniteError, TrainConfig, train
+from miniclip.train_step import check_finite
 
 TINY = dict(batch_size=32, image_resolution=16, vision_patch_size=4, vision_width=32, vision_layers=1, vision_heads=1,
             transformer_width=32, transformer_layers=1, transformer_heads=1, embed_dim=32, context_length=16,
@@ -121,11 +122,11 @@ def test_nan_gradient_names_the_parameter():
     class P:
         grad = np.array([1.0, np.inf])
 
-    _check_finite(3, 1.0, [("visual.conv1.weight", type("Q", (), {"grad": np.ones(2)})())])
-    with pytest.raises(NonFiniteError, match=r"step 3.*'visual.proj'"):
-        _check_finite(3, 1.0, [("visual.proj", P())])
-    with pytest.raises(NonFiniteError, match="step 9: the loss is nan"):
-        _check_finite(9, float("nan"), [])
+    check_finite(1.0, [("visual.conv1.weight", type("Q", (), {"grad": np.ones(2)})())])
+    with pytest.raises(NonFiniteError, match=r"the gradient of parameter 'visual.proj' holds 1 non-finite"):
+        check_finite(1.0, [("visual.proj", P())])
+    with pytest.raises(NonFiniteError, match="the loss is nan"):
+        check_finite(float("nan"), [])
 
 
 def test_config_errors_name_the_field(tmp_path):
