@@ -42,11 +42,12 @@ from .evaluate import image_text_similarity, retrieval_metrics, zero_shot_accura
 from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
 from .memory import reuse_freed_memory
 from .model import CLIP
+from .model.supervised import SupervisedClassifier
 from . import run_folder
 from .optim import AdamW, WarmupCosine
 from .plots import ARRAYS_FILE, METRICS_FILE, plot_run
 from .tokenizer import BPETokenizer
-from .train_step import NonFiniteError, train_step
+from .train_step import NonFiniteError, supervised_step, train_step
 
 MODEL_FILE = "model.npz"
 CONFIG_FILE = "config.json"
@@ -75,6 +76,8 @@ class TrainConfig:
     eps: float = 1e-6
     grad_clip: float = None           # max global gradient norm; None: no clipping
     loss: str = "clip"                # "clip" (symmetric InfoNCE) or "siglip" (pairwise sigmoid)
+    objective: str = "clip"           # "clip", or "supervised": the baseline of chapter 12, the same image tower
+    # with a linear head trained on the 48 class labels (cross-entropy) instead of on the captions
     init_temperature: float = None    # tau at the start (logit_scale = ln 1/tau); None: 0.07 (CLIP), 0.1 (SigLIP)
     # model (the CLIP constructor's arguments; vocab_size is the tokenizer's target size)
     image_resolution: int = 32
@@ -148,6 +151,9 @@ class TrainConfig:
         need("grad_clip", self.grad_clip is None or (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0),
              "None or a number > 0")
         need("loss", self.loss in ("clip", "siglip"), "'clip' or 'siglip'")
+        need("objective", self.objective == "clip" or (self.objective == "supervised" and self.train_data is None
+                                                       and not self.local_loss),
+             "'clip', or 'supervised' on the shapes world (its labels), in one process")
         need("init_temperature", self.init_temperature is None or (
             isinstance(self.init_temperature, (int, float)) and 0.01 <= self.init_temperature <= 1),
             "None or a number in [0.01, 1] (the clamp keeps 1/tau in [1, 100])")
@@ -608,7 +614,12 @@ def _train(config, ckpt, on_step, log, world):
     if world.size > 1:  # distributed: every rank uses rank 0's tokenizer
         tokenizer = BPETokenizer.from_merges_text(world.broadcast_object(tokenizer.merges_text()))
     model_args = config.model_args(tokenizer.vocab_size)
-    model = CLIP(**model_args, seed=config.seed)
+    if config.objective == "supervised" and world.size > 1:
+        raise ValueError("TrainConfig.objective: the supervised baseline trains in one process, not under --distributed")
+    if config.objective == "supervised":
+        model = SupervisedClassifier(len(_shapes().CLASS_NAMES), **model_args, seed=config.seed)
+    else:
+        model = CLIP(**model_args, seed=config.seed)
     optimizer = AdamW(list(model.named_parameters()), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
                       weight_decay=config.weight_decay)
     schedule = WarmupCosine(config.lr, config.warmup_steps, config.steps)
@@ -754,23 +765,28 @@ def _train(config, ckpt, on_step, log, world):
                 optimizer.lr = lr
                 updating = True   # a second Ctrl-C inside the step: no checkpoint of half-updated weights
                 try:
-                    loss_value = train_step(model, batch, loss_fn, optimizer, world, grad_clip=config.grad_clip,
-                                            local_loss=config.local_loss)
+                    if config.objective == "supervised":
+                        loss_value = supervised_step(model, batch, optimizer, grad_clip=config.grad_clip)
+                    else:
+                        loss_value = train_step(model, batch, loss_fn, optimizer, world, grad_clip=config.grad_clip,
+                                                local_loss=config.local_loss)
                 except NonFiniteError as exc:
                     raise NonFiniteError(f"step {k + 1}: {exc}") from None
                 updating = False
                 step = k + 1
-                logit_scale = float(model.logit_scale.data)
-                temperature = math.exp(-logit_scale)  # tau: logits = cosine / tau = cosine * exp(logit_scale)
-                record = {"kind": "train", "step": step, "loss": loss_value, "lr": lr, "logit_scale": logit_scale,
-                          "temperature": temperature, "batch_size": config.batch_size}
+                record = {"kind": "train", "step": step, "loss": loss_value, "lr": lr, "batch_size": config.batch_size}
+                if config.objective == "clip":
+                    logit_scale = float(model.logit_scale.data)
+                    temperature = math.exp(-logit_scale)  # tau: logits = cosine / tau = cosine * exp(logit_scale)
+                    record.update(logit_scale=logit_scale, temperature=temperature)
                 write(record)
                 now = time.perf_counter()
                 dt, t_step = now - t_step, now
                 timing["train_seconds"] += dt
                 timing["steps"] += 1
                 speed = config.batch_size / dt if speed is None else 0.9 * speed + 0.1 * config.batch_size / dt
-                bar.set_postfix_str(f"loss {loss_value:.3f} tau {temperature:.4f} {speed:.0f} img/s", refresh=False)
+                tau = f" tau {record['temperature']:.4f}" if "temperature" in record else ""
+                bar.set_postfix_str(f"loss {loss_value:.3f}{tau} {speed:.0f} img/s", refresh=False)
                 bar.update(1)
                 if world.is_main and step % config.eval_every == 0 and step < config.steps:
                     r = evaluate(step)
