@@ -65,8 +65,9 @@ int main(int argc, char **argv)
     float scale = 1.0f / sqrtf((float)D);
     int bcs[] = {16, 32, 64};
     double best_exact = 1e9, best_online[3] = {1e9, 1e9, 1e9};
+    attn_layout l = {T * D, T * D, D};                  /* (BH, 1, T, D) contiguous */
     for (int r = 0; r < 15; r++) {
-        double t0 = now(); attention_forward_f32(BH, T, D, scale, 0, q, k, v, o1, l1); double t1 = now();
+        double t0 = now(); attention_forward_f32(BH, 1, T, D, scale, 0, q, l, k, l, v, l, o1, l, l1); double t1 = now();
         if (t1 - t0 < best_exact) best_exact = t1 - t0;
         for (int b = 0; b < 3; b++) {
             t0 = now(); online_forward_f32(BH, T, D, scale, bcs[b], q, k, v, o2, l2); t1 = now();

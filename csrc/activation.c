@@ -27,51 +27,49 @@
 #define SQRT_2_OVER_PI 0.7978845608028654
 #define GELU_C 0.044715
 
-#define DEFINE_ACTIVATIONS(SFX, T, TANH, EXP, FABS)                                      \
-static inline T sigmoid##SFX(T z)                                                        \
-{                                                                                        \
-    T e = EXP(-FABS(z));                                                                 \
-    return z >= 0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e);                                 \
-}                                                                                        \
-                                                                                         \
-void gelu_forward##SFX(idx_t n, const T *x, T *y)                                        \
-{                                                                                        \
-    _Pragma("omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)")               \
-    for (idx_t i = 0; i < n; i++) {                                                      \
-        T xi = x[i];                                                                     \
-        T u = (T)SQRT_2_OVER_PI * (xi + (T)GELU_C * xi * xi * xi);                       \
-        y[i] = (T)0.5 * xi * ((T)1 + TANH(u));                                           \
-    }                                                                                    \
-}                                                                                        \
-                                                                                         \
-void gelu_backward##SFX(idx_t n, const T *x, const T *dy, T *dx)                         \
-{                                                                                        \
-    _Pragma("omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)")               \
-    for (idx_t i = 0; i < n; i++) {                                                      \
-        T xi = x[i];                                                                     \
-        T t = TANH((T)SQRT_2_OVER_PI * (xi + (T)GELU_C * xi * xi * xi));                 \
-        T du = (T)SQRT_2_OVER_PI * ((T)1 + (T)(3.0 * GELU_C) * xi * xi);                 \
-        dx[i] = dy[i] * ((T)0.5 * ((T)1 + t) + (T)0.5 * xi * ((T)1 - t * t) * du);       \
-    }                                                                                    \
-}                                                                                        \
-                                                                                         \
-void quick_gelu_forward##SFX(idx_t n, const T *x, T *y)                                  \
-{                                                                                        \
-    _Pragma("omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)")               \
-    for (idx_t i = 0; i < n; i++)                                                        \
-        y[i] = x[i] * sigmoid##SFX((T)1.702 * x[i]);                                     \
-}                                                                                        \
-                                                                                         \
-void quick_gelu_backward##SFX(idx_t n, const T *x, const T *dy, T *dx)                   \
-{                                                                                        \
-    _Pragma("omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)")               \
-    for (idx_t i = 0; i < n; i++) {                                                      \
-        T s = sigmoid##SFX((T)1.702 * x[i]);                                             \
-        dx[i] = dy[i] * (s + (T)1.702 * x[i] * s * ((T)1 - s));                          \
-    }                                                                                    \
+/* ---- float64: the formulas as written above, libm's tanh and exp ---- */
+static inline double sigmoid_f64(double z)
+{
+    double e = exp(-fabs(z));
+    return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
-DEFINE_ACTIVATIONS(_f64, double, tanh, exp, fabs)
+void gelu_forward_f64(idx_t n, const double *x, double *y)
+{
+    #pragma omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)
+    for (idx_t i = 0; i < n; i++) {
+        double xi = x[i];
+        double u = SQRT_2_OVER_PI * (xi + GELU_C * xi * xi * xi);
+        y[i] = 0.5 * xi * (1.0 + tanh(u));
+    }
+}
+
+void gelu_backward_f64(idx_t n, const double *x, const double *dy, double *dx)
+{
+    #pragma omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)
+    for (idx_t i = 0; i < n; i++) {
+        double xi = x[i];
+        double t = tanh(SQRT_2_OVER_PI * (xi + GELU_C * xi * xi * xi));
+        double du = SQRT_2_OVER_PI * (1.0 + (3.0 * GELU_C) * xi * xi);
+        dx[i] = dy[i] * (0.5 * (1.0 + t) + 0.5 * xi * (1.0 - t * t) * du);
+    }
+}
+
+void quick_gelu_forward_f64(idx_t n, const double *x, double *y)
+{
+    #pragma omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)
+    for (idx_t i = 0; i < n; i++)
+        y[i] = x[i] * sigmoid_f64(1.702 * x[i]);
+}
+
+void quick_gelu_backward_f64(idx_t n, const double *x, const double *dy, double *dx)
+{
+    #pragma omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)
+    for (idx_t i = 0; i < n; i++) {
+        double s = sigmoid_f64(1.702 * x[i]);
+        dx[i] = dy[i] * (s + 1.702 * x[i] * s * (1.0 - s));
+    }
+}
 
 /* ---- float32, generic: blocks of CHUNK values through exp_shift_sum_f32 ----
  * (CPUs without AVX2+FMA, and MINICLIP_FORCE_GENERIC=1 / set_simd("generic")) */

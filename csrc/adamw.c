@@ -26,24 +26,10 @@
 
 #define PARALLEL_ELEMENTS 65536
 
-#define DEFINE_ADAMW(SFX, T, SQRT)                                                       \
-void adamw_step##SFX(idx_t n, T *p, const T *g, T *m, T *v, T decay, T beta1, T beta2,   \
-                     T step_size, T inv_sqrt_bc2, T eps)                                 \
-{                                                                                        \
-    _Pragma("omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)")               \
-    for (idx_t i = 0; i < n; i++) {                                                      \
-        T gi = g[i];                                                                     \
-        T pi = p[i] * decay;                                /* decay = 1 - lr * wd */    \
-        T mi = beta1 * m[i] + ((T)1 - beta1) * gi;                                       \
-        T vi = beta2 * v[i] + ((T)1 - beta2) * gi * gi;                                  \
-        m[i] = mi;                                                                       \
-        v[i] = vi;                                                                       \
-        p[i] = pi - step_size * mi / (SQRT(vi) * inv_sqrt_bc2 + eps);                    \
-    }                                                                                    \
-}
-
-DEFINE_ADAMW(_generic_f32, float, sqrtf)
-DEFINE_ADAMW(_f64, double, sqrt)
+#define REAL_BITS 32
+#include "adamw_impl.h"
+#define REAL_BITS 64
+#include "adamw_impl.h"
 
 #if MINICLIP_HAVE_AVX2
 #include <immintrin.h>
@@ -95,4 +81,10 @@ void adamw_step_f32(idx_t n, float *p, const float *g, float *m, float *v, float
     }
 #endif
     adamw_step_generic_f32(n, p, g, m, v, decay, beta1, beta2, step_size, inv_sqrt_bc2, eps);
+}
+
+void adamw_step_f64(idx_t n, double *p, const double *g, double *m, double *v, double decay, double beta1,
+                    double beta2, double step_size, double inv_sqrt_bc2, double eps)
+{
+    adamw_step_generic_f64(n, p, g, m, v, decay, beta1, beta2, step_size, inv_sqrt_bc2, eps);
 }

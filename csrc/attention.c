@@ -30,29 +30,26 @@
  * head costs the same, but on a shared machine a thread that loses its core for a while
  * should not hold the others up at the end); the GEMMs inside run on the calling thread.
  *
- * Exact per-head softmax vs online softmax. At CLIP's sizes (T <= a few hundred) one
- * head's T x T scores fit in L2 (77 x 77 x 4 B = 23 KiB), so we compute the whole
- * row of scores, then its max and log-sum-exp exactly, then P, each in one pass
- * with GEMM v3 doing the products at full micro-kernel speed. The alternative is
- * FlashAttention's *online* softmax: walk k, v in tiles of columns, keep a running
- * max m and sum l per row, and rescale the partial output by exp(m_old - m_new)
- * whenever the max grows. It never materialises a row of S, which matters when T
- * is in the thousands and a row no longer fits in cache; at T <= 200 it only adds
- * the rescaling work (an exp and a D-wide multiply per row per tile) and turns the
- * big GEMMs into many tiny ones. Measured (benchmarks/online_softmax.c; forward, float32,
- * BH = 256, D = 64, one thread, best of 15 on a busy machine), exact vs online with tiles
- * of 16 / 32 / 64 keys: T = 17: 0.84 vs 1.90 / 0.85 / 0.81 ms; T = 77: 7.9 vs 12.2 / 9.8 /
- * 10.2 ms; T = 128: 34.7 vs 35.5 / 37.6 / 33.9 ms. Online is never clearly faster (a tile
- * as wide as T *is* the exact version), and small tiles cost up to 2x, so we keep exact.
+ * Exact per-head softmax, not FlashAttention's online softmax. At CLIP's sizes (T <= a few
+ * hundred) one head's T x T scores fit in L2 (77 x 77 x 4 B = 23 KiB), so we compute the whole
+ * row of scores, then its max and log-sum-exp exactly, then P, each in one pass with GEMM v3
+ * doing the products at full micro-kernel speed. The online softmax walks k, v in tiles of
+ * columns, keeps a running max m and sum l per row, and rescales the partial output by
+ * exp(m_old - m_new) whenever the max grows: it never materialises a row of S, which matters
+ * when T is in the thousands and a row no longer fits in cache; at T <= 200 it only adds the
+ * rescaling work and turns the big GEMMs into many tiny ones (a tile as wide as T *is* the
+ * exact version). The comparison is measured in benchmarks/README.md (benchmarks/online_softmax.c).
+ *
+ * Files: attention_impl.h (the general algorithm above, any T and D), attention_tiles_impl.h
+ * (the same math on whole micro-kernel tiles, for short sequences), attention_common_impl.h
+ * (the helpers both use); all written once for float and double (real.h).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm_microkernel.h"
 #include "miniclip.h"
 #include "transpose.h"
-#include "vexp.h"
 
 /* rows per causal block: a multiple of the micro-kernel's MR = 6 */
 #define CAUSAL_BLOCK 24
@@ -70,41 +67,13 @@
 #define HEAD(l, b, h) ((b) * (l).batch + (h) * (l).head)
 
 /* sequences up to this long, with D a multiple of the micro-kernel's NR, take the tile
- * path (attention_tiles_impl.h); longer ones the general one (attention_impl.h). Measured
- * (forward + backward, B*H = 256, 1 thread, best of 4 alternated runs, general / tiles):
- * float32 T = 12: 1.29-1.36x, T = 17: 1.04-1.07x, T = 24: 1.01-1.10x for D = 32 and 64; from
- * T = 32 on it is a draw or a loss (0.68-0.85x at T = 64, and causal ones lose from T = 50:
- * the tile path computes whole score matrices where the general one skips the masked blocks);
- * float64 is a draw up to T = 24 and loses on causal sequences past it. */
+ * path (attention_tiles_impl.h); longer ones the general one (attention_impl.h). Past it the
+ * tile path stops paying: its edge savings shrink while it computes whole score matrices
+ * where the general path skips the masked blocks of causal ones (benchmarks/README.md). */
 #define TILES_MAX_T 24
 #define USE_TILES(T, D) ((T) <= TILES_MAX_T && (D) % NR == 0)
 
-#define REAL float
-#define SFX(name) name##_f32
-#define VEXP exp_shift_sum_f32
-#define LOG logf
-#define MR GEMM_MR_F32
-#define NR GEMM_NR_F32
-#define UKR_T gemm_ukr_f32_t
-#define GET_UKR gemm_ukr_f32
-#include "attention_tiles_impl.h"
+#define REAL_BITS 32
 #include "attention_impl.h"
-#undef REAL
-#undef SFX
-#undef VEXP
-#undef LOG
-#undef MR
-#undef NR
-#undef UKR_T
-#undef GET_UKR
-
-#define REAL double
-#define SFX(name) name##_f64
-#define VEXP exp_shift_sum_f64
-#define LOG log
-#define MR GEMM_MR_F64
-#define NR GEMM_NR_F64
-#define UKR_T gemm_ukr_f64_t
-#define GET_UKR gemm_ukr_f64
-#include "attention_tiles_impl.h"
+#define REAL_BITS 64
 #include "attention_impl.h"

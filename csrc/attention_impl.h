@@ -1,66 +1,33 @@
 /* attention_impl.h: the body of attention.c, written once for any element type.
  *
- * Included twice by attention.c with REAL (float or double), SFX(name), VEXP and LOG
- * defined. Read attention.c first: it states the math; this file is the code.
- * T here is always the token count, REAL the element type.
+ * Included twice by attention.c, once per REAL_BITS (real.h: REAL, SFX, VEXP, LOG, MR, NR).
+ * Read attention.c first: it states the math; this file is the code, top-down: the entry
+ * points and the general algorithm (any T, any D) with its three products, then the tile
+ * path for short sequences (attention_tiles_impl.h). The helpers both paths use are in
+ * attention_common_impl.h. T here is always the token count, REAL the element type.
  */
+#include "real.h"
+#include "attention_common_impl.h"   /* fill_nan, softmax_grad_rows */
 
+/* the tile path (attention_tiles_impl.h), taken when USE_TILES(T, D) */
+static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
+                                         const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
+                                         const REAL *v, attn_layout lv, REAL *out, attn_layout lo,
+                                         REAL *lse);
+static void SFX(attention_backward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
+                                          const REAL *dout, attn_layout ldo, const REAL *q, attn_layout lq,
+                                          const REAL *k, attn_layout lk, const REAL *v, attn_layout lv,
+                                          const REAL *out, attn_layout lo, const REAL *lse,
+                                          REAL *dq, attn_layout ldq, REAL *dk, attn_layout ldk,
+                                          REAL *dv, attn_layout ldv);
 
-/* C = alpha * op(A) op(B) on the calling thread (beta = 0: C write-only). */
-#define GEMM1(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c)                 \
-    SFX(gemm_packed)((M), (N), (K), (alpha), (A), (rs_a), (cs_a), (B), (rs_b), (cs_b), \
-                     (REAL)0, (C), (rs_c), 1, 1)
-
-/* S = scale * q k^T, (T x T) with row stride ld, given q (T x D, row stride ld_q) and
- * kt = k^T (D x T, contiguous: the products with k^T then read rows of kt with unit
- * stride, and GEMM v3 needs no packing at these sizes);
- * causal: row block [i0, i1) only needs columns 0 .. i1. */
+/* the three products of the general path, defined below */
 static void SFX(attn_scores)(idx_t T, idx_t D, idx_t ld, REAL scale, int causal,
-                             const REAL *q, idx_t ld_q, const REAL *kt, REAL *S)
-{
-    if (!causal) {
-        GEMM1(T, T, D, scale, q, ld_q, 1, kt, T, 1, S, ld);
-        return;
-    }
-    for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
-        idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
-        /* S[i0:i1, 0:i1] = scale * q[i0:i1] k[0:i1]^T */
-        GEMM1(i1 - i0, i1, D, scale, q + i0 * ld_q, ld_q, 1, kt, T, 1, S + i0 * ld, ld);
-    }
-}
-
-/* C (T x D, row stride ld_c) = alpha * P V (V: T x D, row stride ld_v): out = P v (or
- * dq = scale * dS k); causal: row i only needs columns j <= i of P, so row block
- * [i0, i1) multiplies P[i0:i1, 0:i1] V[0:i1]. */
+                             const REAL *q, idx_t ld_q, const REAL *kt, REAL *S);
 static void SFX(attn_rows_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int causal,
-                                 const REAL *P, const REAL *V, idx_t ld_v, REAL *C, idx_t ld_c)
-{
-    if (!causal) {
-        GEMM1(T, D, T, alpha, P, ld, 1, V, ld_v, 1, C, ld_c);
-        return;
-    }
-    for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
-        idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
-        GEMM1(i1 - i0, D, i1, alpha, P + i0 * ld, ld, 1, V, ld_v, 1, C + i0 * ld_c, ld_c);
-    }
-}
-
-/* C (T x D, row stride ld_c) = alpha * P^T X (X: T x D, row stride ld_x): dv = P^T dout
- * (or dk = scale * dS^T q); causal: column j of P is nonzero only for rows i >= j, so
- * block [j0, j1) uses rows j0 .. T. */
+                                 const REAL *P, const REAL *V, idx_t ld_v, REAL *C, idx_t ld_c);
 static void SFX(attn_cols_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int causal,
-                                 const REAL *P, const REAL *X, idx_t ld_x, REAL *C, idx_t ld_c)
-{
-    if (!causal) {
-        GEMM1(T, D, T, alpha, P, 1, ld, X, ld_x, 1, C, ld_c);  /* P^T: rs = 1, cs = ld */
-        return;
-    }
-    for (idx_t j0 = 0; j0 < T; j0 += CAUSAL_BLOCK) {
-        idx_t j1 = j0 + CAUSAL_BLOCK < T ? j0 + CAUSAL_BLOCK : T;
-        GEMM1(j1 - j0, D, T - j0, alpha, P + j0 * ld + j0, 1, ld, X + j0 * ld_x, ld_x, 1,
-              C + j0 * ld_c, ld_c);
-    }
-}
+                                 const REAL *P, const REAL *X, idx_t ld_x, REAL *C, idx_t ld_c);
 
 void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
                             const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
@@ -163,4 +130,63 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
     }
 }
 
+/* C = alpha * op(A) op(B) on the calling thread (beta = 0: C write-only). */
+#define GEMM1(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c)                 \
+    SFX(gemm_packed)((M), (N), (K), (alpha), (A), (rs_a), (cs_a), (B), (rs_b), (cs_b), \
+                     (REAL)0, (C), (rs_c), 1, 1)
+
+/* S = scale * q k^T, (T x T) with row stride ld, given q (T x D, row stride ld_q) and
+ * kt = k^T (D x T, contiguous: the products with k^T then read rows of kt with unit
+ * stride, and GEMM v3 needs no packing at these sizes);
+ * causal: row block [i0, i1) only needs columns 0 .. i1. */
+static void SFX(attn_scores)(idx_t T, idx_t D, idx_t ld, REAL scale, int causal,
+                             const REAL *q, idx_t ld_q, const REAL *kt, REAL *S)
+{
+    if (!causal) {
+        GEMM1(T, T, D, scale, q, ld_q, 1, kt, T, 1, S, ld);
+        return;
+    }
+    for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
+        idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
+        /* S[i0:i1, 0:i1] = scale * q[i0:i1] k[0:i1]^T */
+        GEMM1(i1 - i0, i1, D, scale, q + i0 * ld_q, ld_q, 1, kt, T, 1, S + i0 * ld, ld);
+    }
+}
+
+/* C (T x D, row stride ld_c) = alpha * P V (V: T x D, row stride ld_v): out = P v (or
+ * dq = scale * dS k); causal: row i only needs columns j <= i of P, so row block
+ * [i0, i1) multiplies P[i0:i1, 0:i1] V[0:i1]. */
+static void SFX(attn_rows_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int causal,
+                                 const REAL *P, const REAL *V, idx_t ld_v, REAL *C, idx_t ld_c)
+{
+    if (!causal) {
+        GEMM1(T, D, T, alpha, P, ld, 1, V, ld_v, 1, C, ld_c);
+        return;
+    }
+    for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
+        idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
+        GEMM1(i1 - i0, D, i1, alpha, P + i0 * ld, ld, 1, V, ld_v, 1, C + i0 * ld_c, ld_c);
+    }
+}
+
+/* C (T x D, row stride ld_c) = alpha * P^T X (X: T x D, row stride ld_x): dv = P^T dout
+ * (or dk = scale * dS^T q); causal: column j of P is nonzero only for rows i >= j, so
+ * block [j0, j1) uses rows j0 .. T. */
+static void SFX(attn_cols_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int causal,
+                                 const REAL *P, const REAL *X, idx_t ld_x, REAL *C, idx_t ld_c)
+{
+    if (!causal) {
+        GEMM1(T, D, T, alpha, P, 1, ld, X, ld_x, 1, C, ld_c);  /* P^T: rs = 1, cs = ld */
+        return;
+    }
+    for (idx_t j0 = 0; j0 < T; j0 += CAUSAL_BLOCK) {
+        idx_t j1 = j0 + CAUSAL_BLOCK < T ? j0 + CAUSAL_BLOCK : T;
+        GEMM1(j1 - j0, D, T - j0, alpha, P + j0 * ld + j0, 1, ld, X + j0 * ld_x, ld_x, 1,
+              C + j0 * ld_c, ld_c);
+    }
+}
+
 #undef GEMM1
+
+#include "attention_tiles_impl.h"   /* the tile path for short sequences */
+#include "real_end.h"

@@ -1,8 +1,8 @@
 /* attention_tiles_impl.h: attention for short sequences, on whole micro-kernel tiles.
  *
- * Included by attention.c once per element type, before attention_impl.h, with REAL,
- * SFX(name), VEXP, LOG, MR, NR (the micro-kernel tile) and UKR_T / GET_UKR defined.
- * The math is attention.c's; only the way the seven small products are computed differs.
+ * Included at the end of attention_impl.h (same macros: real.h, and attention.c's constants);
+ * it uses attention_common_impl.h. The math is attention.c's; only the way the seven small
+ * products are computed differs.
  *
  * Why: at CLIP's short sequences (17 image tokens, a dozen text tokens) one head's
  * products are a few thousand multiply-adds each. Through the general GEMM every one of
@@ -93,35 +93,6 @@ static int SFX(tiles_alloc)(SFX(tiles_t) *b, idx_t T, idx_t D)
 
 #undef ROUND_LINE
 #undef LINE
-
-/* out of memory for the scratch buffers: a head's result (T x D, row stride ld) becomes NaN,
- * never garbage (both attention paths) */
-static void SFX(fill_nan)(idx_t T, idx_t D, REAL *x, idx_t ld)
-{
-    for (idx_t i = 0; i < T; i++)
-        for (idx_t d = 0; d < D; d++) x[i * ld + d] = NAN;
-}
-
-/* dP (T x T block, row stride ld) becomes dS = P * (dP - delta) row by row, delta_i =
- * dout_i . out_i (= sum_j P_ij dP_ij: the softmax backward without P's row sums); masked
- * entries (causal: j > i) are written as exact zeros. Shared by both attention paths. */
-static void SFX(softmax_grad_rows)(idx_t T, idx_t D, idx_t ld, int causal, const REAL *P, REAL *dP,
-                                   const REAL *dout, idx_t ld_dout, const REAL *out, idx_t ld_out)
-{
-    for (idx_t i = 0; i < T; i++) {
-        const REAL *dor = dout + i * ld_dout, *our = out + i * ld_out;
-        REAL delta = 0;
-        /* simd reduction: lanes sum separately, then together (an allowed reordering
-         * of this one sum; the rest of the build stays strict IEEE, no fast-math) */
-        #pragma omp simd reduction(+:delta)
-        for (idx_t d = 0; d < D; d++) delta += dor[d] * our[d];
-        REAL *ds = dP + i * ld;
-        const REAL *p = P + i * ld;
-        idx_t n = causal ? i + 1 : T;
-        for (idx_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - delta);
-        for (idx_t j = n; j < T; j++) ds[j] = 0;
-    }
-}
 
 /* P (the T x T block, row stride ld) = the probabilities from the scores already in P:
  * forward (lse_out != NULL): row max, log-sum-exp (stored), normalise;

@@ -28,33 +28,12 @@
 #define MINICLIP_HAVE_AVX2_KERNELS 0
 #endif
 
-/* ------------------------------------------------------------------ generic C */
-/* acc[i][j] lives in registers as far as the compiler can manage; the loop over j
- * is the one it vectorises. */
-#define DEFINE_UKR_GENERIC(NAME, T, MR, NR)                                          \
-static void NAME(idx_t kc, T alpha, const T *a, idx_t rs_a, idx_t cs_a,              \
-                 const T *b, idx_t rs_b, T beta, T *c, idx_t rs_c, idx_t cs_c,       \
-                 const T *bias)                                                      \
-{                                                                                    \
-    T acc[MR][NR];                                                                   \
-    memset(acc, 0, sizeof(acc));                                                     \
-    for (idx_t p = 0; p < kc; p++) {                                                 \
-        for (int i = 0; i < MR; i++) {                                               \
-            T a_ip = a[i * rs_a + p * cs_a];                                         \
-            for (int j = 0; j < NR; j++)                                             \
-                acc[i][j] += a_ip * b[p * rs_b + j];                                 \
-        }                                                                            \
-    }                                                                                \
-    for (int i = 0; i < MR; i++)                                                     \
-        for (int j = 0; j < NR; j++) {                                               \
-            T *cij = &c[i * rs_c + j * cs_c];                                        \
-            T cv = (beta == 0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *cij; \
-            *cij = bias ? cv + bias[j] : cv;                                         \
-        }                                                                            \
-}
-
-DEFINE_UKR_GENERIC(ukr_generic_f32, float, GEMM_MR_F32, GEMM_NR_F32)
-DEFINE_UKR_GENERIC(ukr_generic_f64, double, GEMM_MR_F64, GEMM_NR_F64)
+/* ------------------------------------------------------------------ generic C
+ * The reference kernel, for both types (real.h): ukr_generic_f32 (6 x 16), ukr_generic_f64 (6 x 8). */
+#define REAL_BITS 32
+#include "gemm_microkernel_impl.h"
+#define REAL_BITS 64
+#include "gemm_microkernel_impl.h"
 
 #if MINICLIP_HAVE_AVX2_KERNELS
 /* --------------------------------------------------------------- AVX2 + FMA

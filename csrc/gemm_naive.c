@@ -9,23 +9,7 @@
  */
 #include "miniclip.h"
 
-#define DEFINE_GEMM_NAIVE(NAME, T)                                               \
-void NAME(idx_t M, idx_t N, idx_t K, T alpha,                                    \
-          const T *A, idx_t rs_a, idx_t cs_a,                                    \
-          const T *B, idx_t rs_b, idx_t cs_b,                                    \
-          T beta, T *C, idx_t rs_c, idx_t cs_c)                                  \
-{                                                                                \
-    for (idx_t i = 0; i < M; i++) {                                              \
-        for (idx_t j = 0; j < N; j++) {                                          \
-            T acc = 0;                                                           \
-            for (idx_t p = 0; p < K; p++)                                        \
-                acc += A[i * rs_a + p * cs_a] * B[p * rs_b + j * cs_b];          \
-            T *c = &C[i * rs_c + j * cs_c];                                      \
-            /* beta == 0: C is write-only, as in BLAS (never read, so NaN cannot leak) */ \
-            *c = (beta == 0) ? alpha * acc : alpha * acc + beta * (*c);          \
-        }                                                                        \
-    }                                                                            \
-}
-
-DEFINE_GEMM_NAIVE(gemm_naive_f32, float)
-DEFINE_GEMM_NAIVE(gemm_naive_f64, double)
+#define REAL_BITS 32
+#include "gemm_naive_impl.h"
+#define REAL_BITS 64
+#include "gemm_naive_impl.h"

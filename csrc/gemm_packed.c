@@ -38,6 +38,11 @@
  * are contiguous they also skip packing (gemm_direct: the micro-kernel reads A and B in
  * place, which pays while everything fits in L1/L2); tiny ones skip the micro-kernel
  * too (gemm_small).
+ *
+ * The code, written once for float and double (real.h): gemm_packed_impl.h holds the five
+ * loops top-down (gemm_run, gemm_loops, macro_kernel, packing), gemm_fast_paths_impl.h what
+ * runs beside them (gemm_small, gemm_direct, the epilogue, the out-of-memory fallback), and
+ * gemm_microkernel.c the micro-kernel.
  */
 #include <stdlib.h>
 
@@ -69,38 +74,18 @@ static void team_barrier(int nt) { (void)nt; }
 #define DIRECT_FLOPS (128.0 * 128.0 * 128.0)
 #define DIRECT_K_MAX 512
 
-/* ---- float32: 6 x 16 micro-kernel ---- */
-#define T float
-#define SFX(name) name##_f32
-#define MR GEMM_MR_F32
-#define NR GEMM_NR_F32
+/* ---- float32: 6 x 16 micro-kernel (MR x NR, real.h) ---- */
+#define REAL_BITS 32
 #define MC 192
 #define KC 256
 #define NC 4080
-#define UKR_T gemm_ukr_f32_t
-#define GET_UKR gemm_ukr_f32
 #define PACK_A_ROWMAJOR gemm_pack_a_rowmajor_f32
 #include "gemm_packed_impl.h"
-#undef T
-#undef SFX
-#undef MR
-#undef NR
-#undef MC
-#undef KC
-#undef NC
-#undef UKR_T
-#undef GET_UKR
-#undef PACK_A_ROWMAJOR
 
 /* ---- float64: 6 x 8 micro-kernel ---- */
-#define T double
-#define SFX(name) name##_f64
-#define MR GEMM_MR_F64
-#define NR GEMM_NR_F64
+#define REAL_BITS 64
 #define MC 96
 #define KC 256
 #define NC 4080
-#define UKR_T gemm_ukr_f64_t
-#define GET_UKR gemm_ukr_f64
 #define PACK_A_ROWMAJOR(kc, a, rs_a, Ap) 0   /* float64: the portable loop */
 #include "gemm_packed_impl.h"

@@ -12,7 +12,8 @@
  * reference computes; the one-pass E[x^2] - mean^2 loses digits when |mean| >> std.
  * Every sum (over a row of C, or over the R rows for dweight and dbias) is accumulated
  * in double (the row sums as `omp simd` reductions: vector lanes summed separately, then
- * together, an ordering OpenMP allows without -ffast-math), so float32 keeps the accuracy of NumPy's pairwise sums for any C and R.
+ * together, an ordering OpenMP allows without -ffast-math), so float32 keeps the accuracy
+ * of NumPy's pairwise sums for any C and R.
  * float32 on CPUs with AVX2+FMA (chosen at run time, MINICLIP_FORCE_GENERIC=1 turns it off)
  * runs the same passes 8 columns at a time and several rows at once, and adds blocks of at
  * most 8 floats per lane in float before each goes into the double sum (64 columns of a
@@ -20,6 +21,9 @@
  * block, as NumPy's float32 sum of 64 values has, and no growth with C or R beyond that.
  * dweight and dbias: each thread sums its rows into a private buffer, and the buffers
  * are added at the end (no atomics).
+ *
+ * The code: layernorm_impl.h, the rows and the entry points for float and double (real.h),
+ * first; then, in this file, the float32 AVX2+FMA rows the entry points switch to.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,65 +36,31 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#define LN_THREAD_ID() omp_get_thread_num()
+#define LN_NUM_THREADS() omp_get_num_threads()
+#define LN_MAX_THREADS() omp_get_max_threads()
+#else
+#define LN_THREAD_ID() 0
+#define LN_NUM_THREADS() 1
+#define LN_MAX_THREADS() 1
 #endif
 
-/* ---- generic C: a range of rows [r0, r1), one thread's share ---- */
-#define DEFINE_LAYER_NORM_ROWS(SFX, T, SQRT)                                             \
-static void ln_forward_rows##SFX(idx_t r0, idx_t r1, idx_t C, const T *x, const T *weight, \
-                                 const T *bias, T eps, T *y, T *mean, T *rstd)           \
-{                                                                                        \
-    for (idx_t r = r0; r < r1; r++) {                                                    \
-        const T *xr = x + r * C;                                                         \
-        T *yr = y + r * C;                                                               \
-        double s = 0, v = 0;                       /* row sums in double (see above) */  \
-        _Pragma("omp simd reduction(+:s)")                                               \
-        for (idx_t j = 0; j < C; j++) s += xr[j];                                        \
-        T mu = (T)(s / (double)C);                                                       \
-        _Pragma("omp simd reduction(+:v)")                                               \
-        for (idx_t j = 0; j < C; j++) v += (double)((xr[j] - mu) * (xr[j] - mu));        \
-        T rs = (T)1 / SQRT((T)(v / (double)C) + eps);                                    \
-        mean[r] = mu;                                                                    \
-        rstd[r] = rs;                                                                    \
-        for (idx_t j = 0; j < C; j++) {                                                  \
-            T h = (xr[j] - mu) * rs;                                                     \
-            if (weight) h *= weight[j];                                                  \
-            if (bias) h += bias[j];                                                      \
-            yr[j] = h;                                                                   \
-        }                                                                                \
-    }                                                                                    \
-}                                                                                        \
-                                                                                         \
-/* dx for rows [r0, r1); dw[j] += sum of dy xhat, db[j] += sum of dy (double, per thread) */ \
-static void ln_backward_rows##SFX(idx_t r0, idx_t r1, idx_t C, const T *dy, const T *x,  \
-                                  const T *weight, const T *mean, const T *rstd, T *dx,  \
-                                  double *dw, double *db, float *scratch)                \
-{                                                                                        \
-    (void)scratch;                                                                       \
-    for (idx_t r = r0; r < r1; r++) {                                                    \
-        const T *xr = x + r * C, *dyr = dy + r * C;                                      \
-        T *dxr = dx + r * C;                                                             \
-        T mu = mean[r], rs = rstd[r];                                                    \
-        double sg = 0, sgx = 0;                                                          \
-        _Pragma("omp simd reduction(+:sg, sgx)")                                         \
-        for (idx_t j = 0; j < C; j++) {                                                  \
-            T xhat = (xr[j] - mu) * rs;                                                  \
-            T g = weight ? dyr[j] * weight[j] : dyr[j];                                  \
-            sg += g;                                                                     \
-            sgx += g * xhat;                                                             \
-            dw[j] += (double)dyr[j] * (double)xhat;                                      \
-            db[j] += (double)dyr[j];                                                     \
-        }                                                                                \
-        T mg = (T)(sg / (double)C), mgx = (T)(sgx / (double)C);                          \
-        for (idx_t j = 0; j < C; j++) {                                                  \
-            T xhat = (xr[j] - mu) * rs;                                                  \
-            T g = weight ? dyr[j] * weight[j] : dyr[j];                                  \
-            dxr[j] = rs * (g - mg - xhat * mgx);                                         \
-        }                                                                                \
-    }                                                                                    \
-}
+#if MINICLIP_HAVE_AVX2
+/* float32 on CPUs with AVX2+FMA: the same rows, 8 columns at a time (defined below) */
+__attribute__((target("avx2,fma")))
+static void ln_forward_rows_avx2_f32(idx_t r0, idx_t r1, idx_t C, const float *x, const float *weight,
+                                     const float *bias, float eps, float *y, float *mean, float *rstd);
+__attribute__((target("avx2,fma")))
+static void ln_backward_rows_avx2_f32(idx_t r0, idx_t r1, idx_t C, const float *dy, const float *x,
+                                      const float *weight, const float *mean, const float *rstd,
+                                      float *dx, double *dw, double *db, float *scratch);
+#endif
 
-DEFINE_LAYER_NORM_ROWS(_f32, float, sqrtf)
-DEFINE_LAYER_NORM_ROWS(_f64, double, sqrt)
+/* the rows in C and the entry points, for both types (real.h) */
+#define REAL_BITS 32
+#include "layernorm_impl.h"
+#define REAL_BITS 64
+#include "layernorm_impl.h"
 
 #if MINICLIP_HAVE_AVX2
 /* ---- float32 with AVX2+FMA: the same passes, 8 floats per step ----
@@ -165,18 +135,19 @@ static inline void ln_forward_out8(const float *xj, const float *weight, const f
  * than the sum itself. */
 #define LN_BLOCK 8
 #define LN_BLOCK_END(j) ((((j) / 8) % LN_BLOCK) == LN_BLOCK - 1)
-#define LN_FLUSH(NR, a, f) do {                                                          \
-    for (int k_ = 0; k_ < (NR); k_++) {                                                  \
+#define LN_FLUSH(nrows, a, f) do {                                                       \
+    for (int k_ = 0; k_ < (nrows); k_++) {                                               \
         LN_ADD_PD(a[k_][0], a[k_][1], f[k_]);                                            \
         f[k_] = _mm256_setzero_ps();                                                     \
     }                                                                                    \
 } while (0)
 
-/* NR rows starting at row r, their passes interleaved: each row's sums are a chain of
- * dependent adds (and a division, a square root), so a single short row (C = 64) waits on
- * latency; NR independent chains keep the FP units busy. NR is a constant at each call. */
+/* A group of nrows rows starting at row r, their passes interleaved: each row's sums are a
+ * chain of dependent adds (and a division, a square root), so a single short row (C = 64)
+ * waits on latency; nrows independent chains keep the FP units busy. nrows (4, or 1) is a
+ * constant at each call. */
 __attribute__((target("avx2,fma"), always_inline))
-static inline void ln_forward_group(int NR, idx_t r, idx_t C, const float *x, const float *weight,
+static inline void ln_forward_group(int nrows, idx_t r, idx_t C, const float *x, const float *weight,
                                     const float *bias, float eps, float *y, float *mean, float *rstd)
 {
     idx_t C8 = C / 8 * 8, j;
@@ -184,41 +155,41 @@ static inline void ln_forward_group(int NR, idx_t r, idx_t C, const float *x, co
     const float *xr = x + r * C;
     __m256d a[4][2];
     __m256 vmu[4], vrs[4];
-    for (int k = 0; k < NR; k++) a[k][0] = a[k][1] = _mm256_setzero_pd();
+    for (int k = 0; k < nrows; k++) a[k][0] = a[k][1] = _mm256_setzero_pd();
     __m256 f[4];
-    for (int k = 0; k < NR; k++) f[k] = _mm256_setzero_ps();
+    for (int k = 0; k < nrows; k++) f[k] = _mm256_setzero_ps();
     for (j = 0; j < C8; j += 8) {
-        for (int k = 0; k < NR; k++) f[k] = _mm256_add_ps(f[k], _mm256_loadu_ps(xr + k * C + j));
-        if (LN_BLOCK_END(j)) LN_FLUSH(NR, a, f);
+        for (int k = 0; k < nrows; k++) f[k] = _mm256_add_ps(f[k], _mm256_loadu_ps(xr + k * C + j));
+        if (LN_BLOCK_END(j)) LN_FLUSH(nrows, a, f);
     }
     if (j < C)                                                        /* lanes past C: 0 */
-        for (int k = 0; k < NR; k++) f[k] = _mm256_add_ps(f[k], _mm256_maskload_ps(xr + k * C + j, tail));
-    LN_FLUSH(NR, a, f);
-    for (int k = 0; k < NR; k++) {
+        for (int k = 0; k < nrows; k++) f[k] = _mm256_add_ps(f[k], _mm256_maskload_ps(xr + k * C + j, tail));
+    LN_FLUSH(nrows, a, f);
+    for (int k = 0; k < nrows; k++) {
         float mu = (float)(ln_hsum_pd(a[k][0], a[k][1]) / (double)C);
         mean[r + k] = mu;
         vmu[k] = _mm256_set1_ps(mu);
         a[k][0] = a[k][1] = _mm256_setzero_pd();
     }
     for (j = 0; j < C8; j += 8) {
-        for (int k = 0; k < NR; k++) {
+        for (int k = 0; k < nrows; k++) {
             __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xr + k * C + j), vmu[k]);
             f[k] = _mm256_add_ps(f[k], _mm256_mul_ps(d, d));
         }
-        if (LN_BLOCK_END(j)) LN_FLUSH(NR, a, f);
+        if (LN_BLOCK_END(j)) LN_FLUSH(nrows, a, f);
     }
     if (j < C)
-        for (int k = 0; k < NR; k++) {                                /* (0 - mu)^2 masked off */
+        for (int k = 0; k < nrows; k++) {                                /* (0 - mu)^2 masked off */
             __m256 d = _mm256_sub_ps(_mm256_maskload_ps(xr + k * C + j, tail), vmu[k]);
             f[k] = _mm256_add_ps(f[k], _mm256_and_ps(_mm256_mul_ps(d, d), _mm256_castsi256_ps(tail)));
         }
-    LN_FLUSH(NR, a, f);
-    for (int k = 0; k < NR; k++) {
+    LN_FLUSH(nrows, a, f);
+    for (int k = 0; k < nrows; k++) {
         float rs = 1.0f / sqrtf((float)(ln_hsum_pd(a[k][0], a[k][1]) / (double)C) + eps);
         rstd[r + k] = rs;
         vrs[k] = _mm256_set1_ps(rs);
     }
-    for (int k = 0; k < NR; k++) {
+    for (int k = 0; k < nrows; k++) {
         const float *xk = xr + k * C;
         float *yk = y + (r + k) * C;
         for (j = 0; j < C8; j += 8) ln_forward_out8(xk + j, weight, bias, j, vmu[k], vrs[k], yk + j, tail, 1);
@@ -248,7 +219,7 @@ static inline void ln_backward_dx8(const float *dyj, const float *xj, const floa
     ln_store(dxj, m, full, _mm256_mul_ps(vrs, t));
 }
 
-/* Backward: NR rows at r (NR = 2, or 1 for the last odd row), their passes interleaved as
+/* Backward: nrows rows at r (2, or 1 for the last odd row), their passes interleaved as
  * in the forward. The row sums of g and g xhat use the same float blocks (LN_FLUSH).
  * dweight/dbias: the rows' dy xhat and dy are added in float into fw, fb (C floats each,
  * this thread's), and every LN_ROW_BLOCK rows fw, fb are added into the double dw, db and
@@ -258,7 +229,7 @@ static inline void ln_backward_dx8(const float *dyj, const float *xj, const floa
 #define LN_ROW_BLOCK 8
 
 __attribute__((target("avx2,fma"), always_inline))
-static inline void ln_backward_group(int NR, idx_t r, idx_t C, const float *dy, const float *x,
+static inline void ln_backward_group(int nrows, idx_t r, idx_t C, const float *dy, const float *x,
                                      const float *weight, const float *mean, const float *rstd,
                                      float *dx, float *fw, float *fb)
 {
@@ -267,7 +238,7 @@ static inline void ln_backward_group(int NR, idx_t r, idx_t C, const float *dy, 
     const float *xr = x + r * C, *dyr = dy + r * C;
     __m256 vmu[2], vrs[2], fg[2], fgx[2];
     __m256d a[2][2], b[2][2];                          /* double sums of g and of g xhat */
-    for (int k = 0; k < NR; k++) {
+    for (int k = 0; k < nrows; k++) {
         vmu[k] = _mm256_set1_ps(mean[r + k]);
         vrs[k] = _mm256_set1_ps(rstd[r + k]);
         fg[k] = fgx[k] = _mm256_setzero_ps();
@@ -278,7 +249,7 @@ static inline void ln_backward_group(int NR, idx_t r, idx_t C, const float *dy, 
         if (!full && j == C) break;
         __m256i m = full ? _mm256_set1_epi32(-1) : tail;
         __m256 vw = ln_load(fw + j, m, full), vb = ln_load(fb + j, m, full);
-        for (int k = 0; k < NR; k++) {
+        for (int k = 0; k < nrows; k++) {
             __m256 d = ln_load(dyr + k * C + j, m, full);          /* lanes past C: 0, add 0 */
             __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(ln_load(xr + k * C + j, m, full), vmu[k]), vrs[k]);
             if (!full) xhat = _mm256_and_ps(xhat, _mm256_castsi256_ps(m));    /* not (0 - mu) rs */
@@ -291,13 +262,13 @@ static inline void ln_backward_group(int NR, idx_t r, idx_t C, const float *dy, 
         ln_store(fw + j, m, full, vw);
         ln_store(fb + j, m, full, vb);
         if (!full || LN_BLOCK_END(j)) {
-            LN_FLUSH(NR, a, fg);
-            LN_FLUSH(NR, b, fgx);
+            LN_FLUSH(nrows, a, fg);
+            LN_FLUSH(nrows, b, fgx);
         }
     }
-    LN_FLUSH(NR, a, fg);
-    LN_FLUSH(NR, b, fgx);
-    for (int k = 0; k < NR; k++) {
+    LN_FLUSH(nrows, a, fg);
+    LN_FLUSH(nrows, b, fgx);
+    for (int k = 0; k < nrows; k++) {
         __m256 vmg = _mm256_set1_ps((float)(ln_hsum_pd(a[k][0], a[k][1]) / (double)C));
         __m256 vmgx = _mm256_set1_ps((float)(ln_hsum_pd(b[k][0], b[k][1]) / (double)C));
         const float *dyk = dyr + k * C, *xk = xr + k * C;
@@ -342,72 +313,3 @@ static void ln_backward_rows_avx2_f32(idx_t r0, idx_t r1, idx_t C, const float *
     ln_flush_columns(C, fw, fb, dw, db);
 }
 #endif /* MINICLIP_HAVE_AVX2 */
-
-/* ---- the entry points: rows split evenly over the threads (as schedule(static)) ---- */
-#ifdef _OPENMP
-#define LN_TEAM_SIZE(nt, big) do { if (big) nt = omp_get_max_threads(); } while (0)
-#define LN_THREAD_ID() omp_get_thread_num()
-#define LN_NUM_THREADS() omp_get_num_threads()
-#else
-#define LN_TEAM_SIZE(nt, big) do { (void)(big); } while (0)
-#define LN_THREAD_ID() 0
-#define LN_NUM_THREADS() 1
-#endif
-
-#define DEFINE_LAYER_NORM(SFX, T)                                                            \
-void layer_norm_forward##SFX(idx_t R, idx_t C, const T *x, const T *weight, const T *bias, \
-                             T eps, T *y, T *mean, T *rstd)                              \
-{                                                                                        \
-    void (*rows)(idx_t, idx_t, idx_t, const T *, const T *, const T *, T, T *, T *, T *) \
-        = ln_forward_rows##SFX;                                                          \
-    LN_CHOOSE##SFX(rows, forward);                                                       \
-    _Pragma("omp parallel if(R * C > PARALLEL_ELEMENTS)")                                \
-    {                                                                                    \
-        idx_t t = LN_THREAD_ID(), nt = LN_NUM_THREADS();                                 \
-        rows(R * t / nt, R * (t + 1) / nt, C, x, weight, bias, eps, y, mean, rstd);      \
-    }                                                                                    \
-}                                                                                        \
-                                                                                         \
-int layer_norm_backward##SFX(idx_t R, idx_t C, const T *dy, const T *x, const T *weight, \
-                             const T *mean, const T *rstd, T *dx, T *dweight, T *dbias)  \
-{                                                                                        \
-    void (*rows)(idx_t, idx_t, idx_t, const T *, const T *, const T *, const T *,        \
-                 const T *, T *, double *, double *, float *) = ln_backward_rows##SFX;   \
-    LN_CHOOSE##SFX(rows, backward);                                                      \
-    int nt = 1;                                                                          \
-    LN_TEAM_SIZE(nt, R * C > PARALLEL_ELEMENTS);                                         \
-    /* per thread: dw, db (C doubles each), then 2 C floats of scratch for the AVX2 rows */ \
-    size_t per_thread = 2 * (size_t)C * (sizeof(double) + sizeof(float));               \
-    char *partial = (char *)calloc((size_t)nt, per_thread);                              \
-    if (!partial) return 0;                                                              \
-    _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                   \
-    {                                                                                    \
-        idx_t t = LN_THREAD_ID(), team = LN_NUM_THREADS();                               \
-        double *dw = (double *)(partial + (size_t)t * per_thread), *db = dw + C;         \
-        rows(R * t / team, R * (t + 1) / team, C, dy, x, weight, mean, rstd, dx, dw, db, \
-             (float *)(db + C));                                                         \
-    }                                                                                    \
-    for (idx_t j = 0; j < C; j++) {                                                      \
-        double sw = 0, sb = 0;                                                           \
-        for (int t = 0; t < nt; t++) {                                                   \
-            const double *dw = (const double *)(partial + (size_t)t * per_thread);      \
-            sw += dw[j];                                                                 \
-            sb += dw[C + j];                                                             \
-        }                                                                                \
-        if (dweight) dweight[j] = (T)sw;                                                 \
-        dbias[j] = (T)sb;                                                                \
-    }                                                                                    \
-    free(partial);                                                                       \
-    return 1;                                                                            \
-}
-
-/* rows = the AVX2 row function when the CPU has it (float32 only; float64 stays generic) */
-#if MINICLIP_HAVE_AVX2
-#define LN_CHOOSE_f32(rows, dir) do { if (miniclip_use_avx2()) rows = ln_##dir##_rows_avx2_f32; } while (0)
-#else
-#define LN_CHOOSE_f32(rows, dir) do { } while (0)
-#endif
-#define LN_CHOOSE_f64(rows, dir) do { } while (0)
-
-DEFINE_LAYER_NORM(_f32, float)
-DEFINE_LAYER_NORM(_f64, double)

@@ -9,17 +9,12 @@
 #include "transpose.h"
 #include "vexp.h"
 
-#define DEFINE_TRANSPOSE_SCALAR(NAME, T)                                                 \
-static void NAME(idx_t r0, idx_t r1, idx_t c0, idx_t c1, const T *src, idx_t ld_src,     \
-                 T *dst, idx_t ld_dst)                                                   \
-{                                                                                        \
-    for (idx_t r = r0; r < r1; r++)                                                      \
-        for (idx_t c = c0; c < c1; c++)                                                  \
-            dst[c * ld_dst + r] = src[r * ld_src + c];                                   \
-}
-
-DEFINE_TRANSPOSE_SCALAR(transpose_block_f32, float)
-DEFINE_TRANSPOSE_SCALAR(transpose_block_f64, double)
+/* the scalar loop, for both types (real.h): dst[c, r] = src[r, c] over rows [r0, r1) and
+ * columns [c0, c1); the whole transpose without AVX2, the edges with it */
+#define REAL_BITS 32
+#include "transpose_impl.h"
+#define REAL_BITS 64
+#include "transpose_impl.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>

@@ -24,9 +24,7 @@ static float exp_shift_sum_avx2_f32(const float *x, float *y, idx_t n, float shi
     float lanes[8], sum = 0;
     _mm256_storeu_ps(lanes, acc);
     for (int l = 0; l < 8; l++) sum += lanes[l];
-    /* the last 1..7 values one at a time. (Tried for short rows: one more vector through
-     * maskload/maskstore, or through a small buffer; both were slower on Zen 4, the masked
-     * store being microcoded and the buffer stalling on store-to-load forwarding.) */
+    /* the last 1..7 values one at a time (why not a masked vector: benchmarks/README.md) */
     for (; j < n; j++) {
         float e = expf(x[j] - shift);
         y[j] = e;

@@ -89,7 +89,7 @@ def all_cases():
     """Every registered case: the ops, then the layers and the model when they are importable."""
     cases = list(OP_CASES)
     try:
-        from .model_gradcheck_cases import CASES as layer_cases  # added with the model
+        from .model_gradcheck_cases import CASES as layer_cases  # the layers' and the model's cases
     except ImportError:
         layer_cases = []
     return cases + list(layer_cases)

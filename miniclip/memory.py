@@ -5,15 +5,15 @@ a few MB each). With glibc's default malloc settings, some of those frees return
 operating system (memory is given back from the top of the heap once more than 128 KB there is
 free, and blocks above the mmap threshold are unmapped on free), so the next step's arrays are
 fresh pages, and the kernel zero-fills each 4 KB page on its first write (a page fault each).
-Measured on the default model (batch 128, one thread): about 10% of the step was spent in page
-faults (``perf`` shows ``exc_page_fault`` / ``clear_page``), and these settings removed them.
+On the default model those page faults (``perf`` shows ``exc_page_fault`` / ``clear_page``) are
+a visible share of the step, and these settings remove them (benchmarks/README.md has the numbers).
 
     reuse_freed_memory()      # what ``miniclip train`` and benchmarks/bench_train.py call
 
 It sets glibc's ``M_MMAP_THRESHOLD`` to 32 MB (arrays below it come from the heap, which keeps
 freed blocks for reuse) and ``M_TRIM_THRESHOLD`` to 1 GB (free memory at the top of the heap is
 kept, up to that much). The cost is that the process keeps its high-water mark of heap memory
-(measured: peak RSS unchanged, since the peak is reached inside every step anyway). Setting any
+(the peak RSS does not grow: the peak is reached inside every step anyway). Setting any
 of them turns off glibc's own adaptive threshold, so both are set together. Elsewhere (macOS,
 musl, Windows) this does nothing. ``MINICLIP_MALLOC_TUNING=0`` turns it off.
 """

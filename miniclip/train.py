@@ -111,12 +111,12 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     data_workers: int = 0             # 0: batches drawn by a thread; 1: by a separate process, which
-    # keeps the drawing's Python off the training step's interpreter lock (0.073 instead of 0.101 s/step
-    # for the default model; the process dies with the training process). The `miniclip train` command
-    # uses 1. The batches are the same either way.
+    # keeps the drawing's Python off the training step's interpreter lock (benchmarks/README.md); the
+    # process dies with the training process. The `miniclip train` command uses 1. The batches are the
+    # same either way.
     threads: int = 1                  # compute threads (BLAS / OpenMP); None: the libraries' default.
     # One compute thread while the next batches are drawn beside it: on a 2-core machine that other
-    # programs also use, two spinning compute threads made steps several times slower.
+    # programs also use, two spinning compute threads can make steps several times slower.
     progress: bool = True             # tqdm progress bar
     plots: bool = True
 

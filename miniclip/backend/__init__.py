@@ -15,8 +15,8 @@ Choose with ``miniclip.set_backend("numpy" | "compiled")`` or the environment
 variable ``MINICLIP_BACKEND``; the default is ``compiled`` when the extension is built.
 
 One threading runtime on the hot path: OpenMP kernels alternating with numpy's
-OpenBLAS thread pool make both pools spin on the same cores (measured 2.4x to 80x
-slower). So while the compiled backend is active every product of the ops goes
+OpenBLAS thread pool make both pools spin on the same cores, each waiting for the
+other's threads to let go (benchmarks/README.md). So while the compiled backend is active every product of the ops goes
 through our GEMM, and numpy's BLAS is limited to one thread (threadpoolctl) for
 whatever NumPy code still calls it; ``set_backend("numpy")`` restores its threads.
 ``set_num_threads(n)`` sets the kernels' thread count (``MINICLIP_NUM_THREADS``,

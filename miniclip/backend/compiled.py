@@ -270,7 +270,7 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None):
 
 
 def embedding_backward(ids, dout, num_embeddings):
-    """The embedding gradient as one C loop (np.add.at is ~100x slower); same contract as the reference."""
+    """The embedding gradient as one C loop (np.add.at takes a slow generic path); same contract as the reference."""
     if not (_float_array(dout) and dout.ndim == 2 and ids.ndim == 1):
         return reference.embedding_backward(ids, dout, num_embeddings)
     dweight = np.empty((num_embeddings, dout.shape[1]), dtype=dout.dtype)
@@ -325,8 +325,8 @@ def softmax_backward(y, dy, axis=-1):
 
 
 def log_softmax_backward(y, dy, axis=-1):
-    """dx = dy - exp(y) * sum(dy) over the last axis, in C (float32; float64 measured
-    slower than NumPy, whose exp is vectorised where libm's is not, so it stays NumPy)."""
+    """dx = dy - exp(y) * sum(dy) over the last axis, in C (float32; float64 stays NumPy, whose
+    exp is vectorised where libm's is not)."""
     if not (_float_array(y, dy) and y.shape == dy.shape and _last_axis(y, axis)
             and y.dtype == np.float32):
         return reference.log_softmax_backward(y, dy, axis)
@@ -336,8 +336,8 @@ def log_softmax_backward(y, dy, axis=-1):
 
 
 # cross_entropy_forward / _backward stay NumPy (reference.py): at CLIP's sizes the logits are
-# (batch, batch), a few thousand values, and a C pass measured no faster than NumPy's
-# (the call overhead is the cost; see benchmarks/README.md).
+# (batch, batch), a few thousand values, where the call overhead, not the arithmetic, is the cost
+# (benchmarks/README.md, "Kernel notes").
 
 
 def layer_norm_forward(x, weight, bias, eps=1e-5):
@@ -384,8 +384,8 @@ def _elementwise(name, x, *more):
     return y
 
 
-# float64 GELU stays NumPy: libm's scalar tanh lost to NumPy's SIMD tanh (0.7x measured);
-# float32 uses the vectorised exp and wins about 8x.
+# float64 GELU stays NumPy: libm's tanh is scalar where NumPy's is vectorised; float32 goes
+# through the vectorised exp (benchmarks/README.md, "Kernel notes").
 def gelu_forward(x):
     """GELU (tanh form), one C pass (float32; float64 uses the NumPy reference)."""
     if not (_float_array(x) and x.dtype == np.float32):

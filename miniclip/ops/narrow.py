@@ -4,8 +4,8 @@ Shape legend: a (..., L, ...) with L along ``axis``; out (..., length, ...).
 
 ``getitem`` handles any index, so its backward needs a scatter-add
 (``np.add.at``), which is slow. A slice along one axis reads every element at
-most once, so its backward is a plain assignment into zeros. Attention uses
-this to split the packed q, k, v projections.
+most once, so its backward is a plain assignment into zeros. The vision tower
+uses it to take the class token out of the sequence (``model/vit.py``).
 """
 
 import numpy as np
