@@ -217,11 +217,9 @@ def _cmd_zeroshot(args):
 
     from .api import load
     from .data.transforms import fully_transparent
-    from .evaluate import check_template, zero_shot_classifier, zero_shot_probabilities
+    from .evaluate import check_template, parse_labels, zero_shot_classifier, zero_shot_probabilities
 
-    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
-    if len(labels) < 2:
-        raise ValueError(f"--labels: expected at least two comma-separated names, got {args.labels!r}")
+    labels = parse_labels(args.labels)
     templates = args.template or ["{}"]
     for template in templates:
         check_template(template, flag="--template")
@@ -405,7 +403,7 @@ def _add_eval_parsers(sub):
 def _cmd_convert(args):
     from .model.convert import convert_checkpoint
 
-    out = convert_checkpoint(args.model, args.out)
+    out = convert_checkpoint(args.model, args.out, vocab=args.vocab, dtype=args.dtype)
     print(f"wrote {out}")
     return 0
 
@@ -440,6 +438,11 @@ def build_parser():
                                    "PyTorch only for reading the .pt file (pip install torch).")
     p.add_argument("model", help="the .pt file, e.g. ViT-B-32.pt")
     p.add_argument("out", help="the .npz to write (atomically)")
+    p.add_argument("--vocab", metavar="FILE", help="the original bpe_simple_vocab_16e6.txt.gz: store the tokenizer "
+                                                   "in the .npz, so that miniclip.load / zeroshot / eval can read text")
+    p.add_argument("--dtype", choices=("float32", "float16", "float64"),
+                   help="store the weights as this type (default: float16 becomes float32, the released "
+                        "files' float16 weights as miniclip computes them; others are kept)")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("data", help="the shapes world: save a grid of samples, or export PNGs + CSV",
@@ -449,6 +452,9 @@ def build_parser():
     from .data.shapes import add_data_commands
     add_data_commands(p.add_subparsers(dest="data_command", required=True, metavar="{grid,export}"))
     p.set_defaults(func=_cmd_data)
+
+    from .apps.commands import add_app_commands  # index, search, tag, serve
+    add_app_commands(sub)
 
     p = sub.add_parser("info", help="print what was built (compiled extension, OpenMP, threads, BLAS)",
                        description="Print, as JSON, what this installation runs on: whether the compiled "

@@ -35,6 +35,17 @@ def _encode(encode, inputs, batch_size):
     return np.concatenate(chunks, axis=0)
 
 
+def parse_labels(text, flag="--labels"):
+    """ "red circle, blue star" -> ["red circle", "blue star"]; at least two distinct names."""
+    labels = [label.strip() for label in text.split(",") if label.strip()]
+    if len(labels) < 2:
+        raise ValueError(f"{flag}: expected at least two comma-separated names, got {text!r}")
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ValueError(f"{flag}: each name once, got {', '.join(map(repr, duplicates))} more than once")
+    return labels
+
+
 def check_template(template, flag="template"):
     """Refuse a prompt template that does not hold exactly one empty ``{}`` (where the class name
     goes): "a {1} photo", "a {x} photo", "a photo" and "a {} {} photo" all raise ValueError."""

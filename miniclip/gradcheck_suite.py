@@ -82,6 +82,16 @@ OP_CASES = [
          ((2, 2, 5, 4),) * 3),
     Case("attention (causal)", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v, causal=True),
          ((2, 2, 5, 4),) * 3),
+    Case("conv2d (3x3, stride 2, pad 1)", lambda x, w: ops.conv2d(x, w, stride=2, padding=1),
+         ((2, 3, 5, 6), (4, 3, 3, 3))),
+    Case("conv2d (1x1)", ops.conv2d, ((2, 3, 4, 3), (5, 3, 1, 1))),
+    # fresh running statistics per call: training mode updates them in place
+    Case("batch_norm2d (training)", lambda x, w, b: ops.batch_norm2d(x, w, b, np.zeros(3), np.ones(3), True),
+         ((2, 3, 4, 3), (3,), (3,))),
+    Case("batch_norm2d (eval)", lambda x, w, b: ops.batch_norm2d(x, w, b, np.full(3, 0.3), np.full(3, 1.7), False),
+         ((2, 3, 4, 3), (3,), (3,))),
+    Case("avg_pool2d", lambda x: ops.avg_pool2d(x, 2), ((2, 3, 5, 4),)),
+    Case("relu", ops.relu, ((3, 4),)),
 ]
 
 

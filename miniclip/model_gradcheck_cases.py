@@ -12,7 +12,8 @@ from . import nn
 from .autograd import Tensor
 from .gradcheck_suite import Case
 from .loss import clip_loss
-from .model import CLIP, VisionTransformer
+from .model import CLIP, ModifiedResNet, VisionTransformer
+from .model.resnet import Bottleneck
 from .model.supervised import SupervisedClassifier
 from .ops import cross_entropy
 
@@ -26,10 +27,10 @@ TINY = dict(embed_dim=16, image_resolution=8, vision_layers=2, vision_width=32, 
 class ModuleCase(Case):
     """A case whose inputs are the layer's input(s) followed by all its parameters."""
 
-    def __init__(self, name, make_module, input_shapes, call=None, group="layer"):
+    def __init__(self, name, make_module, input_shapes, call=None, group="layer", max_checks=12):
         super().__init__(name, None, input_shapes, group=group)
         self.make_module, self.call = make_module, call
-        self.max_checks = 12
+        self.max_checks = max_checks
 
     def inputs(self, rng):
         self.module = self.make_module()
@@ -38,6 +39,28 @@ class ModuleCase(Case):
         self.fn = lambda *args: call(self.module, *args[:n])
         xs = [Tensor(rng.standard_normal(s), requires_grad=True) for s in self.shapes]
         return xs + self.module.parameters()
+
+
+def _resnet_with_statistics(seed=10):
+    """A 32 px ModifiedResNet in eval mode with BN statistics and shifts away from their init.
+
+    With the init's zero BN biases and zero running means, a channel that the ReLU zeroed stays
+    exactly 0 through the next convolution and BN, and sits on the next ReLU's kink, where no
+    finite difference agrees with any derivative. (Training mode's batch statistics over the 2 x 1
+    x 1 values of the last stage are ill-conditioned in the same way; the Bottleneck and BN cases
+    check training mode.)
+    """
+    net = ModifiedResNet((1, 1, 1, 1), output_dim=6, heads=2, input_resolution=32, width=4, dtype=F64, rng=seed)
+    rng = np.random.default_rng(seed)
+    for name, b in net.named_buffers():
+        if name.endswith("running_mean"):
+            b[...] = rng.normal(0, 0.3, b.shape)
+        elif name.endswith("running_var"):
+            b[...] = rng.uniform(0.5, 2.0, b.shape)
+    for _, module in net.named_modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.bias.data[...] = rng.normal(0, 0.3, module.bias.shape)
+    return net.eval()
 
 
 def _tiny_tokens(rng, n=4):
@@ -93,6 +116,11 @@ CASES = [
                ((2, 4, 8),)),
     ModuleCase("VisionTransformer", lambda: VisionTransformer(8, 4, 16, 2, 2, 6, dtype=F64, rng=6),
                ((2, 3, 8, 8),)),
+    ModuleCase("Conv2d", lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1, dtype=F64, rng=7), ((2, 3, 5, 5),)),
+    ModuleCase("BatchNorm2d (training)", lambda: nn.BatchNorm2d(4, dtype=F64), ((3, 4, 2, 3),)),
+    ModuleCase("AttentionPool2d", lambda: nn.AttentionPool2d(2, 8, 2, 5, dtype=F64, rng=8), ((2, 8, 2, 2),)),
+    ModuleCase("Bottleneck (stride 2)", lambda: Bottleneck(4, 2, 2, dtype=F64, rng=9), ((2, 4, 4, 4),)),
+    ModuleCase("ModifiedResNet (eval)", lambda: _resnet_with_statistics(), ((1, 3, 32, 32),), max_checks=2),
     ClipLossCase(),
     SupervisedLossCase(),
 ]

@@ -897,10 +897,13 @@ def evaluate_checkpoint(path, images=None, heldout_images=None, seed=None, data=
 
     ``images``, ``heldout_images`` and ``seed`` default to those of the run's final evaluation, so
     that, by default, the numbers are the ones of training's final line."""
-    from .api import load, resolve_model_path
+    from .api import is_miniclip_checkpoint, load, resolve_model_path
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)
-    ckpt_config = load_checkpoint(path).config or {}
+    if is_miniclip_checkpoint(path):
+        ckpt_config = load_checkpoint(path).config or {}
+    else:  # a converted OpenAI checkpoint has no run config: shapes at the model's resolution and context
+        ckpt_config = {"image_resolution": model.image_resolution, "context_length": model.context_length}
     config = TrainConfig.from_dict({k: v for k, v in ckpt_config.items() if k != "out"})
     if data is not None:
         if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:

@@ -25,3 +25,11 @@ def numpy_errors_are_failures():
     old = np.seterr(all="raise", under="ignore")
     yield
     np.seterr(**old)
+
+
+@pytest.fixture(scope="session")
+def color_model(tmp_path_factory):
+    """A tiny run folder that names the shapes world's colors (tests/apps_fixtures.py); trained once."""
+    from apps_fixtures import train_color_model
+
+    return train_color_model(tmp_path_factory.mktemp("apps") / "color-model")

@@ -67,7 +67,7 @@ def pickle_file(tmp, run):
     (tmp / "plain.npz").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
 
 
-def converted(tmp, run):  # an original CLIP state dict, as `miniclip convert` writes it
+def converted(tmp, run):  # an original CLIP state dict in `miniclip convert`'s layout, missing most keys
     np.savez(tmp / "ViT-B-32.npz", **{"visual.proj": np.zeros((4, 4)), "logit_scale": np.array(4.6)})
 
 
@@ -122,7 +122,7 @@ CASES = [  # (id, make the files, argv, what stderr must name)
     ("eval-random-bytes", random_bytes, ["eval", "random.npz"], "random.npz is not an .npz"),
     ("eval-pickled-npz", pickled, ["eval", "pickled.npz"], "pickled.npz holds pickled"),
     ("eval-pickle-file", pickle_file, ["eval", "plain.npz"], "plain.npz is not an .npz"),
-    ("eval-converted-openai", converted, ["eval", "ViT-B-32.npz"], "miniclip.build_model"),
+    ("eval-converted-openai", converted, ["eval", "ViT-B-32.npz"], "lacks visual.conv1.weight"),
     ("eval-nan-weights", nan_weights, ["eval", "nan.npz"], "'visual.proj' holds 1 NaN"),
     ("eval-folder-not-a-run", lambda t, r: (t / "empty").mkdir(), ["eval", "empty"], "empty is a folder without"),
     ("eval-images-0", nothing, ["eval", RUN, "--images", "0"], "--images: expected an integer >= 1, got 0"),

@@ -135,7 +135,7 @@ def test_input_errors_name_argument_expected_and_received():
     bad[1, 0] = 20
     with pytest.raises(ValueError, match=r"\[0, 20\).*e\.g\. 20"):
         model(images, bad)
-    with pytest.raises(NotImplementedError, match="ModifiedResNet"):
+    with pytest.raises(ValueError, match="ModifiedResNet: .*resolution divisible by 32.*input_resolution 8"):
         CLIP(16, 8, (1, 1, 1, 1), 32, None, 8, 20, 32, 2, 2)
 
 
@@ -225,9 +225,11 @@ def test_build_model_heads_override_and_dtype():
     assert build_model(half).dtype == np.float32
 
 
-def test_build_model_refuses_resnet_and_broken_state_dicts():
-    with pytest.raises(NotImplementedError, match="ModifiedResNet"):
+def test_build_model_refuses_broken_state_dicts():
+    with pytest.raises(KeyError, match="neither 'visual.proj' .* nor 'visual.attnpool.positional_embedding'"):
         build_model({"visual.layer1.0.conv1.weight": np.zeros((64, 64, 1, 1)), "text_projection": np.zeros((4, 4))})
+    with pytest.raises(KeyError, match="lacks visual.layer1.0.conv1.weight"):
+        build_model({"visual.attnpool.positional_embedding": np.zeros((50, 2048)), "text_projection": np.zeros((4, 4))})
     sd = tiny_clip().state_dict()
     del sd["ln_final.weight"]
     with pytest.raises(KeyError, match="ln_final.weight"):

@@ -19,6 +19,7 @@ KERNELS = (
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
     "embedding_backward",
+    "im2col", "col2im",
     "adamw_step",
 )
 
@@ -285,6 +286,54 @@ def embedding_backward(ids, dout, num_embeddings):
     dweight = np.zeros((num_embeddings, dout.shape[1]), dtype=dout.dtype)
     np.add.at(dweight, ids, dout)
     return dweight
+
+
+# ----------------------------------------------------------------------- im2col / col2im
+def im2col(x, kh, kw, stride, padding):
+    """The convolution windows of x as the columns of a matrix: x (N, C, H, W) -> cols (N, C*kh*kw, L).
+
+    L = Ho*Wo output positions, Ho = (H + 2 padding - kh) // stride + 1 (likewise Wo); column l of
+    image n holds the window under output pixel l, in the weight's (c, i, j) order:
+        cols[n, (c, i, j), (ho, wo)] = x_padded[n, c, ho*stride + i, wo*stride + j]
+    so a convolution is one matrix product per image: weight (C_out, C*kh*kw) @ cols[n].
+    A 1x1 window with stride 1 and no padding is x itself: returned as a view when x allows.
+
+    The loop runs over the kh*kw window offsets (i, j), each copying a whole strided (N, C, Ho, Wo)
+    slab of x, the mirror image of ``col2im``; one 6-D transposing copy of a sliding-window view
+    does the same work several times slower on large feature maps (see benchmarks/README.md).
+    """
+    N, C, H, W = x.shape
+    if kh == kw == 1 and stride == 1 and padding == 0:
+        return x.reshape(N, C, H * W)                                  # every pixel is its own window
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    Ho = (H + 2 * padding - kh) // stride + 1
+    Wo = (W + 2 * padding - kw) // stride + 1
+    cols = np.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):  # offset (i, j) of every window: rows i, i+s, ..., columns j, j+s, ...
+            cols[:, :, i, j] = x[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride]
+    return cols.reshape(N, C * kh * kw, Ho * Wo)
+
+
+def col2im(cols, x_shape, kh, kw, stride, padding):
+    """The adjoint of ``im2col``: each column entry added back to the pixel it was copied from.
+
+    cols (N, C*kh*kw, L) -> dx (N, C, H, W) with x_shape = (N, C, H, W). Windows overlap when
+    stride < kernel, so a pixel collects the sum over every window (i, j) that read it; the
+    loop runs over the kh*kw window offsets, each a strided add of a whole (N, C, Ho, Wo) slab.
+    """
+    N, C, H, W = x_shape
+    if kh == kw == 1 and stride == 1 and padding == 0:
+        return cols.reshape(x_shape)
+    Ho = (H + 2 * padding - kh) // stride + 1
+    Wo = (W + 2 * padding - kw) // stride + 1
+    cols = cols.reshape(N, C, kh, kw, Ho, Wo)
+    dx = np.zeros((N, C, H + 2 * padding, W + 2 * padding), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):  # offset (i, j) of every window: rows i, i+s, ..., columns j, j+s, ...
+            dx[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride] += cols[:, :, i, j]
+    return dx[:, :, padding:padding + H, padding:padding + W]
 
 
 # ----------------------------------------------------------------------------- AdamW

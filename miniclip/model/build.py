@@ -11,6 +11,12 @@ As the original ``build_model``:
     text layers   = number of distinct transformer.resblocks.<i>
     logit_bias    = present only in SigLIP-trained models (``CLIP(init_logit_bias=...)``)
     heads         = width // 64 (pass vision_heads / transformer_heads for models narrower than 64)
+
+A ModifiedResNet checkpoint (RN50, RN101, RN50x4, RN50x16, RN50x64) has no ``visual.proj``; then
+    vision layers = (number of distinct visual.layer<k>.<i>, for k = 1..4)   RN50 (3, 4, 6, 3)
+    vision width  = visual.layer1.0.conv1.weight.shape[0]                    RN50 64
+    resolution    = 32 * round(sqrt(visual.attnpool.positional_embedding rows - 1))
+    vision heads  = vision width * 32 // 64
 """
 
 import numpy as np
@@ -18,8 +24,9 @@ import numpy as np
 from ..autograd.tensor import Tensor
 from .clip import CLIP
 
-# TorchScript archives carry these three scalars beside the weights; they are not parameters.
-NON_PARAMETER_KEYS = ("input_resolution", "context_length", "vocab_size")
+# TorchScript archives carry these three scalars beside the weights; they are not parameters. Nor is
+# the tokenizer a converted file may hold (``miniclip convert --vocab``).
+NON_PARAMETER_KEYS = ("input_resolution", "context_length", "vocab_size", "tokenizer_merges")
 
 
 def _as_array(value):
@@ -34,31 +41,40 @@ def _as_array(value):
 def infer_config(state_dict):
     """The CLIP constructor's arguments that ``state_dict``'s shapes imply (heads excluded)."""
     sd = state_dict
-    if "visual.proj" not in sd:
-        if any(k.startswith("visual.layer1.") for k in sd):
-            raise NotImplementedError(
-                "build_model: this is a ModifiedResNet checkpoint (RN50, RN101, ...: it has visual.layer1.* "
-                "and no visual.proj); miniclip implements only the ViT image encoder (ViT-B/32, ViT-B/16, ...)")
-        raise KeyError("build_model: not a CLIP ViT state dict: the key 'visual.proj' is missing")
-    required = ("visual.conv1.weight", "visual.positional_embedding", "text_projection",
-                "positional_embedding", "token_embedding.weight", "ln_final.weight")
+    vit = "visual.proj" in sd
+    if not vit and "visual.attnpool.positional_embedding" not in sd:
+        raise KeyError("build_model: not a CLIP state dict: neither 'visual.proj' (a ViT) nor "
+                       "'visual.attnpool.positional_embedding' (a ResNet) is present")
+    vision_keys = (("visual.conv1.weight", "visual.positional_embedding") if vit else
+                   ("visual.layer1.0.conv1.weight", "visual.attnpool.positional_embedding"))
+    required = vision_keys + ("text_projection", "positional_embedding", "token_embedding.weight",
+                              "ln_final.weight")
     missing = [k for k in required if k not in sd]
     if missing:
         raise KeyError(f"build_model: the state dict lacks {', '.join(missing)}")
 
     shape = {k: _as_array(sd[k]).shape for k in required}
-    vision_width = shape["visual.conv1.weight"][0]
-    vision_patch_size = shape["visual.conv1.weight"][-1]
-    vision_layers = len([k for k in sd if k.startswith("visual.") and k.endswith(".attn.in_proj_weight")])
-    grid_size = round((shape["visual.positional_embedding"][0] - 1) ** 0.5)
-    if grid_size ** 2 + 1 != shape["visual.positional_embedding"][0]:
-        raise ValueError(f"build_model: visual.positional_embedding has {shape['visual.positional_embedding'][0]} "
-                         f"rows; expected grid**2 + 1 (one per patch plus the class token)")
+    rows = shape[vision_keys[1]][0]
+    grid_size = round((rows - 1) ** 0.5)
+    if grid_size ** 2 + 1 != rows:
+        raise ValueError(f"build_model: {vision_keys[1]} has {rows} rows; expected grid**2 + 1 "
+                         f"(one per {'patch' if vit else 'position'} plus the {'class' if vit else 'mean'} token)")
+    if vit:
+        vision_width = shape["visual.conv1.weight"][0]
+        vision_patch_size = shape["visual.conv1.weight"][-1]
+        vision_layers = len([k for k in sd if k.startswith("visual.") and k.endswith(".attn.in_proj_weight")])
+        image_resolution = vision_patch_size * grid_size
+    else:  # ModifiedResNet: 32 is the total downsampling of stem and stages
+        vision_width = shape["visual.layer1.0.conv1.weight"][0]
+        vision_patch_size = None
+        vision_layers = tuple(len({k.split(".")[2] for k in sd if k.startswith(f"visual.layer{b}.")})
+                              for b in (1, 2, 3, 4))
+        image_resolution = 32 * grid_size
     transformer_layers = len({k.split(".")[2] for k in sd if k.startswith("transformer.resblocks.")})
     extra = {"init_logit_bias": 0.0} if "logit_bias" in sd else {}  # a SigLIP-trained model (value loaded after)
     return dict(**extra,
         embed_dim=shape["text_projection"][1],
-        image_resolution=vision_patch_size * grid_size,
+        image_resolution=image_resolution,
         vision_layers=vision_layers,
         vision_width=vision_width,
         vision_patch_size=vision_patch_size,

@@ -21,6 +21,7 @@ import numpy as np
 from .. import ops
 from ..autograd.tensor import Tensor
 from ..nn import Embedding, LayerNorm, Module, Parameter, Transformer, init
+from .resnet import ModifiedResNet
 from .vit import VisionTransformer
 
 
@@ -37,8 +38,9 @@ class CLIP(Module):
       (``logits = exp(logit_scale) * I T^T + logit_bias``; see ``miniclip.loss.siglip_loss``).
       Softmax is shift-invariant, so ``clip_loss`` ignores it.
 
-    Only the ViT image encoder exists: ``vision_layers`` given as a tuple (the
-    ModifiedResNet configurations RN50, RN101, ...) raises ``NotImplementedError``.
+    ``vision_layers`` an int builds a ``VisionTransformer`` of that depth; a tuple of four stage
+    depths builds a ``ModifiedResNet`` (RN50 is (3, 4, 6, 3)), as in the original, which then
+    ignores ``vision_patch_size`` and uses ``vision_width * 32 // 64`` attention-pooling heads.
     """
 
     def __init__(self, embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
@@ -46,15 +48,12 @@ class CLIP(Module):
                  vision_heads=None, dtype=np.float32, seed=0,
                  init_logit_scale=np.log(1 / 0.07), init_logit_bias=None):
         super().__init__()
-        if isinstance(vision_layers, (tuple, list)):
-            raise NotImplementedError(
-                f"CLIP: vision_layers={tuple(vision_layers)} describes a ModifiedResNet image encoder "
-                f"(RN50, RN101, ...); miniclip implements only the ViT encoder (vision_layers an int)")
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"CLIP: expected dtype float32 or float64, got {dtype}")
-        if vision_heads is None:
-            vision_heads = max(1, vision_width // 64)
+        resnet = isinstance(vision_layers, (tuple, list))
+        if vision_heads is None:  # the original's rules, at least 1 head for small test models
+            vision_heads = max(1, vision_width * 32 // 64 if resnet else vision_width // 64)
         rng = init.as_rng(seed)
         self.embed_dim, self.image_resolution = embed_dim, image_resolution
         self.context_length, self.vocab_size = context_length, vocab_size
@@ -62,8 +61,12 @@ class CLIP(Module):
 
         # same order as the original's __init__: own parameters come out as positional_embedding,
         # text_projection, logit_scale, then visual.*, transformer.*, token_embedding.*, ln_final.*
-        self.visual = VisionTransformer(image_resolution, vision_patch_size, vision_width, vision_layers,
-                                        vision_heads, embed_dim, dtype=dtype, rng=rng)
+        if resnet:
+            self.visual = ModifiedResNet(tuple(vision_layers), embed_dim, vision_heads, image_resolution,
+                                         vision_width, dtype=dtype, rng=rng)
+        else:
+            self.visual = VisionTransformer(image_resolution, vision_patch_size, vision_width, vision_layers,
+                                            vision_heads, embed_dim, dtype=dtype, rng=rng)
         self.transformer = Transformer(transformer_width, transformer_layers, transformer_heads,
                                        causal=True, dtype=dtype, rng=rng)
         self.token_embedding = Embedding(vocab_size, transformer_width, dtype=dtype, rng=rng)
@@ -78,7 +81,8 @@ class CLIP(Module):
         self.initialize_parameters(rng)
 
     def initialize_parameters(self, rng):
-        """The original's ``initialize_parameters``: only the text tower is re-drawn.
+        """The original's ``initialize_parameters``: the text tower is re-drawn (and, for a ResNet,
+        the attention pool's projections and every Bottleneck's last BN gain).
 
         token_embedding N(0, 0.02^2), positional_embedding N(0, 0.01^2); in every
         *text* block in_proj_weight std W^-0.5, out_proj.weight and c_proj.weight std
@@ -86,11 +90,22 @@ class CLIP(Module):
         std (2W)^-0.5; text_projection std W^-0.5. Biases and LayerNorms keep PyTorch's
         defaults (in_proj_bias and out_proj.bias 0, c_fc/c_proj biases U(+-1/sqrt(fan_in))),
         and so does the whole vision tower apart from its three ``scale * randn`` parameters.
+        ResNet: the q, k, v and c_proj weights of ``attnpool`` get std C^-0.5 (C its input width),
+        and every ``bn3.weight`` is zeroed, so that each residual branch starts at zero and each
+        Bottleneck as the identity of its shortcut.
         """
         dt = self._dtype
         W, layers = self.transformer.width, self.transformer.layers
         self.token_embedding.weight.data[...] = init.normal(rng, self.token_embedding.weight.shape, 0.02, dt)
         self.positional_embedding.data[...] = init.normal(rng, self.positional_embedding.shape, 0.01, dt)
+        if isinstance(self.visual, ModifiedResNet):
+            pool = self.visual.attnpool
+            std = pool.c_proj.in_features ** -0.5
+            for proj in (pool.q_proj, pool.k_proj, pool.v_proj, pool.c_proj):
+                proj.weight.data[...] = init.normal(rng, proj.weight.shape, std, dt)
+            for layer in (self.visual.layer1, self.visual.layer2, self.visual.layer3, self.visual.layer4):
+                for block in layer:
+                    block.bn3.weight.data[...] = 0
         proj_std = W ** -0.5 * (2 * layers) ** -0.5
         attn_std = W ** -0.5
         fc_std = (2 * W) ** -0.5

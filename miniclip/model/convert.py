@@ -3,6 +3,10 @@
     convert_checkpoint("ViT-B-32.pt", "ViT-B-32.npz")      # needs torch, once
     model = build_model(load_npz("ViT-B-32.npz"))          # no torch from here on
 
+With ``vocab="bpe_simple_vocab_16e6.txt.gz"`` the file also holds the tokenizer's merges (under
+``tokenizer_merges``, as miniclip's own checkpoints), so ``miniclip.load`` returns a working
+tokenizer from the one file.
+
 ``convert_checkpoint`` reads both kinds of file the original ``clip.load`` reads:
 a TorchScript archive (the files OpenAI publishes) and a plain pickled state dict
 (including ``{"state_dict": ...}`` training checkpoints with a ``module.`` prefix).
@@ -15,6 +19,10 @@ import warnings
 import numpy as np
 
 from ..autograd.tensor import Tensor
+
+CONVERT_DTYPES = ("float32", "float16", "float64")
+TOKENIZER_KEY = "tokenizer_merges"  # the merges file's text, stored beside the weights (the same key as
+                                    # miniclip's own checkpoints)
 
 
 def save_npz(state_dict, path):
@@ -75,10 +83,29 @@ def read_torch_checkpoint(path):
     return out
 
 
-def convert_checkpoint(path_pt, out_npz):
+def convert_checkpoint(path_pt, out_npz, vocab=None, dtype=None):
     """Convert an original CLIP checkpoint (``.pt``) to an ``.npz`` state dict; returns ``out_npz``.
 
-    Keys and shapes are kept as they are (float16 stays float16; ``build_model``
-    computes in float32). ``miniclip convert MODEL.pt OUT.npz`` calls this.
+    Keys and shapes are kept as they are. Floating-point weights are stored as ``dtype``
+    ("float32", "float16" or "float64"); by default float16 becomes float32 (the released
+    files are float16, which miniclip computes in float32 anyway) and float32/float64 stay
+    as they are; "float16" keeps a released file as it is (half the size). Integer entries
+    (BatchNorm's ``num_batches_tracked``) stay integers. ``vocab``: the original
+    ``bpe_simple_vocab_16e6.txt.gz``, whose merges are stored beside the weights.
+    ``miniclip convert MODEL.pt OUT.npz [--vocab FILE] [--dtype D]`` calls this.
     """
-    return save_npz(read_torch_checkpoint(path_pt), out_npz)
+    if dtype is not None and dtype not in CONVERT_DTYPES:
+        raise ValueError(f"convert_checkpoint: expected dtype one of {CONVERT_DTYPES}, got {dtype!r}")
+    merges = None
+    if vocab is not None:  # the vocabulary first: a wrong path should not wait for torch
+        from ..tokenizer import BPETokenizer
+        if not os.path.isfile(vocab):
+            raise FileNotFoundError(f"convert_checkpoint: no vocabulary file at {os.fspath(vocab)!r}")
+        merges = BPETokenizer.from_clip_vocab(vocab).merges_text()
+    state = read_torch_checkpoint(path_pt)
+    for k, v in state.items():
+        if v.dtype.kind == "f":
+            state[k] = v.astype(dtype or (np.float32 if v.dtype == np.float16 else v.dtype))
+    if merges is not None:
+        state[TOKENIZER_KEY] = np.array(merges)
+    return save_npz(state, out_npz)

@@ -8,8 +8,7 @@ L = g*g patches, W width, E output (embedding) dim.
     -> [class_embedding; patches] + positional_embedding  (N, 1 + L, W)
     -> ln_pre -> transformer -> ln_post of token 0 -> @ proj   (N, E)
 
-This is the ViT branch of the original only: the ModifiedResNet image encoders
-(RN50, RN101, ...) are not implemented, and ``build_model`` refuses their checkpoints.
+The other image encoder of the original, the ModifiedResNet (RN50, RN101, ...), is in ``resnet.py``.
 """
 
 import numpy as np

@@ -2,11 +2,15 @@
 
 ``Module`` / ``ModuleList`` / ``Parameter`` are the containers; ``Linear``,
 ``LayerNorm``, ``Embedding``, ``MultiheadAttention``, ``MLP`` (with ``QuickGELU``),
-``ResidualAttentionBlock`` and ``Transformer`` are CLIP's layers.
+``ResidualAttentionBlock`` and ``Transformer`` are CLIP's layers; ``Conv2d``,
+``BatchNorm2d`` and ``AttentionPool2d`` those of its ResNet image encoders.
 """
 
 from . import init
 from .attention import MultiheadAttention
+from .attention_pool import AttentionPool2d
+from .batchnorm import BatchNorm2d
+from .conv import Conv2d
 from .embedding import Embedding
 from .layernorm import LayerNorm
 from .linear import Linear
@@ -16,4 +20,5 @@ from .parameter import Parameter
 from .transformer import ResidualAttentionBlock, Transformer
 
 __all__ = ["Module", "ModuleList", "Parameter", "IncompatibleKeys", "Linear", "LayerNorm", "Embedding",
-           "MultiheadAttention", "MLP", "QuickGELU", "ResidualAttentionBlock", "Transformer", "init"]
+           "MultiheadAttention", "MLP", "QuickGELU", "ResidualAttentionBlock", "Transformer", "init",
+           "Conv2d", "BatchNorm2d", "AttentionPool2d"]

@@ -12,6 +12,10 @@ they are assigned. Names are dotted paths (``transformer.resblocks.0.attn.in_pro
 listed as PyTorch lists them: a module's own parameters first, then each child's,
 in definition order. Defining attributes in the same order as openai/CLIP's
 ``clip/model.py`` therefore gives a ``state_dict()`` with the same keys in the same order.
+
+Buffers (``register_buffer``) are state that is saved and loaded but not learned: BatchNorm's
+running statistics. As in PyTorch, ``state_dict()`` lists each module's parameters, then its
+buffers, then its children's.
 """
 
 from collections import namedtuple
@@ -31,6 +35,7 @@ class Module:
         # object.__setattr__: these three must exist before our __setattr__ can run
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "training", True)
 
     # ------------------------------------------------------------ registration
@@ -53,6 +58,19 @@ class Module:
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name, array):
+        """Keep ``array`` (an ndarray, updated in place by the layer) as the state entry ``name``."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"register_buffer({name!r}): expected an ndarray, got {type(array).__name__}")
+        object.__setattr__(self, name, array)
+        self._buffers[name] = array
+
+    def named_buffers(self):
+        """(dotted name, ndarray) of every buffer, in ``state_dict()`` order."""
+        for mod_name, module in self.named_modules():
+            for name, b in module._buffers.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), b
 
     # --------------------------------------------------------------- traversal
     def named_modules(self, prefix=""):
@@ -89,8 +107,9 @@ class Module:
     def train(self, mode=True):
         """Set ``training`` on this module and every descendant; returns self.
 
-        CLIP has no dropout or batch norm, so the flag changes no computation here; it
-        exists so that code written for PyTorch (``model.eval()``) reads the same.
+        Only BatchNorm reads it (the ResNet image encoders): batch statistics in training,
+        running statistics in eval. The transformers have no dropout, so the flag changes
+        nothing there.
         """
         for _, m in self.named_modules():
             object.__setattr__(m, "training", bool(mode))
@@ -106,12 +125,25 @@ class Module:
             p.grad = None
 
     # ------------------------------------------------------------- state dicts
+    def _state(self):
+        """{dotted name: Parameter or buffer}: each module's parameters, then its buffers, then its children."""
+        state, seen = {}, set()
+        for mod_name, module in self.named_modules():
+            prefix = f"{mod_name}." if mod_name else ""
+            for name, p in module._parameters.items():
+                if id(p) not in seen:  # a shared Parameter is listed once, under its first name
+                    seen.add(id(p))
+                    state[prefix + name] = p
+            for name, b in module._buffers.items():
+                state[prefix + name] = b
+        return state
+
     def state_dict(self):
-        """{dotted name: a copy of the parameter's array}, in ``named_parameters()`` order."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """{dotted name: a copy of the parameter's or buffer's array}, in PyTorch's order."""
+        return {name: (v.data if isinstance(v, Tensor) else v).copy() for name, v in self._state().items()}
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays into the parameters (cast to each parameter's dtype).
+        """Copy arrays into the parameters and buffers (cast to each one's dtype).
 
         Values may be ndarrays, Tensors or anything ``np.asarray`` takes. A shape
         mismatch is always an error naming the key and both shapes. With
@@ -119,7 +151,7 @@ class Module:
         listed); with ``strict=False`` they are returned as
         ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
-        params = dict(self.named_parameters())
+        params = self._state()
         missing = [k for k in params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in params]
         problems = []
@@ -145,8 +177,11 @@ class Module:
         # only now, with every check passed, write: a failed load leaves the model unchanged
         for name, arr in arrays.items():
             p = params[name]
-            p.data[...] = arr.astype(p.dtype, copy=False)
-            p.grad = None
+            if isinstance(p, Tensor):
+                p.data[...] = arr.astype(p.dtype, copy=False)
+                p.grad = None
+            else:  # a buffer, written in place: the layer holds this very array
+                p[...] = arr.astype(p.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
     # ---------------------------------------------------------------- calling

@@ -1,4 +1,6 @@
-"""Activations: GELU (tanh form) and QuickGELU (the original CLIP's)."""
+"""Activations: GELU (tanh form), QuickGELU (the original CLIP's) and ReLU (its ResNet's)."""
+
+import numpy as np
 
 from ..autograd.function import Function
 from ..backend import K
@@ -35,6 +37,26 @@ class QuickGELU(Function):
     def backward(ctx, dy):
         (x,) = ctx.saved_tensors
         return K.quick_gelu_backward(x, dy)
+
+
+class ReLU(Function):
+    """y = max(x, 0);  dx = dy where x > 0, else 0 (the subgradient 0 at x = 0, as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.maximum(x, 0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (y,) = ctx.saved_tensors
+        return np.where(y > 0, dy, 0)
+
+
+def relu(x):
+    """ReLU: max(x, 0)."""
+    return ReLU.apply(*operands(x))
 
 
 def gelu(x):

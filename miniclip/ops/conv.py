@@ -1,0 +1,87 @@
+"""2-D convolution as a matrix product (im2col), the ResNet's workhorse.
+
+Shape legend: N images, C input channels, H, W input height and width, O output channels,
+kh, kw kernel size, s stride, p zero padding, Ho = (H + 2p - kh) // s + 1 (Wo likewise),
+L = Ho*Wo output positions, CK = C*kh*kw the length of one window.
+
+    cols = im2col(x)                   (N, C, H, W) -> (N, CK, L): window l of image n is column l
+    y[n] = weight (O, CK) @ cols[n]    (N, O, L) -> (N, O, Ho, Wo)
+
+Every output pixel is the dot product of the flattened weight of its channel with the window
+under it, so copying the windows into columns turns the whole convolution into one GEMM per
+image (``K.matmul`` broadcasts the weight over the images). No bias: every convolution of
+CLIP's ResNet is followed by a BatchNorm, whose shift would absorb it (the original passes
+``bias=False``).
+"""
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..backend import K
+from ._util import operands
+
+
+class Conv2d(Function):
+    """y[n, o, ho, wo] = sum_{c, i, j} weight[o, c, i, j] x_pad[n, c, ho*s + i, wo*s + j].
+
+    Backward, from y[n] = W cols[n] (W the weight as (O, CK)):
+        dW      = sum_n dy[n] cols[n]^T       (O, L) @ (L, CK), summed over the images
+        dcols[n] = W^T dy[n]                  (CK, O) @ (O, L)
+        dx      = col2im(dcols)               each window entry back to the pixel it copied
+    The columns are rebuilt from x in the backward instead of being kept: a 3x3 window makes
+    them 9 times the size of x.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, stride, padding):
+        N, C, H, W = x.shape
+        O, _, kh, kw = weight.shape
+        Ho, Wo = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
+        cols = K.im2col(x, kh, kw, stride, padding)                   # (N, CK, L)
+        y = K.matmul(weight.reshape(O, -1), cols)                     # (O, CK) @ (N, CK, L) -> (N, O, L)
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        return y.reshape(N, O, Ho, Wo)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensors
+        s, p = ctx.stride, ctx.padding
+        N, O, Ho, Wo = dy.shape
+        _, C, kh, kw = weight.shape
+        w2 = weight.reshape(O, C * kh * kw)                           # (O, CK)
+        dy2 = dy.reshape(N, O, Ho * Wo)                               # (N, O, L)
+        needs = ctx.needs_input_grad
+        dx = dw = None
+        if needs[1]:
+            cols = K.im2col(x, kh, kw, s, p)                          # (N, CK, L), rebuilt
+            dw2 = np.empty((O, C * kh * kw), dtype=dy.dtype)
+            for n in range(N):  # dW = sum_n dy[n] cols[n]^T, accumulated by the GEMM itself (beta = 1)
+                K.gemm(dy2[n], cols[n].T, dw2, 1.0, 1.0 if n else 0.0)   # (O, L) @ (L, CK)
+            dw = dw2.reshape(weight.shape)
+            if N == 0:
+                dw[...] = 0
+        if needs[0]:
+            dcols = K.matmul(w2.T, dy2)                               # (CK, O) @ (N, O, L) -> (N, CK, L)
+            dx = K.col2im(dcols, x.shape, kh, kw, s, p)               # (N, C, H, W)
+        return dx, dw, None, None
+
+
+def conv2d(x, weight, stride=1, padding=0):
+    """Convolution of x (N, C, H, W) with weight (O, C, kh, kw), no bias -> (N, O, Ho, Wo).
+
+    ``padding`` zeros are added on every side; Ho = (H + 2 padding - kh) // stride + 1, as
+    ``torch.nn.functional.conv2d`` (groups 1, dilation 1).
+    """
+    x, weight = operands(x, weight)
+    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: expected x (N, C, H, W) and weight (O, C, kh, kw) with the same C; "
+                         f"got x {x.shape}, weight {weight.shape}")
+    stride, padding = int(stride), int(padding)
+    if stride < 1 or padding < 0:
+        raise ValueError(f"conv2d: expected stride >= 1 and padding >= 0, got stride {stride}, padding {padding}")
+    kh, kw = weight.shape[2:]
+    if x.shape[2] + 2 * padding < kh or x.shape[3] + 2 * padding < kw:
+        raise ValueError(f"conv2d: the {kh}x{kw} kernel is larger than the padded input "
+                         f"{x.shape[2] + 2 * padding}x{x.shape[3] + 2 * padding}")
+    return Conv2d.apply(x, weight, stride, padding)

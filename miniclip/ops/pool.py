@@ -1,0 +1,46 @@
+"""Average pooling over k x k blocks, the ResNet's anti-aliased downsampling.
+
+Shape legend: N images, C channels, H, W input size, k the block size, Ho = H // k, Wo = W // k.
+
+    y[n, c, i, j] = mean of x[n, c, i*k:(i+1)*k, j*k:(j+1)*k]
+
+The blocks tile the image (kernel = stride = k, PyTorch's ``AvgPool2d(k)``); rows and columns
+past the last whole block are dropped, as PyTorch does (``ceil_mode=False``).
+"""
+
+import numpy as np
+
+from ..autograd.function import Function
+from ._util import operands
+
+
+class AvgPool2d(Function):
+    """y = the mean of each k x k block;  dx = dy / k^2 copied over its block (0 on dropped edges)."""
+
+    @staticmethod
+    def forward(ctx, x, k):
+        N, C, H, W = x.shape
+        Ho, Wo = H // k, W // k
+        blocks = x[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)   # (N, C, Ho, k, Wo, k)
+        ctx.x_shape, ctx.k = x.shape, k
+        return blocks.mean(axis=(3, 5))                                   # (N, C, Ho, Wo)
+
+    @staticmethod
+    def backward(ctx, dy):
+        N, C, H, W = ctx.x_shape
+        k = ctx.k
+        Ho, Wo = dy.shape[2:]
+        dx = np.zeros(ctx.x_shape, dtype=dy.dtype)
+        blocks = dx[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)  # a view into dx (contiguous rows)
+        blocks[...] = (dy / (k * k))[:, :, :, None, :, None]              # each block gets its share
+        return dx, None
+
+
+def avg_pool2d(x, kernel_size):
+    """Mean over non-overlapping ``kernel_size`` x ``kernel_size`` blocks of x (N, C, H, W)."""
+    (x,) = operands(x)
+    k = int(kernel_size)
+    if x.ndim != 4 or k < 1 or x.shape[2] < k or x.shape[3] < k:
+        raise ValueError(f"avg_pool2d: expected x (N, C, H, W) with H, W >= kernel_size >= 1; "
+                         f"got x {x.shape}, kernel_size {kernel_size}")
+    return AvgPool2d.apply(x, k)
