@@ -57,6 +57,9 @@ TRAIN_OPTIONS = (
     ("--embed-dim", "embed_dim", int, "E", "shared embedding dimension"),
     ("--context-length", "context_length", int, "T", "text tokens per caption, with start and end"),
     ("--vocab-size", "vocab_size", int, "V", "BPE vocabulary size learned from the captions"),
+    ("--world", "world", str, "{diverse,classic}", "the shapes world's styles: diverse (filled, outline, shaded, "
+                                                    "sketch; many backgrounds, blur, JPEG, noise) or classic "
+                                                    "(one style: filled on dark noise)"),
     ("--train-data", "train_data", str, "FILE.csv", "train on an image-caption CSV instead of the shapes world"),
     ("--val-data", "val_data", str, "FILE.csv", "with --train-data: a second CSV, never trained on, for retrieval "
                                                 "R@1/5/10 at each evaluation"),
@@ -198,9 +201,14 @@ def _cmd_eval(args):
                  if metrics.get("final_images") else " (other images than the run's final line, which used "
                  "the run's own; pass no --seed, --images or --heldout-images to see those)"))
         print(f"zero-shot, all 48 names ({metrics['images']} fresh images): top-1 "
-              f"{100 * metrics['zeroshot_top1_all']:.1f}%  top-5 {100 * metrics['zeroshot_top5_all']:.1f}%")
+              f"{100 * metrics['zeroshot_top1_all']:.1f}%  top-5 {100 * metrics['zeroshot_top5_all']:.1f}%  "
+              f"(in the {metrics['world']} world it was trained on)")
         print(f"zero-shot, held-out pairs ({metrics['heldout_images']} fresh images): top-1 "
               f"{100 * metrics['zeroshot_top1_heldout']:.1f}%  top-5 {100 * metrics['zeroshot_top5_heldout']:.1f}%")
+        for style in [k[len("zeroshot_top1_all_"):] for k in metrics if k.startswith("zeroshot_top1_all_")]:
+            print(f"zero-shot, held-out style {style} ({metrics['style_images']} + {metrics['style_heldout_images']} "
+                  f"images): top-1 all 48 names {100 * metrics[f'zeroshot_top1_all_{style}']:.1f}%  held-out pairs "
+                  f"{100 * metrics[f'zeroshot_top1_heldout_{style}']:.1f}%")
     for direction in ("image_to_text", "text_to_image"):
         r = {k: metrics[f"retrieval_{direction}_{k}"] for k in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")}
         print(f"retrieval {direction.replace('_', ' ')}: R@1 {100 * r['R@1']:.1f}%  R@5 {100 * r['R@5']:.1f}%  "
@@ -322,13 +330,32 @@ PROBE_JSON_KEYS = ("model, shots (null: all), l2, train, val, test, heldout (pro
 
 def _add_eval_parsers(sub):
     p = sub.add_parser("eval", help="zero-shot and retrieval evaluation of a trained model",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Evaluate a model.npz, checkpoint or run folder: zero-shot top-1/top-5 over "
-                                   "all 48 shapes names and over the held-out pairs separately (prompt-template "
-                                   "ensembling), image<->text recall@1/5/10 on fresh image-caption pairs (a "
-                                   "gallery of 256) and the eval loss; with --data, recall@k on a CSV dataset. "
-                                   "By default it draws the images of the run's final evaluation, so it prints "
-                                   "the numbers of training's final line; another --seed, --images or "
-                                   "--heldout-images draws other images (the numbers then differ by sampling noise).")
+                                   "all 48 shapes names and over the\nheld-out pairs separately (prompt-template "
+                                   "ensembling) in the world it was trained on, zero-shot top-1 on\neach held-out "
+                                   "rendering style (never drawn for training: robustness to a distribution shift),\n"
+                                   "image<->text recall@1/5/10 on fresh image-caption pairs (a gallery of 256) and the "
+                                   "eval loss;\nwith --data, recall@k on a CSV dataset. By default it draws the images "
+                                   "of the run's final evaluation,\nso it prints the numbers of training's final line; "
+                                   "another --seed, --images or --heldout-images draws\nother images (the numbers then "
+                                   "differ by sampling noise).",
+                       epilog="--json prints one JSON object; for the shapes world its keys are\n"
+                              "  world                           the training world (diverse or classic)\n"
+                              "  images, heldout_images          images drawn over all 48 names / of the held-out "
+                              "pairs\n"
+                              "  style_images, style_heldout_images  the same per held-out style\n"
+                              "  seed, final_images              the images' seed; true if they are the run's final "
+                              "evaluation's\n"
+                              "  gallery, loss_batch             retrieval gallery size; pairs in the eval-loss batch\n"
+                              "  zeroshot_top1_all, zeroshot_top5_all          in distribution, all 48 names\n"
+                              "  zeroshot_top1_heldout, zeroshot_top5_heldout  in distribution, held-out pairs\n"
+                              "  zeroshot_top1_all_<style>, zeroshot_top1_heldout_<style>  each held-out style "
+                              "(pixel, matplotlib)\n"
+                              "  eval_loss, retrieval_image_to_text_R@1 (R@5, R@10, mean_rank, median_rank), "
+                              "retrieval_text_to_image_...\n"
+                              "with --data: data, pairs, eval_loss and the retrieval keys.\n"
+                              "Accuracies are fractions in [0, 1].")
     p.add_argument("checkpoint", help="model.npz, checkpoints/step_*.npz, or a run folder")
     p.add_argument("--images", type=int, help="fresh images over all names (default: the run's final evaluation's, "
                                               "2400 for the default run)")

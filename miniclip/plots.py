@@ -3,6 +3,8 @@
     loss.png         train loss per step and eval loss at each evaluation
     lr_temperature.png  the learning-rate schedule and the learned temperature tau (logits = cosine / tau)
     zero_shot.png    zero-shot top-1 over time: all 48 names and the held-out pairs
+    robustness.png   accuracy on each held-out style (y) against accuracy in distribution (x), one point
+                     per evaluation, with the line y = x: the CLIP paper's "effective robustness" picture
     similarity.png   image-text cosine similarities of one eval batch (a good model: a bright diagonal)
     confusion.png    zero-shot confusion matrix over the classes (rows true, columns predicted)
     samples.png      sample images with their caption and the model's top guess
@@ -123,6 +125,36 @@ def plot_zero_shot(records, path):
     return _save(fig, path)
 
 
+def plot_robustness(records, path):
+    """Held-out style accuracy (y) against in-distribution accuracy (x) at every evaluation (Radford et al.
+    2021, figure 13): on y = x a model is as good on the shifted pictures as on the familiar ones; the
+    gap below the line is what a distribution shift costs it. Left: all 48 names; right: held-out pairs."""
+    plt = _pyplot()
+    rows = [r for r in records if r.get("kind") in ("eval", "final")]
+    styles = sorted({k[len("zeroshot_top1_all_"):] for r in rows for k in r if k.startswith("zeroshot_top1_all_")})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
+    for ax, which, title in ((axes[0], "all", "all 48 names"), (axes[1], "heldout", "held-out pairs")):
+        ax.plot([0, 100], [0, 100], ls="--", c="gray", label="y = x (no cost of the shift)")
+        for style, color in zip(styles, ("tab:red", "tab:purple", "tab:green", "tab:brown")):
+            points = [(r[f"zeroshot_top1_{which}"], r[f"zeroshot_top1_{which}_{style}"], r["kind"])
+                      for r in rows if f"zeroshot_top1_{which}_{style}" in r]
+            evals = np.array([(x, y) for x, y, kind in points if kind == "eval"]).reshape(-1, 2)
+            ax.plot(100 * evals[:, 0], 100 * evals[:, 1], "o-", color=color, alpha=0.7, label=style)
+            for x, y, kind in points:
+                if kind == "final":
+                    ax.plot(100 * x, 100 * y, "*", color=color, markersize=14)
+        ax.set_xlim(0, 102)
+        ax.set_ylim(0, 102)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"in distribution: zero-shot top-1, {title} (%)")
+        ax.set_ylabel(f"held-out style: zero-shot top-1, {title} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+        ax.set_title(title)
+    fig.suptitle("robustness to held-out drawing styles over training (star: final)")
+    return _save(fig, path)
+
+
 def plot_similarity(similarity, path, captions=None):
     plt = _pyplot()
     n = similarity.shape[0]
@@ -179,6 +211,8 @@ def plot_run(run_dir):
            plot_lr_temperature(records, os.path.join(run_dir, "lr_temperature.png"))]
     if any("zeroshot_top1_all" in r for r in records):  # (a CSV run has no zero-shot classes)
         out.append(plot_zero_shot(records, os.path.join(run_dir, "zero_shot.png")))
+    if any(k.startswith("zeroshot_top1_all_") for r in records for k in r):
+        out.append(plot_robustness(records, os.path.join(run_dir, "robustness.png")))
     arrays_path = os.path.join(run_dir, ARRAYS_FILE)
     if os.path.exists(arrays_path):
         with np.load(arrays_path, allow_pickle=False) as a:

@@ -66,7 +66,7 @@ class TrainConfig:
     # where
     out: str = None                   # run folder; default runs/shapes-<n>, the first that is free
     # optimization
-    steps: int = 3000
+    steps: int = 5000
     batch_size: int = 128
     lr: float = 2e-3
     warmup_steps: int = None          # linear warmup; None: a tenth of the steps
@@ -93,6 +93,8 @@ class TrainConfig:
     vocab_size: int = 1024
     dtype: str = "float32"
     # data: the shapes world unless train_data names a CSV (open_clip's conventions)
+    world: str = "diverse"            # the shapes world's styles: "diverse" (filled, outline, shaded, sketch,
+    # on many backgrounds, blurred, compressed, noisy) or "classic" (one style: filled, on dark noise)
     train_data: str = None
     csv_img_key: str = "filepath"
     csv_caption_key: str = "title"
@@ -170,6 +172,7 @@ class TrainConfig:
         need("threads", self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
              "None or an integer >= 1")
         need("train_data", self.train_data is None or isinstance(self.train_data, str), "None or a CSV path")
+        need("world", self.world in ("diverse", "classic"), "'diverse' or 'classic'")
         need("val_data", self.val_data is None or (isinstance(self.val_data, str) and self.train_data is not None),
              "None, or a CSV path given together with TrainConfig.train_data (the shapes world draws its "
              "own evaluation images)")
@@ -184,6 +187,8 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"TrainConfig: unknown fields {unknown}")
+        if "world" not in d:  # a run saved before the diverse world existed trained on the classic one
+            d = {**d, "world": "classic"}
         return cls(**d)
 
     def model_args(self, vocab_size):
@@ -363,13 +368,49 @@ def _die_with_parent(parent_pid):
         os._exit(0)
 
 
-def _shapes_eval_set(n, seed, resolution, split, preprocess):
-    """``n`` freshly drawn shapes samples: (images (n, 3, R, R), labels (n,), captions, uint8 images)."""
+def _shapes_eval_set(n, seed, resolution, split, preprocess, styles=None):
+    """``n`` freshly drawn shapes samples in ``styles`` (default: the diverse world's): (images (n, 3, R, R),
+    labels (n,), captions, uint8 images when they all have the model's size)."""
     shapes = _shapes()
-    samples = [shapes.draw_sample(seed, i, resolution, split) for i in range(n)]
-    images = np.stack([preprocess(s.image) for s in samples])  # (n, 3, R, R)
+    styles = shapes.WORLDS["diverse"] if styles is None else styles
+    samples = [shapes.draw_sample(seed, i, resolution, split, styles) for i in range(n)]
+    images = np.stack([preprocess(s.image) for s in samples])  # (n, 3, R, R): any picture size, as a user's file
+    same_size = all(s.image.shape == (resolution, resolution, 3) for s in samples)
     return {"images": images, "labels": np.array([s.label for s in samples]),
-            "captions": [s.caption for s in samples], "pixels": np.stack([s.image for s in samples])}
+            "captions": [s.caption for s in samples],
+            "pixels": np.stack([s.image for s in samples]) if same_size else None}
+
+
+def shapes_eval_sets(config, n_all, n_heldout, seed, preprocess):
+    """The evaluation sets of a shapes run: ``{"": (all names, held-out pairs)}`` in the training world's
+    styles (in distribution), and the same for each held-out style, half as many images each."""
+    shapes = _shapes()
+
+    def pair(styles, n, m):
+        return (_shapes_eval_set(n, seed, config.image_resolution, "all", preprocess, styles),
+                _shapes_eval_set(m, seed, config.image_resolution, "held_out", preprocess, styles))
+
+    sets = {"": pair(shapes.WORLDS[config.world], n_all, n_heldout)}
+    for style in shapes.HELD_OUT_STYLES:
+        sets[style] = pair((style,), max(1, n_all // 2), max(1, n_heldout // 2))
+    return sets
+
+
+def held_out_styles_text(record):
+    """" held-out styles (all / pairs): pixel 93.1% / 88.0%, matplotlib ... |" for an evaluation line."""
+    styles = [k[len("zeroshot_top1_all_"):] for k in record if k.startswith("zeroshot_top1_all_")]
+    if not styles:
+        return ""
+    parts = [f"{style} {100 * record[f'zeroshot_top1_all_{style}']:.1f}% / "
+             f"{100 * record[f'zeroshot_top1_heldout_{style}']:.1f}%" for style in styles]
+    return " held-out styles (all / pairs): " + ", ".join(parts) + " |"
+
+
+def shapes_train_dataset(config):
+    """The stream of training samples of a shapes run: never a held-out pair, never a held-out style."""
+    shapes = _shapes()
+    return shapes.ShapesDataset(config.steps * config.batch_size, seed=config.seed,
+                                resolution=config.image_resolution, split="train", styles=shapes.WORLDS[config.world])
 
 
 # Evaluation images come from a seed far from the training one (and from other splits), so they are
@@ -389,7 +430,7 @@ def train_tokenizer(config):
         texts = list(dataset.captions)
         return BPETokenizer.train(texts, config.vocab_size)  # too-long captions: CsvDataset names the row
     shapes = _shapes()
-    texts = [shapes.draw_sample(config.seed, i, 8, "train").caption for i in range(2000)]
+    texts = [shapes.draw_sample(config.seed, i, 8, "train", shapes.WORLDS[config.world]).caption for i in range(2000)]
     # the prompts of the training pairs only: held-out names stay out of everything learned
     texts += [t.format(f"{c} {s}") for t in shapes.ZERO_SHOT_TEMPLATES for c, s in shapes.TRAIN_PAIRS]
     tokenizer = BPETokenizer.train(texts, config.vocab_size)
@@ -407,9 +448,14 @@ def train_tokenizer(config):
 RETRIEVAL_PAIRS = 256  # the retrieval gallery of a shapes evaluation
 
 
-def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, retrieval_pairs=RETRIEVAL_PAIRS):
+def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, retrieval_pairs=RETRIEVAL_PAIRS,
+                    style_sets=None):
     """Zero-shot top-1/top-5 over the 48 names (all images; held-out images separately), the
-    eval loss on one batch of pairs, and retrieval recall@k on ``retrieval_pairs`` image-caption pairs."""
+    eval loss on one batch of pairs, and retrieval recall@k on ``retrieval_pairs`` image-caption pairs.
+
+    ``style_sets``: ``{style: (all_set, heldout_set)}`` of held-out rendering styles; adds
+    ``zeroshot_top1_all_<style>`` and ``zeroshot_top1_heldout_<style>`` (robustness to a shift).
+    """
     shapes = _shapes()
     tok = ContextTokenizer(tokenizer, config.context_length)
     classifier = zero_shot_classifier(model, tok, shapes.CLASS_NAMES, shapes.ZERO_SHOT_TEMPLATES)
@@ -419,8 +465,12 @@ def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, 
     tokens = tok(all_set["captions"][:n_pairs])
     similarity = image_text_similarity(model, all_set["images"][:n_pairs], tokens, batch_size)
     record = {"zeroshot_top1_all": zs_all["top1"], "zeroshot_top5_all": zs_all["top5"],
-              "zeroshot_top1_heldout": zs_held["top1"], "zeroshot_top5_heldout": zs_held["top5"],
-              "eval_loss": _eval_loss(model, all_set["images"], tokens, config, config.batch_size)}
+              "zeroshot_top1_heldout": zs_held["top1"], "zeroshot_top5_heldout": zs_held["top5"]}
+    for style, (style_all, style_held) in (style_sets or {}).items():
+        for name, data in (("all", style_all), ("heldout", style_held)):
+            record[f"zeroshot_top1_{name}_{style}"] = zero_shot_accuracy(
+                model, data["images"], data["labels"], classifier, batch_size)["top1"]
+    record["eval_loss"] = _eval_loss(model, all_set["images"], tokens, config, config.batch_size)
     record.update({f"retrieval_{k}": v for k, v in retrieval_metrics(similarity).items()})
     arrays = {"similarity": similarity[:32, :32], "similarity_captions": np.array(all_set["captions"][:32]),
               "confusion": zs_all["confusion"], "classnames": np.array(shapes.CLASS_NAMES)}
@@ -654,15 +704,12 @@ def _train(config, ckpt, on_step, log, world):
     preprocess = Preprocess(config.image_resolution, train=False, dtype=dtype)
     if config.train_data is None:
         shapes = _shapes()
-        dataset = shapes.ShapesDataset(config.steps * config.batch_size, seed=config.seed,
-                                       resolution=config.image_resolution, split="train")
+        dataset = shapes_train_dataset(config)
         loader = Loader(dataset, config.batch_size, preprocess, tokenizer, context_length=config.context_length,
                         shuffle=False, seed=config.seed, prefetch=0)
         batches = StepBatches(loader, config.steps, shuffled_epochs=False, world=world)
-        eval_sets = (_shapes_eval_set(config.eval_images, config.seed + EVAL_SEED_OFFSET,
-                                      config.image_resolution, "all", preprocess),
-                     _shapes_eval_set(config.eval_heldout_images, config.seed + EVAL_SEED_OFFSET,
-                                      config.image_resolution, "held_out", preprocess))
+        eval_sets = shapes_eval_sets(config, config.eval_images, config.eval_heldout_images,
+                                     config.seed + EVAL_SEED_OFFSET, preprocess)
     else:
         from .data import CsvDataError
         dataset = _csv_dataset(config.train_data, config, tokenizer, log=log)
@@ -690,11 +737,12 @@ def _train(config, ckpt, on_step, log, world):
         else:
             sets = eval_sets
             if final:
-                sets = (_shapes_eval_set(config.final_eval_images, config.seed + FINAL_EVAL_SEED_OFFSET,
-                                         config.image_resolution, "all", preprocess),
-                        _shapes_eval_set(config.final_eval_heldout_images, config.seed + FINAL_EVAL_SEED_OFFSET,
-                                         config.image_resolution, "held_out", preprocess))
-            record, arrays = evaluate_shapes(model, tokenizer, config, *sets, batch_size=256)
+                sets = shapes_eval_sets(config, config.final_eval_images, config.final_eval_heldout_images,
+                                        config.seed + FINAL_EVAL_SEED_OFFSET, preprocess)
+            in_distribution = sets.pop("") if final else sets[""]
+            styles = sets if final else {k: v for k, v in sets.items() if k}
+            record, arrays = evaluate_shapes(model, tokenizer, config, *in_distribution, batch_size=256,
+                                             style_sets=styles)
         record = {"kind": "final" if final else "eval", "step": step, **record}
         atomic_write_npz(os.path.join(run_dir, ARRAYS_FILE), arrays)
         timing["eval_seconds"] += time.perf_counter() - t
@@ -727,7 +775,7 @@ def _train(config, ckpt, on_step, log, world):
     def eval_line(r):
         return (f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | zero-shot top-1 all 48 names "
                 f"{100 * r['zeroshot_top1_all']:.1f}% (top-5 {100 * r['zeroshot_top5_all']:.1f}%) | held-out pairs "
-                f"{100 * r['zeroshot_top1_heldout']:.1f}% | retrieval R@1 i->t "
+                f"{100 * r['zeroshot_top1_heldout']:.1f}% |{held_out_styles_text(r)} retrieval R@1 i->t "
                 f"{100 * r['retrieval_image_to_text_R@1']:.1f}% t->i {100 * r['retrieval_text_to_image_R@1']:.1f}%"
                 if "zeroshot_top1_all" in r else
                 f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | retrieval R@1/5/10 on {r['val_pairs']} "
@@ -891,7 +939,8 @@ def _evaluate_csv(model, tokenizer, config, dataset, preprocess, n=CSV_EVAL_PAIR
 def evaluate_checkpoint(path, images=None, heldout_images=None, seed=None, data=None, csv_img_key="filepath",
                         csv_caption_key="title", csv_separator=",", skip_bad_rows=False, pairs=CSV_FINAL_EVAL_PAIRS):
     """What ``miniclip eval`` prints: zero-shot top-1/top-5 over the 48 shapes names (all, and the
-    held-out pairs separately) and retrieval recall@k on fresh shapes pairs; with ``data`` (a CSV),
+    held-out pairs separately) in the world the model was trained on, top-1 on each held-out style
+    (half as many images), and retrieval recall@k on fresh shapes pairs; with ``data`` (a CSV),
     retrieval recall@k on its first ``pairs`` rows instead (a model trained on a CSV needs ``data``:
     the shapes prompts are not its words). Returns a dict of metrics.
 
@@ -920,9 +969,9 @@ def evaluate_checkpoint(path, images=None, heldout_images=None, seed=None, data=
     final = (config.final_eval_images, config.final_eval_heldout_images, config.seed + FINAL_EVAL_SEED_OFFSET)
     images, heldout_images, seed = (given if given is not None else default
                                     for given, default in zip((images, heldout_images, seed), final))
-    sets = (_shapes_eval_set(images, seed, config.image_resolution, "all", preprocess),
-            _shapes_eval_set(heldout_images, seed, config.image_resolution, "held_out", preprocess))
-    record, _ = evaluate_shapes(model, tokenizer.tokenizer, config, *sets, batch_size=256)
-    return {"images": images, "heldout_images": heldout_images, "seed": seed,
+    sets = shapes_eval_sets(config, images, heldout_images, seed, preprocess)
+    record, _ = evaluate_shapes(model, tokenizer.tokenizer, config, *sets.pop(""), batch_size=256, style_sets=sets)
+    return {"world": config.world, "images": images, "heldout_images": heldout_images, "seed": seed,
+            "style_images": max(1, images // 2), "style_heldout_images": max(1, heldout_images // 2),
             "final_images": (images, heldout_images, seed) == final, "gallery": min(RETRIEVAL_PAIRS, images),
             "loss_batch": min(config.batch_size, images), **record}

@@ -1,4 +1,4 @@
-"""The shapes world: one colored shape on a dark noisy background, with a caption that names it.
+"""The shapes world: one colored shape per picture, drawn in one of several styles, with a caption that names it.
 
 Shape legend:  R image side in pixels (resolution),  S supersampling factor,  N samples.
 
@@ -7,17 +7,24 @@ drawn for training: each of their colors and each of their shapes is seen, only 
 model that names a "green circle" correctly has composed "green" and "circle" -- CLIP's zero-shot
 point in miniature. Evaluation reports them separately.
 
-Every sample is a pure function of (seed, split, index): ``draw_sample(seed, index)`` draws the same
-image and caption on every machine and in every thread, so an "infinite" world still has epochs,
-shuffling and reproducible batches (see ``ShapesDataset``).
+Styles: ``classic`` (a filled shape on a dark noisy background, drawn here) and the styles of
+``styles.py`` (filled, outline, shaded, sketch on varied backgrounds, blurred, compressed, noisy).
+``WORLDS`` says which styles a training world draws: "diverse" (the default; half classic) or "classic".
+Two held-out styles are never drawn for training, like ImageNet-Sketch for an ImageNet model: "pixel"
+(styles.py) and "matplotlib" (``plotted.py``, a separate renderer that shares no drawing code).
 
-Drawing: the shape's outline is rasterized by Pillow as a mask at S x R pixels and box-filtered down to R
-(anti-aliased edges for little cost); background and shape colors are composited with NumPy.
+Every sample is a pure function of (seed, split, index) (and the styles it picks from):
+``draw_sample(seed, index)`` draws the same image and caption on every machine and in every thread,
+so an "infinite" world still has epochs, shuffling and reproducible batches (see ``ShapesDataset``).
+
+Drawing (classic): the shape's outline is rasterized by Pillow as a mask at S x R pixels and
+box-filtered down to R (anti-aliased edges for little cost); background and shape colors are
+composited with NumPy.
 
 Command line (``miniclip data ...``, or ``python -m miniclip.data ...``)::
 
-    miniclip data grid shapes_grid.png [--n 32] [--seed 0] [--resolution 48] [--split held_out]
-    miniclip data export OUT_DIR --n 1000 [--seed 0] [--resolution 48] [--split train]
+    miniclip data grid shapes_grid.png [--n 32] [--seed 0] [--resolution 48] [--split held_out] [--style sketch]
+    miniclip data export OUT_DIR --n 1000 [--seed 0] [--resolution 48] [--split train] [--style diverse]
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from . import styles as _styles
+from .styles import TRAIN_STYLES
 
 # Base colors (RGB). Jitter stays well inside the gaps between them (orange between red and yellow).
 COLORS = {
@@ -57,6 +67,17 @@ CLASS_NAMES = tuple(f"{c} {s}" for c, s in ALL_PAIRS)
 HELD_OUT_LABELS = tuple(ALL_PAIRS.index(p) for p in HELD_OUT_PAIRS)
 SPLITS = {"train": TRAIN_PAIRS, "held_out": HELD_OUT_PAIRS, "all": ALL_PAIRS}
 
+# Rendering styles. Training draws one of the styles of its world per sample; the held-out styles are
+# never drawn for training (like ImageNet-Sketch for an ImageNet model): "pixel" is blocky pixel art,
+# "matplotlib" a separate renderer (plotted.py: matplotlib's patches at other image sizes and aspect
+# ratios, through a PNG file) that shares no drawing code with the training drawer.
+HELD_OUT_STYLES = ("pixel", "matplotlib")
+STYLES = TRAIN_STYLES + HELD_OUT_STYLES
+# The training worlds: the styles a sample picks from, uniformly (a repeated style is picked more often).
+# Half of the diverse world is the classic style: with a quarter or less, this small model took thousands
+# of steps longer to start telling shapes apart (README, "The default run, and why").
+WORLDS = {"diverse": ("classic",) * 4 + TRAIN_STYLES[1:], "classic": ("classic",)}
+
 # Prompt templates for zero-shot classification (formatted with a class name, embeddings averaged).
 ZERO_SHOT_TEMPLATES = ("a photo of a {}.", "a {}.", "a picture of a {}.", "there is a {} in the image.",
                        "a drawing of a {}.")
@@ -73,6 +94,14 @@ CAPTION_TEMPLATES = (
     "the {shape} is {color}",
     "a {color} {shape} on a dark background",
 )
+# In the diverse world a caption sometimes says how the shape is drawn.
+STYLE_TEMPLATES = {
+    "filled": ("a filled {color} {shape}",),
+    "outline": ("an outline of a {color} {shape}", "a {color} {shape} outline"),
+    "shaded": ("a shaded {color} {shape}",),
+    "sketch": ("a sketch of a {color} {shape}", "a {size} sketch of a {color} {shape}"),
+}
+
 WHERE = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom",
          "center": "in the center"}
 
@@ -92,15 +121,26 @@ class ShapeSample:
     size: str
     position: str
     label: int  # index into CLASS_NAMES
+    style: str = "classic"  # how it is drawn (STYLES)
 
     @property
     def class_name(self) -> str:
         return CLASS_NAMES[self.label]
 
 
-def make_caption(rng: np.random.Generator, color: str, shape: str, size: str, position: str) -> str:
-    """A caption from a random template, e.g. "a small red circle on the left"."""
-    template = CAPTION_TEMPLATES[rng.integers(len(CAPTION_TEMPLATES))]
+def make_caption(rng: np.random.Generator, color: str, shape: str, size: str, position: str,
+                 style: str = "classic", background: str = "dark") -> str:
+    """A caption from a random template, e.g. "a small red circle on the left"; in the diverse world
+    sometimes one that names the style ("a sketch of a blue star") or the background."""
+    if style == "classic":  # the classic world
+        template = CAPTION_TEMPLATES[rng.integers(len(CAPTION_TEMPLATES))]
+    else:
+        u = rng.uniform()
+        if u < 0.35 and style in STYLE_TEMPLATES:  # held-out styles are never named
+            options = STYLE_TEMPLATES[style]
+            template = options[rng.integers(len(options))]
+        else:  # the classic templates, except the one that would say "dark" about any background
+            template = CAPTION_TEMPLATES[rng.integers(len(CAPTION_TEMPLATES) - 1)]
     caption = template.format(color=color, shape=shape, size=size, where=WHERE[position])
     return _AN.sub("an ", caption)  # "a orange star" -> "an orange star"
 
@@ -143,36 +183,49 @@ _MAX_ROTATION = {"circle": 0.0, "square": math.radians(15), "diamond": math.radi
                  "triangle": math.pi, "star": math.pi, "cross": math.radians(20)}
 
 
-def draw_sample(seed: int, index: int, resolution: int = 48, split: str = "train") -> ShapeSample:
+def draw_sample(seed: int, index: int, resolution: int = 48, split: str = "train",
+                styles: tuple = None) -> ShapeSample:
     """Sample ``index`` of the world with ``seed``: a pure function of its arguments.
 
     split: "train" draws the 40 training pairs, "held_out" only ``HELD_OUT_PAIRS``, "all" all 48.
+    styles: the rendering styles to pick from, uniformly, one per sample: ``WORLDS["diverse"]`` (half
+    classic, half the new styles of ``styles.py``), ``("classic",)`` (one style: a filled shape on a dark
+    noisy background), or a held-out style for evaluation (``"pixel"``; ``"matplotlib"``: ``plotted.py``).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     if not isinstance(resolution, (int, np.integer)) or resolution < 8:
         raise ValueError(f"resolution must be an int >= 8 pixels, got {resolution!r}")
+    styles = WORLDS["diverse"] if styles is None else tuple(styles)
+    unknown = [s for s in styles if s not in STYLES]
+    if not styles or unknown:
+        raise ValueError(f"styles must be a non-empty tuple of {STYLES}, got {styles!r}")
     rng = np.random.default_rng([int(seed), _SPLIT_CODES[split], int(index)])
     pairs = SPLITS[split]
     color, shape = pairs[rng.integers(len(pairs))]
     size = SIZES[rng.integers(2)]
     position = POSITIONS[rng.integers(len(POSITIONS))]
-    R = resolution
+    style = styles[rng.integers(len(styles))] if len(styles) > 1 else styles[0]
+    if style == "matplotlib":
+        from .plotted import draw_plotted  # the independent renderer: its own randomness, its own sizes
+        image = draw_plotted(seed, index, color, shape, split)
+        caption = _AN.sub("an ", f"a {color} {shape}")
+    elif style == "classic":
+        image = _draw_classic(rng, color, shape, size, position, resolution)
+        caption = make_caption(rng, color, shape, size, position, "classic" if len(set(styles)) == 1 else "mixed")
+    else:
+        image, back = _styles.draw(style, shape, color, size, position, resolution, rng)
+        caption = make_caption(rng, color, shape, size, position, style, back)
+    return ShapeSample(image=image, caption=caption, color=color, shape=shape, size=size, position=position,
+                       label=ALL_PAIRS.index((color, shape)), style=style)
 
+
+def _draw_classic(rng, color, shape, size, position, R):
+    """The classic style: a filled shape, its color near one anchor, on a dark noisy gradient."""
     # Geometry in pixels: circumradius by size; the center pushed toward the named side.
     r = R * (rng.uniform(0.12, 0.16) if size == "small" else rng.uniform(0.25, 0.30))
     margin = R * rng.uniform(0.02, 0.06)
-    jitter = R * rng.uniform(-0.05, 0.05, size=2)
-    near, far = r + margin, R - r - margin  # centre coordinate hugging one side or the other
-    cx, cy = R / 2 + jitter[0], R / 2 + jitter[1]
-    if position == "left":
-        cx = near
-    elif position == "right":
-        cx = far
-    elif position == "top":
-        cy = near
-    elif position == "bottom":
-        cy = far
+    cx, cy = _styles.center_toward(position, R, r, margin, R * rng.uniform(-0.05, 0.05, size=2))
     angle = rng.uniform(-1, 1) * _MAX_ROTATION[shape]
 
     # Mask: rasterize at S*R, average S x S blocks -> coverage in [0, 1].
@@ -195,10 +248,7 @@ def draw_sample(seed: int, index: int, resolution: int = 48, split: str = "train
 
     noise = rng.standard_normal((R, R, 3), dtype=np.float32) * np.float32(rng.uniform(3, 12))
     image = background * (1 - alpha) + fill * alpha + noise  # (R, R, 3)
-    image = np.clip(image, 0, 255).round().astype(np.uint8)
-    caption = make_caption(rng, color, shape, size, position)
-    return ShapeSample(image=image, caption=caption, color=color, shape=shape, size=size, position=position,
-                       label=ALL_PAIRS.index((color, shape)))
+    return np.clip(image, 0, 255).round().astype(np.uint8)
 
 
 class ShapesDataset:
@@ -209,12 +259,14 @@ class ShapesDataset:
     for fresh draws). Items are ``(image uint8 (R, R, 3), caption, label)``, the loader's protocol.
     """
 
-    def __init__(self, size: int, seed: int = 0, resolution: int = 48, split: str = "train"):
+    def __init__(self, size: int, seed: int = 0, resolution: int = 48, split: str = "train",
+                 styles: tuple = None):
         if not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
         self.size, self.seed, self.resolution, self.split = int(size), int(seed), resolution, split
+        self.styles = WORLDS["diverse"] if styles is None else tuple(styles)
 
     def __len__(self) -> int:
         return self.size
@@ -222,7 +274,7 @@ class ShapesDataset:
     def sample(self, index: int) -> ShapeSample:
         if not -self.size <= index < self.size:
             raise IndexError(f"index {index} out of range for ShapesDataset of size {self.size}")
-        return draw_sample(self.seed, index % self.size, self.resolution, self.split)
+        return draw_sample(self.seed, index % self.size, self.resolution, self.split, self.styles)
 
     def __getitem__(self, index: int):
         s = self.sample(index)
@@ -230,10 +282,20 @@ class ShapesDataset:
 
     def __repr__(self) -> str:
         return (f"ShapesDataset(size={self.size}, seed={self.seed}, resolution={self.resolution}, "
-                f"split={self.split!r})")
+                f"split={self.split!r}, styles={self.styles!r})")
 
 
-def export_samples(out_dir, n: int, seed: int = 0, resolution: int = 48, split: str = "train") -> Path:
+def styles_named(name: str) -> tuple:
+    """The styles of a world ("diverse", "classic") or the one style ``name``."""
+    if name in WORLDS:
+        return WORLDS[name]
+    if name in STYLES:
+        return (name,)
+    raise ValueError(f"style must be a world {tuple(WORLDS)} or a style {STYLES}, got {name!r}")
+
+
+def export_samples(out_dir, n: int, seed: int = 0, resolution: int = 48, split: str = "train",
+                   style: str = "diverse") -> Path:
     """Write ``n`` samples as PNGs plus ``captions.csv`` (open_clip's columns ``filepath``, ``title``,
     with ``color``, ``shape``, ``size``, ``position``, ``label`` beside them). Returns the CSV path."""
     out_dir = Path(out_dir)
@@ -243,7 +305,7 @@ def export_samples(out_dir, n: int, seed: int = 0, resolution: int = 48, split: 
         writer = csv.writer(f)
         writer.writerow(["filepath", "title", "color", "shape", "size", "position", "label"])
         for i in range(n):
-            s = draw_sample(seed, i, resolution, split)
+            s = draw_sample(seed, i, resolution, split, styles_named(style))
             rel = f"images/{i:06d}.png"
             Image.fromarray(s.image).save(out_dir / rel)
             writer.writerow([rel, s.caption, s.color, s.shape, s.size, s.position, s.label])
@@ -251,7 +313,7 @@ def export_samples(out_dir, n: int, seed: int = 0, resolution: int = 48, split: 
 
 
 def save_sample_grid(path, n: int = 32, seed: int = 0, resolution: int = 48, split: str = "train",
-                     columns: int = 8, scale: int = 3) -> Path:
+                     columns: int = 8, scale: int = 3, style: str = "diverse") -> Path:
     """Save a PNG grid of ``n`` samples (each enlarged ``scale`` x, nearest neighbour) with their captions."""
     from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
 
@@ -261,10 +323,10 @@ def save_sample_grid(path, n: int = 32, seed: int = 0, resolution: int = 48, spl
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
-            s = draw_sample(seed, k, resolution, split)
+            s = draw_sample(seed, k, resolution, split, styles_named(style))
             ax.imshow(np.kron(s.image, np.ones((scale, scale, 1), dtype=np.uint8)), interpolation="nearest")
             ax.set_title(_wrap(s.caption, 22), fontsize=7)
-    fig.suptitle(f"shapes world: split={split}, seed={seed}, {resolution}px", fontsize=9)
+    fig.suptitle(f"shapes world: {style}, split={split}, seed={seed}, {resolution}px", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
@@ -298,6 +360,9 @@ def add_data_commands(sub):
         p.add_argument("--resolution", type=int, default=48)
         p.add_argument("--split", choices=tuple(SPLITS), default="train",
                        help="train (never the held-out pairs), held_out, or all")
+        p.add_argument("--style", choices=tuple(WORLDS) + STYLES, default="diverse",
+                       help="a world (diverse: the training styles mixed; classic) or one style; "
+                            f"held-out styles: {', '.join(HELD_OUT_STYLES)} (default: diverse)")
 
 
 def run_data_command(args):
@@ -313,12 +378,14 @@ def run_data_command(args):
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
             raise ValueError(f"{args.out}: expected an image file name ending in .png (or .jpg, .pdf, .svg) "
                              f"or a folder, got {args.out!r}")
-        print(save_sample_grid(out, n=args.n, seed=args.seed, resolution=args.resolution, split=args.split))
+        print(save_sample_grid(out, n=args.n, seed=args.seed, resolution=args.resolution, split=args.split,
+                               style=args.style))
     else:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise FileExistsError(f"{args.out} is {'not empty' if out.is_dir() else 'a file'}; `data export` "
                                   f"writes into a new or empty folder, so that its CSV and PNGs always match")
-        print(export_samples(out, args.n, seed=args.seed, resolution=args.resolution, split=args.split))
+        print(export_samples(out, args.n, seed=args.seed, resolution=args.resolution, split=args.split,
+                             style=args.style))
     return 0
 
 
