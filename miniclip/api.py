@@ -120,7 +120,11 @@ def load(path, dtype=None):
                               f"was it written by miniclip train?")
     if dtype is not None:
         args["dtype"] = str(np.dtype(dtype))
-    model = CLIP(**args)
+    if (ckpt.config or {}).get("objective") == "supervised":  # the baseline of chapter 12: image tower + head
+        from .model.supervised import SupervisedClassifier
+        model = SupervisedClassifier(ckpt.model_state["head.weight"].shape[0], **args)
+    else:
+        model = CLIP(**args)
     model.load_state_dict(ckpt.model_state)
     model.eval()
     preprocess = Preprocess(args["image_resolution"], train=False, dtype=np.dtype(args["dtype"]))

@@ -67,6 +67,9 @@ TRAIN_OPTIONS = (
     ("--csv-caption-key", "csv_caption_key", str, "COLUMN", "CSV column with captions"),
     ("--csv-separator", "csv_separator", str, "SEP", "CSV field separator"),
     ("--loss", "loss", str, "{clip,siglip}", "contrastive loss: CLIP's softmax InfoNCE or SigLIP's sigmoid"),
+    ("--objective", "objective", str, "{clip,supervised}", "clip, or supervised: the baseline of tutorial 12, "
+                                                           "the same image tower with a linear head trained on "
+                                                           "the 48 class labels"),
     ("--init-temperature", "init_temperature", float, "TAU", "starting temperature tau (learned; logits = "
                                                              "cosine / tau); default 0.07 for clip, 0.1 for siglip"),
     ("--dtype", "dtype", str, "{float32,float64}", "floating-point type of the model"),
@@ -195,6 +198,11 @@ def _cmd_eval(args):
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
+    if "supervised_top1_all" in metrics:  # the supervised baseline: its own head, no text, no retrieval
+        from .train import supervised_line
+        print(supervised_line({"step": metrics.get("step", 0), **metrics}).split(": ", 1)[1]
+              + f" ({metrics['images']} + {metrics['heldout_images']} fresh images, seed {metrics['seed']})")
+        return 0
     if "zeroshot_top1_all" in metrics:
         print(f"fresh images drawn with seed {metrics['seed']}"
               + (" (those of the run's final evaluation: the numbers match its final line)"
@@ -288,8 +296,12 @@ def _cmd_probe(args):
           f"validation images")
     print(f"probe top-1: train {100 * r['train']:.1f}% | val {100 * r['val']:.1f}% | test {100 * r['test']:.1f}% "
           f"({r['test_images']} images) | held-out pairs {100 * r['heldout']:.1f}% (it never saw them labeled)")
-    print(f"zero-shot top-1 on the same images (among all 48 names, no labels): test "
-          f"{100 * r['zeroshot_test']:.1f}% | held-out pairs {100 * r['zeroshot_heldout']:.1f}%")
+    if "head_test" in r:
+        print(f"the supervised baseline's own head on the same images: test {100 * r['head_test']:.1f}% | "
+              f"held-out pairs {100 * r['head_heldout']:.1f}% (no zero-shot: it has no text encoder)")
+    else:
+        print(f"zero-shot top-1 on the same images (among all 48 names, no labels): test "
+              f"{100 * r['zeroshot_test']:.1f}% | held-out pairs {100 * r['zeroshot_heldout']:.1f}%")
     if args.few_shot:
         print("labels per class | probe test top-1 (mean ± std over seeds)")
         for k in SHOTS:
@@ -324,7 +336,8 @@ def _cmd_embeddings(args):
 
 
 PROBE_JSON_KEYS = ("model, shots (null: all), l2, train, val, test, heldout (probe top-1 in [0, 1]), "
-                   "zeroshot_test, zeroshot_heldout, pool_images, val_images, test_images, heldout_images; "
+                   "zeroshot_test, zeroshot_heldout (a supervised baseline: head_test, head_heldout instead), "
+                   "pool_images, val_images, test_images, heldout_images; "
                    "with --few-shot: few_shot {k: {mean, std, runs}}, few_shot_left_out (k the pool cannot give) and plot")
 
 

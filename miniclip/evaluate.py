@@ -134,6 +134,17 @@ def zero_shot_accuracy(model, images, labels, classifier, batch_size=256, n_clas
             "confusion": confusion_matrix(labels, predictions, n_classes)}
 
 
+def classifier_accuracy(model, images, labels, batch_size=256):
+    """Top-1 / top-5 of a classifier that *learned* its class weights (``model(images) -> (N, L)``
+    logits; the supervised baseline), in the same form as ``zero_shot_accuracy``."""
+    labels = np.asarray(labels)
+    logits = _encode(model, images, batch_size)                                   # (N, L)
+    acc = topk_accuracy(logits, labels, ks=(1, 5))
+    predictions = np.argmax(logits, axis=1)
+    return {"top1": acc[1], "top5": acc[5], "predictions": predictions, "logits": logits,
+            "confusion": confusion_matrix(labels, predictions, logits.shape[1])}
+
+
 def confusion_matrix(labels, predictions, n_classes):
     """(L, L) counts: row = true class, column = predicted class."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)

@@ -123,9 +123,18 @@ def probe_checkpoint(path, shots=None, seed=0, few_shot=False, seeds=5, plot=Non
     data = probe_data(model, preprocess, preprocess.resolution, seed=seed, **(sizes or {}))
     result = {"model": path, **{f"{name}_images": len(data[name][1]) for name in data},
               **linear_probe(data, shots, seed)}
-    zero_shot = zero_shot_on(model, tokenizer, data)
-    result.update({"zeroshot_test": zero_shot["test"], "zeroshot_heldout": zero_shot["heldout"]})
+    if hasattr(model, "head"):  # the supervised baseline: no text encoder; its own head on the same images
+        from .evaluate import classifier_accuracy
+        zero_shot = None
+        result.update({f"head_{name}": classifier_accuracy(model, data[name][2], data[name][1])["top1"]
+                       for name in ("test", "heldout")})
+    else:
+        zero_shot = zero_shot_on(model, tokenizer, data)
+        result.update({"zeroshot_test": zero_shot["test"], "zeroshot_heldout": zero_shot["heldout"]})
     if few_shot:
+        if zero_shot is None:
+            raise ValueError("--few-shot compares probes with zero-shot, which the supervised baseline cannot do "
+                             "(it has no text encoder); probe it without --few-shot")
         curve = few_shot_curve(data, seeds=seeds)
         result["few_shot"] = {("all" if k is None else str(k)): {"mean": m, "std": s, "runs": v}
                               for k, (m, s, v) in curve.items()}

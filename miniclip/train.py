@@ -35,18 +35,21 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 
 from .api import ContextTokenizer
-from .autograd import no_grad
+from . import ops
+from .autograd import Tensor, no_grad
 from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, save_checkpoint
 from .distributed import World, broadcast_parameters, shard
-from .evaluate import image_text_similarity, retrieval_metrics, zero_shot_accuracy, zero_shot_classifier
+from .evaluate import (classifier_accuracy, image_text_similarity, retrieval_metrics, zero_shot_accuracy,
+                       zero_shot_classifier)
 from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
 from .memory import reuse_freed_memory
 from .model import CLIP
+from .model.supervised import SupervisedClassifier
 from . import run_folder
 from .optim import AdamW, WarmupCosine
 from .plots import ARRAYS_FILE, METRICS_FILE, plot_run
 from .tokenizer import BPETokenizer
-from .train_step import NonFiniteError, train_step
+from .train_step import NonFiniteError, supervised_step, train_step
 
 MODEL_FILE = "model.npz"
 CONFIG_FILE = "config.json"
@@ -75,6 +78,8 @@ class TrainConfig:
     eps: float = 1e-6
     grad_clip: float = None           # max global gradient norm; None: no clipping
     loss: str = "clip"                # "clip" (symmetric InfoNCE) or "siglip" (pairwise sigmoid)
+    objective: str = "clip"           # "clip", or "supervised": the baseline of chapter 12, the same image tower
+    # with a linear head trained on the 48 class labels (cross-entropy) instead of on the captions
     init_temperature: float = None    # tau at the start (logit_scale = ln 1/tau); None: 0.07 (CLIP), 0.1 (SigLIP)
     # model (the CLIP constructor's arguments; vocab_size is the tokenizer's target size)
     image_resolution: int = 32
@@ -150,6 +155,9 @@ class TrainConfig:
         need("grad_clip", self.grad_clip is None or (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0),
              "None or a number > 0")
         need("loss", self.loss in ("clip", "siglip"), "'clip' or 'siglip'")
+        need("objective", self.objective == "clip" or (self.objective == "supervised" and self.train_data is None
+                                                       and not self.local_loss),
+             "'clip', or 'supervised' on the shapes world (its labels), in one process")
         need("init_temperature", self.init_temperature is None or (
             isinstance(self.init_temperature, (int, float)) and 0.01 <= self.init_temperature <= 1),
             "None or a number in [0.01, 1] (the clamp keeps 1/tau in [1, 100])")
@@ -450,6 +458,8 @@ def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, 
     ``style_sets``: ``{style: (all_set, heldout_set)}`` of held-out rendering styles; adds
     ``zeroshot_top1_all_<style>`` and ``zeroshot_top1_heldout_<style>`` (robustness to a shift).
     """
+    if config.objective == "supervised":
+        return evaluate_supervised(model, all_set, heldout_set, batch_size, style_sets)
     shapes = _shapes()
     tok = ContextTokenizer(tokenizer, config.context_length)
     classifier = zero_shot_classifier(model, tok, shapes.CLASS_NAMES, shapes.ZERO_SHOT_TEMPLATES)
@@ -475,6 +485,36 @@ def evaluate_shapes(model, tokenizer, config, all_set, heldout_set, batch_size, 
     arrays["sample_guesses"] = np.array([shapes.CLASS_NAMES[z["predictions"][i]] for _, z, i in picks])
     arrays["sample_correct"] = np.array([z["predictions"][i] == s["labels"][i] for s, z, i in picks])
     return record, arrays
+
+
+def evaluate_supervised(model, all_set, heldout_set, batch_size, style_sets=None):
+    """The supervised baseline's evaluation, on the same images as ``evaluate_shapes``: top-1/top-5 of
+    its learned head over the 48 names (``supervised_top1_all``, ``supervised_top1_heldout``, per held-out
+    style ``supervised_top1_all_<style>``...) and the cross-entropy of the in-distribution images."""
+    shapes = _shapes()
+    acc = {"all": classifier_accuracy(model, all_set["images"], all_set["labels"], batch_size),
+           "heldout": classifier_accuracy(model, heldout_set["images"], heldout_set["labels"], batch_size)}
+    record = {f"supervised_top{k}_{name}": a[f"top{k}"] for name, a in acc.items() for k in (1, 5)}
+    for style, (style_all, style_held) in (style_sets or {}).items():
+        for name, data in (("all", style_all), ("heldout", style_held)):
+            record[f"supervised_top1_{name}_{style}"] = classifier_accuracy(
+                model, data["images"], data["labels"], batch_size)["top1"]
+    logits = acc["all"]["logits"]
+    with no_grad():
+        record["eval_loss"] = float(ops.cross_entropy(Tensor(logits), all_set["labels"]).item())
+    arrays = {"confusion": acc["all"]["confusion"], "classnames": np.array(shapes.CLASS_NAMES)}
+    return record, arrays
+
+
+def supervised_line(record):
+    """The evaluation line of a supervised-baseline run."""
+    styles = [k[len("supervised_top1_all_"):] for k in record if k.startswith("supervised_top1_all_")]
+    parts = "".join(f", {style} {100 * record[f'supervised_top1_all_{style}']:.1f}% / "
+                    f"{100 * record[f'supervised_top1_heldout_{style}']:.1f}%" for style in styles)
+    return (f"step {record['step']:>5}: eval loss {record['eval_loss']:.3f} | supervised top-1 all 48 names "
+            f"{100 * record['supervised_top1_all']:.1f}% (top-5 {100 * record['supervised_top5_all']:.1f}%) | "
+            f"held-out pairs {100 * record['supervised_top1_heldout']:.1f}% (never seen labeled)"
+            + (f" | held-out styles (all / pairs): {parts[2:]}" if parts else ""))
 
 
 def _eval_loss(model, images, tokens, config, batch_size):
@@ -658,7 +698,12 @@ def _train(config, ckpt, on_step, log, world):
     if world.size > 1:  # distributed: every rank uses rank 0's tokenizer
         tokenizer = BPETokenizer.from_merges_text(world.broadcast_object(tokenizer.merges_text()))
     model_args = config.model_args(tokenizer.vocab_size)
-    model = CLIP(**model_args, seed=config.seed)
+    if config.objective == "supervised" and world.size > 1:
+        raise ValueError("TrainConfig.objective: the supervised baseline trains in one process, not under --distributed")
+    if config.objective == "supervised":
+        model = SupervisedClassifier(len(_shapes().CLASS_NAMES), **model_args, seed=config.seed)
+    else:
+        model = CLIP(**model_args, seed=config.seed)
     optimizer = AdamW(list(model.named_parameters()), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
                       weight_decay=config.weight_decay)
     schedule = WarmupCosine(config.lr, config.warmup_steps, config.steps)
@@ -683,16 +728,16 @@ def _train(config, ckpt, on_step, log, world):
         _rewrite_records(metrics_path, records)
     n_params = model.num_parameters()
     if not resume:
+        towers = (f"text {config.transformer_layers}x{config.transformer_width}" if config.objective == "clip" else
+                  f"supervised baseline: no text tower, a linear head over {model.n_classes} labels")
         log(f"model: {n_params / 1e6:.2f} M parameters, images {config.image_resolution}px patch "
             f"{config.vision_patch_size} ({(config.image_resolution // config.vision_patch_size) ** 2 + 1} tokens), "
-            f"vision {config.vision_layers}x{config.vision_width}, text {config.transformer_layers}x"
-            f"{config.transformer_width}, embed {config.embed_dim}, {config.dtype}")
+            f"vision {config.vision_layers}x{config.vision_width}, {towers}, embed {config.embed_dim}, {config.dtype}")
 
     # ---- data
     from .data import Loader, Preprocess
     preprocess = Preprocess(config.image_resolution, train=False, dtype=dtype)
     if config.train_data is None:
-        shapes = _shapes()
         dataset = shapes_train_dataset(config)
         loader = Loader(dataset, config.batch_size, preprocess, tokenizer, context_length=config.context_length,
                         shuffle=False, seed=config.seed, prefetch=0)
@@ -762,6 +807,8 @@ def _train(config, ckpt, on_step, log, world):
         metrics.flush()
 
     def eval_line(r):
+        if "supervised_top1_all" in r:
+            return supervised_line(r)
         return (f"step {r['step']:>5}: eval loss {r['eval_loss']:.3f} | zero-shot top-1 all 48 names "
                 f"{100 * r['zeroshot_top1_all']:.1f}% (top-5 {100 * r['zeroshot_top5_all']:.1f}%) | held-out pairs "
                 f"{100 * r['zeroshot_top1_heldout']:.1f}% |{held_out_styles_text(r)} retrieval R@1 i->t "
@@ -802,23 +849,28 @@ def _train(config, ckpt, on_step, log, world):
                 optimizer.lr = lr
                 updating = True   # a second Ctrl-C inside the step: no checkpoint of half-updated weights
                 try:
-                    loss_value = train_step(model, batch, loss_fn, optimizer, world, grad_clip=config.grad_clip,
-                                            local_loss=config.local_loss)
+                    if config.objective == "supervised":
+                        loss_value = supervised_step(model, batch, optimizer, grad_clip=config.grad_clip)
+                    else:
+                        loss_value = train_step(model, batch, loss_fn, optimizer, world, grad_clip=config.grad_clip,
+                                                local_loss=config.local_loss)
                 except NonFiniteError as exc:
                     raise NonFiniteError(f"step {k + 1}: {exc}") from None
                 updating = False
                 step = k + 1
-                logit_scale = float(model.logit_scale.data)
-                temperature = math.exp(-logit_scale)  # tau: logits = cosine / tau = cosine * exp(logit_scale)
-                record = {"kind": "train", "step": step, "loss": loss_value, "lr": lr, "logit_scale": logit_scale,
-                          "temperature": temperature, "batch_size": config.batch_size}
+                record = {"kind": "train", "step": step, "loss": loss_value, "lr": lr, "batch_size": config.batch_size}
+                if config.objective == "clip":
+                    logit_scale = float(model.logit_scale.data)
+                    temperature = math.exp(-logit_scale)  # tau: logits = cosine / tau = cosine * exp(logit_scale)
+                    record.update(logit_scale=logit_scale, temperature=temperature)
                 write(record)
                 now = time.perf_counter()
                 dt, t_step = now - t_step, now
                 timing["train_seconds"] += dt
                 timing["steps"] += 1
                 speed = config.batch_size / dt if speed is None else 0.9 * speed + 0.1 * config.batch_size / dt
-                bar.set_postfix_str(f"loss {loss_value:.3f} tau {temperature:.4f} {speed:.0f} img/s", refresh=False)
+                tau = f" tau {record['temperature']:.4f}" if "temperature" in record else ""
+                bar.set_postfix_str(f"loss {loss_value:.3f}{tau} {speed:.0f} img/s", refresh=False)
                 bar.update(1)
                 if world.is_main and step % config.eval_every == 0 and step < config.steps:
                     r = evaluate(step)

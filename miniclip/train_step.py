@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from .distributed import all_reduce_gradients, distributed_model_loss
+from .ops import cross_entropy
 from .optim import clamp_logit_scale, clip_grad_norm
 
 
@@ -58,3 +59,17 @@ def check_finite(loss_value, named_params):
             raise NonFiniteError(f"the gradient of parameter {name!r} holds {bad.size} non-finite values "
                                  f"(e.g. {bad.flat[0]}); stopping before the update (the last good checkpoint "
                                  f"is kept)")
+
+
+def supervised_step(model, batch, optimizer, grad_clip=None):
+    """The supervised baseline's step (chapter 12): the same image tower and optimizer, the labels
+    instead of the captions -- ``cross_entropy(model(images), labels)``, labels (B,) in [0, 48)."""
+    loss = cross_entropy(model(batch.images), batch.labels)  # (B, 48) logits against the class labels
+    optimizer.zero_grad()
+    loss.backward()
+    loss_value = float(loss.item())
+    check_finite(loss_value, model.named_parameters())
+    if grad_clip is not None:
+        clip_grad_norm(model.named_parameters(), grad_clip)
+    optimizer.step()
+    return loss_value

@@ -42,6 +42,10 @@ class SupervisedClassifier(Module):
         """(B, 3, R, R) -> (B, E) features, as ``CLIP.encode_image``."""
         return self.visual(images)
 
+    def encode_text(self, tokens):
+        raise ValueError("this is the supervised baseline (--objective supervised): it has no text encoder, so it "
+                         "names only the labels it was trained on; `miniclip eval` reports its accuracy")
+
     def forward(self, images):
         """(B, 3, R, R) -> (B, L) class logits."""
         return self.head(self.encode_image(images))
