@@ -31,21 +31,34 @@ SHOTS = (1, 2, 4, 8, 16, None)          # None: every image of the pool
 PROBE_SEED_OFFSET = 3_000_017            # far from the training and evaluation seeds
 
 
-def shapes_features(model, preprocess, n, seed, split, resolution, batch_size=256):
-    """Features (n, E) float64 and labels (n,) of ``n`` fresh shapes images of ``split``."""
+def world_styles(path):
+    """The drawing styles of the world the model at ``path`` was trained on: a miniclip run's
+    ``world`` (classic for runs from before there was a choice); for any other model, the diverse world."""
+    from .api import is_miniclip_checkpoint
+    from .checkpoint import load_checkpoint
+    from .data.shapes import WORLDS
+    if not is_miniclip_checkpoint(path):
+        return WORLDS["diverse"]
+    return WORLDS[(load_checkpoint(path).config or {}).get("world", "classic")]
+
+
+def shapes_features(model, preprocess, n, seed, split, resolution, styles=None, batch_size=256):
+    """Features (n, E) float64 and labels (n,) of ``n`` fresh shapes images of ``split`` in ``styles``
+    (default: the diverse world's)."""
     from .train import _shapes_eval_set
-    images = _shapes_eval_set(n, seed, resolution, split, preprocess)
+    images = _shapes_eval_set(n, seed, resolution, split, preprocess, styles)
     features = _encode(model.encode_image, images["images"], batch_size).astype(np.float64)
     return features, images["labels"], images["images"]
 
 
-def probe_data(model, preprocess, resolution, seed=0, pool=4800, val=1200, test=2400, heldout=800):
-    """The four sets of the module docstring: {name: (features, labels, images)}."""
+def probe_data(model, preprocess, resolution, seed=0, pool=4800, val=1200, test=2400, heldout=800, styles=None):
+    """The four sets of the module docstring, drawn in ``styles`` (the model's world; default the
+    diverse one): {name: (features, labels, images)}."""
     base = seed + PROBE_SEED_OFFSET
-    return {"pool": shapes_features(model, preprocess, pool, base, "train", resolution),
-            "val": shapes_features(model, preprocess, val, base + 1, "train", resolution),
-            "test": shapes_features(model, preprocess, test, base + 2, "train", resolution),
-            "heldout": shapes_features(model, preprocess, heldout, base + 3, "held_out", resolution)}
+    return {"pool": shapes_features(model, preprocess, pool, base, "train", resolution, styles),
+            "val": shapes_features(model, preprocess, val, base + 1, "train", resolution, styles),
+            "test": shapes_features(model, preprocess, test, base + 2, "train", resolution, styles),
+            "heldout": shapes_features(model, preprocess, heldout, base + 3, "held_out", resolution, styles)}
 
 
 def zero_shot_on(model, tokenizer, data):
@@ -120,7 +133,8 @@ def probe_checkpoint(path, shots=None, seed=0, few_shot=False, seeds=5, plot=Non
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)
-    data = probe_data(model, preprocess, preprocess.resolution, seed=seed, **(sizes or {}))
+    data = probe_data(model, preprocess, preprocess.resolution, seed=seed, styles=world_styles(path),
+                      **(sizes or {}))
     result = {"model": path, **{f"{name}_images": len(data[name][1]) for name in data},
               **linear_probe(data, shots, seed)}
     if hasattr(model, "head"):  # the supervised baseline: no text encoder; its own head on the same images

@@ -21,7 +21,9 @@ def tiny_run(tmp_path_factory):
                       transformer_heads=1, embed_dim=16, vocab_size=600, context_length=16, warmup_steps=2,
                       init_temperature=0.2, eval_every=6, checkpoint_every=6, eval_images=48,
                       eval_heldout_images=16, final_eval_images=48, final_eval_heldout_images=16,
-                      progress=False, plots=False), log=lambda *a, **k: None)
+                      world="classic", progress=False, plots=False), log=lambda *a, **k: None)
+    # the classic world: its captions never say "sketch" or "outline", so probe and embeddings must draw
+    # the model's own world (a diverse caption would not fit this tokenizer's context)
     return run
 
 
@@ -88,3 +90,9 @@ def test_closing_the_gap_moves_the_centroids_together_and_shift_zero_is_the_plai
     with no_grad():
         plain = clip_loss(Tensor(a @ b.T / 0.1), Tensor(b @ a.T / 0.1)).item()
     assert losses[0, 0] == pytest.approx(plain, rel=1e-12)
+
+
+def test_probe_and_embeddings_draw_the_world_the_model_was_trained_on(tiny_run):
+    from miniclip.data.shapes import WORLDS
+    from miniclip.fewshot import world_styles
+    assert world_styles(tiny_run + "/model.npz") == WORLDS["classic"]
