@@ -48,10 +48,10 @@ def worker(args):
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from miniclip.distributed import (all_reduce_gradients, distributed_model_loss, init_distributed,
+    from miniclip.training.distributed import (all_reduce_gradients, distributed_model_loss, init_distributed,
                                       local_batch_size)
     from miniclip.model import CLIP
-    from miniclip.optim import AdamW, clamp_logit_scale
+    from miniclip.training.optim import AdamW, clamp_logit_scale
 
     world = init_distributed(required=args.distributed)
     with world.abort_on_error(), threadpool_limits(limits=args.threads):
@@ -131,7 +131,7 @@ def throughput(args):
 
 # ------------------------------------------------------------------------------ batch size
 def batch_size_sweep(args):
-    from miniclip.train import NonFiniteError, TrainConfig, train
+    from miniclip.training.run import NonFiniteError, TrainConfig, train
 
     rows = []
     for b in args.batch_sizes:
@@ -183,8 +183,8 @@ def gather_sweep(args):
     from miniclip.data import Loader, Preprocess, ShapesDataset
     from miniclip.loss import clip_loss
     from miniclip.model import CLIP
-    from miniclip.optim import AdamW, WarmupCosine, clamp_logit_scale
-    from miniclip.train import (FINAL_EVAL_SEED_OFFSET, StepBatches, TrainConfig, _shapes_eval_set, evaluate_shapes,
+    from miniclip.training.optim import AdamW, WarmupCosine, clamp_logit_scale
+    from miniclip.training.run import (FINAL_EVAL_SEED_OFFSET, StepBatches, TrainConfig, _shapes_eval_set, evaluate_shapes,
                                 train_tokenizer)
 
     B = args.gather_batch

@@ -20,7 +20,7 @@ import zipfile
 
 import numpy as np
 
-from .checkpoint import CheckpointError, CheckpointManager, load_checkpoint
+from .training.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from .model import CLIP, build_model, load_npz
 from .model.convert import TOKENIZER_KEY
 from .tokenizer import BPETokenizer

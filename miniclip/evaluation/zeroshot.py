@@ -17,7 +17,7 @@ import string
 
 import numpy as np
 
-from .autograd import Tensor, no_grad
+from ..autograd import Tensor, no_grad
 
 
 def _numpy(x):

@@ -28,8 +28,8 @@ Shape legend: N images, M texts, E embedding dim.
 
 import numpy as np
 
-from .autograd import Tensor, no_grad
-from .loss import clip_loss
+from ..autograd import Tensor, no_grad
+from ..loss import clip_loss
 
 
 def _normalize(x):
@@ -109,11 +109,11 @@ def embedding_report(path, n=960, pairs=256, seed=0, plot=None):
     ``embedding_space.png`` beside the model)."""
     import os
 
-    from .api import load, resolve_model_path
-    from .data.shapes import COLOR_NAMES, SHAPES
-    from .evaluate import _encode
+    from ..api import load, resolve_model_path
+    from ..data.shapes import COLOR_NAMES, SHAPES
+    from .zeroshot import _encode
     from .fewshot import world_styles
-    from .train import _shapes_eval_set
+    from ..training.run import _shapes_eval_set
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)

@@ -1,7 +1,7 @@
 """Training a toy CLIP: the loop behind ``miniclip train``.
 
 The loop, for k = 0, 1, ...: the next batch (images preprocessed, captions tokenized), the learning
-rate of step k (warmup, then cosine), and ``train_step`` (``train_step.py``: forward, loss, backward,
+rate of step k (warmup, then cosine), and ``train_step`` (``step.py``: forward, loss, backward,
 AdamW, clamp the temperature). Around it: periodic zero-shot evaluation on freshly drawn images (all 48 color-shape names and,
 separately, the 8 held-out pairs that training never shows), retrieval recall@k (a CSV run: on its
 ``--val-data`` CSV, never on training rows), ``metrics.jsonl``,
@@ -34,22 +34,22 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from .api import ContextTokenizer
-from . import ops
-from .autograd import Tensor, no_grad
+from .. import ops
+from ..api import ContextTokenizer
+from ..autograd import Tensor, no_grad
+from ..evaluation.plots import ARRAYS_FILE, METRICS_FILE, plot_run
+from ..evaluation.zeroshot import (classifier_accuracy, image_text_similarity, retrieval_metrics,
+                                   zero_shot_accuracy, zero_shot_classifier)
+from ..loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
+from ..model import CLIP
+from ..model.supervised import SupervisedClassifier
+from ..tokenizer import BPETokenizer
+from ..tools.memory import reuse_freed_memory
+from . import run_folder
 from .checkpoint import CheckpointManager, atomic_write_npz, load_checkpoint, save_checkpoint
 from .distributed import World, broadcast_parameters, shard
-from .evaluate import (classifier_accuracy, image_text_similarity, retrieval_metrics, zero_shot_accuracy,
-                       zero_shot_classifier)
-from .loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
-from .memory import reuse_freed_memory
-from .model import CLIP
-from .model.supervised import SupervisedClassifier
-from . import run_folder
 from .optim import AdamW, WarmupCosine
-from .plots import ARRAYS_FILE, METRICS_FILE, plot_run
-from .tokenizer import BPETokenizer
-from .train_step import NonFiniteError, supervised_step, train_step
+from .step import NonFiniteError, supervised_step, train_step
 
 MODEL_FILE = "model.npz"
 CONFIG_FILE = "config.json"
@@ -220,7 +220,7 @@ class TrainResult:
 
 # ------------------------------------------------------------------------------- data
 def _shapes():
-    from .data import shapes  # imported lazily: the data layer pulls in Pillow
+    from ..data import shapes  # imported lazily: the data layer pulls in Pillow
     return shapes
 
 
@@ -269,9 +269,9 @@ class StepBatches:
 
         request_r, request_w = os.pipe()
         result_r, result_w = os.pipe()
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
-        code = f"from miniclip.train import _batch_worker; _batch_worker({request_r}, {result_w}, {os.getpid()})"
+        code = f"from miniclip.training.run import _batch_worker; _batch_worker({request_r}, {result_w}, {os.getpid()})"
         worker = subprocess.Popen([sys.executable, "-c", code], pass_fds=(request_r, result_w),
                                   env={**os.environ, "PYTHONPATH": path})
         os.close(request_r)
@@ -594,7 +594,7 @@ def _threads(n):
         return
     from threadpoolctl import threadpool_limits
 
-    from .backend import get_num_threads, set_num_threads
+    from ..backend import get_num_threads, set_num_threads
     before = get_num_threads()
     set_num_threads(n)
     try:
@@ -617,12 +617,12 @@ def train(config, resume=False, on_step=None, log=print, world=None):
     Ctrl-C or SIGTERM (or a KeyboardInterrupt from ``on_step``) writes a checkpoint and raises
     KeyboardInterrupt.
 
-    ``world`` (``miniclip.distributed.init_distributed()``): with P > 1 ranks, each computes its shard
+    ``world`` (``miniclip.training.distributed.init_distributed()``): with P > 1 ranks, each computes its shard
     of every global batch, the features are gathered and the gradients averaged (the result is the
     one-process run's); only rank 0 evaluates and writes the run folder, logs and shows progress.
     """
-    reuse_freed_memory()  # every step frees and reallocates the same arrays: keep the pages (memory.py)
-    # ---- distributed: which rank am I (see miniclip/distributed.py); one process when world is None
+    reuse_freed_memory()  # every step frees and reallocates the same arrays: keep the pages (tools/memory.py)
+    # ---- distributed: which rank am I (see miniclip/training/distributed.py); one process when world is None
     world = World() if world is None else world
     if world.size > 1:
         if not world.is_main:
@@ -735,7 +735,7 @@ def _train(config, ckpt, on_step, log, world):
             f"vision {config.vision_layers}x{config.vision_width}, {towers}, embed {config.embed_dim}, {config.dtype}")
 
     # ---- data
-    from .data import Loader, Preprocess
+    from ..data import Loader, Preprocess
     preprocess = Preprocess(config.image_resolution, train=False, dtype=dtype)
     if config.train_data is None:
         dataset = shapes_train_dataset(config)
@@ -745,7 +745,7 @@ def _train(config, ckpt, on_step, log, world):
         eval_sets = shapes_eval_sets(config, config.eval_images, config.eval_heldout_images,
                                      config.seed + EVAL_SEED_OFFSET, preprocess)
     else:
-        from .data import CsvDataError
+        from ..data import CsvDataError
         dataset = _csv_dataset(config.train_data, config, tokenizer, log=log)
         if len(dataset) < config.batch_size:
             raise CsvDataError(f"{config.train_data} has {dataset.usable_rows()}, fewer than --batch-size "
@@ -936,7 +936,7 @@ CSV_FINAL_EVAL_PAIRS = 1000
 
 def _csv_dataset(path, config, tokenizer=None, log=None):
     """``CsvDataset`` of ``path`` with the run's CSV options (columns, separator, --skip-bad-rows, context)."""
-    from .data import CsvDataset
+    from ..data import CsvDataset
     return CsvDataset(path, img_key=config.csv_img_key, caption_key=config.csv_caption_key, sep=config.csv_separator,
                       tokenizer=tokenizer, context_length=config.context_length, skip_bad_rows=config.skip_bad_rows,
                       log=log)
@@ -949,7 +949,7 @@ def _recalls(record, direction):
 
 def _check_held_out(train_dataset, val_dataset):
     """Refuse --val-data that shares images with --train-data: retrieval on training pairs is no validation."""
-    from .data import CsvDataError
+    from ..data import CsvDataError
     trained = {p.resolve() for p in train_dataset.paths}
     shared = [line for p, line in zip(val_dataset.paths, val_dataset.lines) if p.resolve() in trained]
     if shared:
@@ -982,7 +982,7 @@ def evaluate_checkpoint(path, images=None, heldout_images=None, seed=None, data=
 
     ``images``, ``heldout_images`` and ``seed`` default to those of the run's final evaluation, so
     that, by default, the numbers are the ones of training's final line."""
-    from .api import is_miniclip_checkpoint, load, resolve_model_path
+    from ..api import is_miniclip_checkpoint, load, resolve_model_path
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)
     if is_miniclip_checkpoint(path):

@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import ops
-from .autograd import Tensor, gradcheck
+from .. import ops
+from ..autograd import Tensor, gradcheck
 
 
 @dataclass

@@ -1,0 +1,8 @@
+"""Evaluation: what a CLIP can do without more training, and how to tell.
+
+    zeroshot.py         zero-shot classifiers from prompts, retrieval recall@k
+    probe.py            linear probes (logistic regression with SciPy's L-BFGS)
+    fewshot.py          few-shot probes against zero-shot (chapter 12)
+    embedding_space.py  the modality gap (chapter 12)
+    plots.py            the PNG plots of a run
+"""
