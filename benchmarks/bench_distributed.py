@@ -131,7 +131,7 @@ def throughput(args):
 
 # ------------------------------------------------------------------------------ batch size
 def batch_size_sweep(args):
-    from miniclip.training.run import NonFiniteError, TrainConfig, train
+    from miniclip.training import NonFiniteError, TrainConfig, train
 
     rows = []
     for b in args.batch_sizes:
@@ -184,8 +184,10 @@ def gather_sweep(args):
     from miniclip.loss import clip_loss
     from miniclip.model import CLIP
     from miniclip.training.optim import AdamW, WarmupCosine, clamp_logit_scale
-    from miniclip.training.run import (FINAL_EVAL_SEED_OFFSET, StepBatches, TrainConfig, _shapes_eval_set, evaluate_shapes,
-                                train_tokenizer)
+    from miniclip.evaluation.runs import FINAL_EVAL_SEED_OFFSET, evaluate_shapes, shapes_eval_set
+    from miniclip.training import TrainConfig
+    from miniclip.training.batches import StepBatches
+    from miniclip.training.run import train_tokenizer
 
     B = args.gather_batch
     steps = args.images // B
@@ -199,8 +201,8 @@ def gather_sweep(args):
         loader = Loader(dataset, B, preprocess, tokenizer, context_length=config.context_length, shuffle=False,
                         seed=config.seed, prefetch=0)
         eval_seed = config.seed + FINAL_EVAL_SEED_OFFSET
-        eval_sets = (_shapes_eval_set(960, eval_seed, config.image_resolution, "all", preprocess),
-                     _shapes_eval_set(320, eval_seed, config.image_resolution, "held_out", preprocess))
+        eval_sets = (shapes_eval_set(960, eval_seed, config.image_resolution, "all", preprocess),
+                     shapes_eval_set(320, eval_seed, config.image_resolution, "held_out", preprocess))
         for shards in args.shards:
             n = B // shards
             model = CLIP(**config.model_args(tokenizer.vocab_size), seed=config.seed)

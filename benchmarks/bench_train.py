@@ -53,7 +53,8 @@ def make_inputs(batch, path):
 
     Returns the data pipeline's images/s (draw + preprocess + tokenize of a batch, median of 3)."""
     from miniclip.data import Loader, Preprocess, shapes
-    from miniclip.training.run import TrainConfig, train_tokenizer
+    from miniclip.training import TrainConfig
+    from miniclip.training.run import train_tokenizer
     config = TrainConfig(progress=False, plots=False)
     tokenizer = train_tokenizer(config)
     dataset = shapes.ShapesDataset(10 * batch, seed=config.seed, resolution=config.image_resolution, split="train")
@@ -101,7 +102,7 @@ def peak_rss_mb():
 
 
 def _config():
-    from miniclip.training.run import TrainConfig
+    from miniclip.training import TrainConfig
     return TrainConfig(progress=False, plots=False)
 
 
@@ -115,7 +116,7 @@ def worker_miniclip(batch, threads, steps, inputs):
     from miniclip.model import CLIP
     from miniclip.training.optim import AdamW, clamp_logit_scale
 
-    reuse_freed_memory()  # as miniclip.training.run does
+    reuse_freed_memory()  # as miniclip.training.train does
     set_num_threads(threads)
     threadpool_limits(limits=threads)
     config = _config()

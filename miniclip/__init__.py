@@ -10,8 +10,10 @@ The pieces, bottom to top (each imports only the ones above it):
     miniclip.loss       clip_loss (symmetric InfoNCE), siglip_loss
     miniclip.tokenizer  BPETokenizer (byte-level BPE, speaks the original CLIP vocabulary)
     miniclip.data       the shapes world, CSV datasets, CLIP preprocessing, the batch loader
-    miniclip.training.optim      AdamW, warmup-cosine, the temperature clamp
-    miniclip.training.run, evaluate, checkpoint, plots, api (load), cli: the main job and the user's commands
+    miniclip.training   TrainConfig, train_step, fit, train; AdamW, checkpoints, run folders, MPI
+    miniclip.evaluation zero-shot, retrieval, robustness, linear probes, few-shot, the modality gap, plots
+    miniclip.api        load (a trained or converted model, as clip.load gives it); miniclip.cli: the commands
+    miniclip.tools      build_info, malloc settings, the gradient-check table
 """
 
 from . import nn, ops

@@ -87,7 +87,7 @@ CLI_DEFAULTS = {"data_workers": 1}
 
 
 def _add_train_parser(sub):
-    from .training.run import TrainConfig
+    from .training import TrainConfig
 
     defaults = TrainConfig.__dataclass_fields__
     p = sub.add_parser(
@@ -127,7 +127,7 @@ def _add_train_parser(sub):
 
 def _cmd_train(args):
     from .training.distributed import DistributedUnavailableError, init_distributed
-    from .training.run import TrainConfig, train
+    from .training import TrainConfig, train
 
     given = {name: getattr(args, name) for _, name, *_ in TRAIN_OPTIONS if getattr(args, name) is not None}
     if args.skip_bad_rows:
@@ -187,7 +187,7 @@ def _at_least(flag, value, minimum=1):
 
 
 def _cmd_eval(args):
-    from .training.run import evaluate_checkpoint
+    from .evaluation.runs import evaluate_checkpoint
 
     for flag, value in (("--images", args.images), ("--heldout-images", args.heldout_images), ("--pairs", args.pairs)):
         _at_least(flag, value)
@@ -199,7 +199,7 @@ def _cmd_eval(args):
         print(json.dumps(metrics, indent=2))
         return 0
     if "supervised_top1_all" in metrics:  # the supervised baseline: its own head, no text, no retrieval
-        from .training.run import supervised_line
+        from .evaluation.runs import supervised_line
         print(supervised_line({"step": metrics.get("step", 0), **metrics}).split(": ", 1)[1]
               + f" ({metrics['images']} + {metrics['heldout_images']} fresh images, seed {metrics['seed']})")
         return 0
@@ -509,7 +509,7 @@ def user_errors():
     one clear line, exit code 1, no traceback. Set MINICLIP_TRACEBACK=1 to see the traceback anyway."""
     from .training.checkpoint import CheckpointError
     from .training.run_folder import RunFolderError
-    from .training.run import NonFiniteError
+    from .training import NonFiniteError
 
     return (ValueError, TypeError, OSError, ImportError, CheckpointError, RunFolderError, NonFiniteError)
 

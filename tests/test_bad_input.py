@@ -25,7 +25,7 @@ TINY = dict(batch_size=16, image_resolution=16, vision_patch_size=8, vision_widt
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One tiny finished run (2 steps) that every case may read and none may change."""
-    from miniclip.training.run import TrainConfig, train
+    from miniclip.training import TrainConfig, train
     out = tmp_path_factory.mktemp("shared") / "run"
     train(TrainConfig(out=str(out), **TINY), log=lambda *a: None)
     return str(out)

@@ -23,7 +23,7 @@ from miniclip.training.distributed import (AllGather, DistributedUnavailableErro
                                   all_reduce_gradients, broadcast_parameters, distributed_clip_loss,
                                   init_distributed, local_batch_size, rank_seed, rank_slice, shard)
 from miniclip.loss import clip_loss
-from miniclip.training.run import TrainConfig, train
+from miniclip.training import TrainConfig, train
 
 SCRIPTS = Path(__file__).resolve().parent / "mpi_scripts"
 TIMEOUT = 120  # seconds: a bound on a hung job, never a performance assertion

@@ -10,7 +10,7 @@ from miniclip.autograd import Tensor, no_grad
 from miniclip.cli import main
 from miniclip.evaluation.embedding_space import gap_loss_curve, modality_gap, pca_2d, shifted_pairs
 from miniclip.loss import clip_loss
-from miniclip.training.run import TrainConfig, train
+from miniclip.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from miniclip.training.checkpoint import CheckpointManager, load_checkpoint
 from miniclip.cli import main
 from miniclip.training.run_folder import MARKER, RunFolderError
-from miniclip.training.run import TrainConfig, train
+from miniclip.training import TrainConfig, train
 
 TINY = dict(batch_size=16, image_resolution=16, vision_patch_size=8, vision_width=32, vision_layers=1, vision_heads=1,
             transformer_width=32, transformer_layers=1, transformer_heads=1, embed_dim=16, context_length=16,

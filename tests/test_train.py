@@ -10,7 +10,7 @@ import pytest
 import miniclip
 from miniclip.training.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from miniclip.training.run_folder import MARKER, RunFolderError
-from miniclip.training.run import NonFiniteError, TrainConfig, train
+from miniclip.training import NonFiniteError, TrainConfig, train
 from miniclip.training.step import check_finite
 
 TINY = dict(batch_size=32, image_resolution=16, vision_patch_size=4, vision_width=32, vision_layers=1, vision_heads=1,

@@ -45,8 +45,8 @@ def world_styles(path):
 def shapes_features(model, preprocess, n, seed, split, resolution, styles=None, batch_size=256):
     """Features (n, E) float64 and labels (n,) of ``n`` fresh shapes images of ``split`` in ``styles``
     (default: the diverse world's)."""
-    from ..training.run import _shapes_eval_set
-    images = _shapes_eval_set(n, seed, resolution, split, preprocess, styles)
+    from .runs import shapes_eval_set
+    images = shapes_eval_set(n, seed, resolution, split, preprocess, styles)
     features = _encode(model.encode_image, images["images"], batch_size).astype(np.float64)
     return features, images["labels"], images["images"]
 
