@@ -13,12 +13,13 @@ import sys
 
 
 def _cmd_gradcheck(args):
-    from .tools import gradcheck_suite
     from .backend import set_backend
+    from .tools import gradcheck_suite
+    from .tools.model_gradcheck_cases import all_cases
 
     if args.backend:
         set_backend(args.backend)
-    cases = gradcheck_suite.all_cases()
+    cases = all_cases()
     if args.only:
         cases = [c for c in cases if any(word in c.name for word in args.only)]
         if not cases:
@@ -187,7 +188,7 @@ def _at_least(flag, value, minimum=1):
 
 
 def _cmd_eval(args):
-    from .evaluation.runs import evaluate_checkpoint
+    from .evaluation.saved import evaluate_checkpoint
 
     for flag, value in (("--images", args.images), ("--heldout-images", args.heldout_images), ("--pairs", args.pairs)):
         _at_least(flag, value)

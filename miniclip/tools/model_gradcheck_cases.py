@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import nn
 from ..autograd import Tensor
-from .gradcheck_suite import Case
+from .gradcheck_suite import OP_CASES, Case
 from ..loss import clip_loss
 from ..model import CLIP, ModifiedResNet, VisionTransformer
 from ..model.resnet import Bottleneck
@@ -124,3 +124,8 @@ CASES = [
     ClipLossCase(),
     SupervisedLossCase(),
 ]
+
+
+def all_cases():
+    """The table of ``miniclip gradcheck``: every op, then the layers and the whole model."""
+    return list(OP_CASES) + list(CASES)
