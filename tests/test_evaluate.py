@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from miniclip.autograd import Tensor
-from miniclip.evaluation.zeroshot import (confusion_matrix, retrieval_metrics, topk_accuracy, true_class_rank,
-                               zero_shot_accuracy, zero_shot_classifier)
+from miniclip.evaluation.retrieval import retrieval_metrics
+from miniclip.evaluation.zeroshot import (confusion_matrix, topk_accuracy, true_class_rank, zero_shot_accuracy,
+                                          zero_shot_classifier)
 
 
 def test_identity_similarity_gives_perfect_recall():

@@ -15,8 +15,8 @@ import numpy as np
 from .. import ops
 from ..autograd import Tensor, no_grad
 from ..tokenizer import ContextTokenizer
-from .zeroshot import (classifier_accuracy, image_text_similarity, retrieval_metrics, zero_shot_accuracy,
-                       zero_shot_classifier)
+from .retrieval import image_text_similarity, retrieval_metrics
+from .zeroshot import classifier_accuracy, zero_shot_accuracy, zero_shot_classifier
 
 # Evaluation images come from a seed far from the training one (and from other splits), so they are
 # never training images.
