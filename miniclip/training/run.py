@@ -96,7 +96,7 @@ def train(config, resume=False, on_step=None, log=print, world=None):
         log(f"data parallel: {world.size} ranks x {config.batch_size // world.size} pairs = global batch "
             f"{config.batch_size}{' (local loss)' if config.local_loss else ''}, {config.threads} thread(s) per rank")
     with _threads(config.threads), _claim_run_folder(config, resume, world, log) as ckpt, world.abort_on_error():
-        return _train(config, ckpt, on_step, log, world)  # distributed: a failing rank (above) ends every rank
+        return _run(config, ckpt, on_step, log, world)  # distributed: a failing rank (above) ends every rank
 
 
 @contextmanager
@@ -126,7 +126,8 @@ def _quiet(*args, **kwargs):
     """The log of ranks other than 0."""
 
 
-def _train(config, ckpt, on_step, log, world):
+def _run(config, ckpt, on_step, log, world):
+    """The run in its claimed folder, from ``ckpt`` (None: step 0): what ``fit`` needs, then ``fit``."""
     run_dir = config.out
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     manager = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR), keep=config.keep_checkpoints)
@@ -241,7 +242,7 @@ def train_tokenizer(config):
     before any training starts (rather than at the first batch that holds it).
     """
     if config.train_data is not None:
-        dataset = config.csv_dataset(config.train_data, log=_quiet)  # (skipped rows: reported by _train)
+        dataset = config.csv_dataset(config.train_data, log=_quiet)  # (skipped rows: reported by _run)
         texts = list(dataset.captions)
         return BPETokenizer.train(texts, config.vocab_size)  # too-long captions: CsvDataset names the row
     shapes = _shapes()
