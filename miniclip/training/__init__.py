@@ -11,9 +11,16 @@
     distributed.py data parallelism over MPI ranks
 """
 
-from .config import TrainConfig
-from .fit import fit
-from .run import TrainResult, train
-from .step import NonFiniteError, train_step
+import importlib
 
-__all__ = ["TrainConfig", "TrainResult", "train", "fit", "train_step", "NonFiniteError"]
+# where each public name lives; imported on first use, so that reading a checkpoint (miniclip.load ->
+# training/checkpoint.py) does not pull in the training machinery and the data layer
+_HOMES = {"TrainConfig": "config", "TrainResult": "run", "train": "run", "fit": "fit", "train_step": "step",
+          "NonFiniteError": "step"}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
