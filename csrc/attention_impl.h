@@ -7,7 +7,7 @@
  * attention_common_impl.h. T here is always the token count, REAL the element type.
  */
 #include "real.h"
-#include "attention_common_impl.h"   /* fill_nan, attn_softmax_rows, softmax_grad_rows */
+#include "attention_common_impl.h"   /* fill_nan, softmax_grad_rows */
 
 /* the tile path (attention_tiles_impl.h), taken when USE_TILES(T, D) */
 static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
@@ -55,7 +55,18 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
             const REAL *qh = q + HEAD(lq, b, h), *kh = k + HEAD(lk, b, h), *vh = v + HEAD(lv, b, h);
             SFX(transpose)(T, D, kh, lk.row, kt, T);              /* kt (D x T) = k^T */
             SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, kt, S);
-            SFX(attn_softmax_rows)(T, ld, causal, S, lse + bh * T, NULL);  /* P = softmax(S), over S */
+            for (idx_t i = 0; i < T; i++) {                        /* softmax of each row */
+                REAL *row = S + i * ld;
+                idx_t n = causal ? i + 1 : T;                      /* columns i may see */
+                REAL m = row[0];
+                #pragma omp simd reduction(max:m)
+                for (idx_t j = 1; j < n; j++) m = row[j] > m ? row[j] : m;
+                REAL sum = VEXP(row, row, n, m);                   /* row = exp(row - m) */
+                lse[bh * T + i] = m + LOG(sum);
+                REAL inv = (REAL)1 / sum;
+                for (idx_t j = 0; j < n; j++) row[j] *= inv;
+                for (idx_t j = n; j < T; j++) row[j] = 0;         /* the mask: exact zeros */
+            }
             SFX(attn_rows_times)(T, D, ld, (REAL)1, causal, S, vh, lv.row, oh, lo.row);
         }
         free(S);
@@ -97,7 +108,12 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
             /* in the forward pass P = softmax(S) was used and dropped; rebuild it from lse */
             SFX(transpose)(T, D, kh, lk.row, xt, T);              /* xt (D x T) = k^T */
             SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, xt, P);
-            SFX(attn_softmax_rows)(T, ld, causal, P, NULL, lse + bh * T);  /* P = exp(S - lse) */
+            for (idx_t i = 0; i < T; i++) {
+                REAL *row = P + i * ld, l = lse[bh * T + i];
+                idx_t n = causal ? i + 1 : T;
+                VEXP(row, row, n, l);                              /* row = exp(row - lse) */
+                for (idx_t j = n; j < T; j++) row[j] = 0;
+            }
             /* out = P v, so dv = P^T dout and dP = dout v^T */
             SFX(attn_cols_times)(T, D, ld, (REAL)1, causal, P, douth, ldo.row, dvh, ldv.row);
             SFX(transpose)(T, D, vh, lv.row, xt, T);              /* xt = v^T */
