@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 from miniclip.data import Loader, Preprocess, ShapesDataset, WORLDS
-from miniclip.train import TrainConfig, train_tokenizer
+from miniclip.training import TrainConfig
+from miniclip.training.run import train_tokenizer
 
 
 def main():

@@ -48,10 +48,10 @@ def worker(args):
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from miniclip.distributed import (all_reduce_gradients, distributed_model_loss, init_distributed,
+    from miniclip.training.distributed import (all_reduce_gradients, distributed_model_loss, init_distributed,
                                       local_batch_size)
     from miniclip.model import CLIP
-    from miniclip.optim import AdamW, clamp_logit_scale
+    from miniclip.training.optim import AdamW, clamp_logit_scale
 
     world = init_distributed(required=args.distributed)
     with world.abort_on_error(), threadpool_limits(limits=args.threads):
@@ -131,7 +131,7 @@ def throughput(args):
 
 # ------------------------------------------------------------------------------ batch size
 def batch_size_sweep(args):
-    from miniclip.train import NonFiniteError, TrainConfig, train
+    from miniclip.training import NonFiniteError, TrainConfig, train
 
     rows = []
     for b in args.batch_sizes:
@@ -183,9 +183,11 @@ def gather_sweep(args):
     from miniclip.data import Loader, Preprocess, ShapesDataset
     from miniclip.loss import clip_loss
     from miniclip.model import CLIP
-    from miniclip.optim import AdamW, WarmupCosine, clamp_logit_scale
-    from miniclip.train import (FINAL_EVAL_SEED_OFFSET, StepBatches, TrainConfig, _shapes_eval_set, evaluate_shapes,
-                                train_tokenizer)
+    from miniclip.training.optim import AdamW, WarmupCosine, clamp_logit_scale
+    from miniclip.evaluation.runs import FINAL_EVAL_SEED_OFFSET, evaluate_shapes, shapes_eval_set
+    from miniclip.training import TrainConfig
+    from miniclip.training.batches import StepBatches
+    from miniclip.training.run import train_tokenizer
 
     B = args.gather_batch
     steps = args.images // B
@@ -199,8 +201,8 @@ def gather_sweep(args):
         loader = Loader(dataset, B, preprocess, tokenizer, context_length=config.context_length, shuffle=False,
                         seed=config.seed, prefetch=0)
         eval_seed = config.seed + FINAL_EVAL_SEED_OFFSET
-        eval_sets = (_shapes_eval_set(960, eval_seed, config.image_resolution, "all", preprocess),
-                     _shapes_eval_set(320, eval_seed, config.image_resolution, "held_out", preprocess))
+        eval_sets = (shapes_eval_set(960, eval_seed, config.image_resolution, "all", preprocess),
+                     shapes_eval_set(320, eval_seed, config.image_resolution, "held_out", preprocess))
         for shards in args.shards:
             n = B // shards
             model = CLIP(**config.model_args(tokenizer.vocab_size), seed=config.seed)

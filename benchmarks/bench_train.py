@@ -53,7 +53,8 @@ def make_inputs(batch, path):
 
     Returns the data pipeline's images/s (draw + preprocess + tokenize of a batch, median of 3)."""
     from miniclip.data import Loader, Preprocess, shapes
-    from miniclip.train import TrainConfig, train_tokenizer
+    from miniclip.training import TrainConfig
+    from miniclip.training.run import train_tokenizer
     config = TrainConfig(progress=False, plots=False)
     tokenizer = train_tokenizer(config)
     dataset = shapes.ShapesDataset(10 * batch, seed=config.seed, resolution=config.image_resolution, split="train")
@@ -101,7 +102,7 @@ def peak_rss_mb():
 
 
 def _config():
-    from miniclip.train import TrainConfig
+    from miniclip.training import TrainConfig
     return TrainConfig(progress=False, plots=False)
 
 
@@ -111,11 +112,11 @@ def worker_miniclip(batch, threads, steps, inputs):
     from miniclip.autograd.profiler import profile
     from miniclip.backend import set_num_threads
     from miniclip.loss import clip_loss
-    from miniclip.memory import reuse_freed_memory
+    from miniclip.tools.memory import reuse_freed_memory
     from miniclip.model import CLIP
-    from miniclip.optim import AdamW, clamp_logit_scale
+    from miniclip.training.optim import AdamW, clamp_logit_scale
 
-    reuse_freed_memory()  # as miniclip.train does
+    reuse_freed_memory()  # as miniclip.training.train does
     set_num_threads(threads)
     threadpool_limits(limits=threads)
     config = _config()
@@ -170,7 +171,7 @@ def worker_torch(batch, threads, steps, inputs):
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from torch_clip import TorchCLIP, torch_clip_loss
 
-    from miniclip.optim import wants_weight_decay
+    from miniclip.training.optim import wants_weight_decay
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

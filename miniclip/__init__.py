@@ -10,14 +10,16 @@ The pieces, bottom to top (each imports only the ones above it):
     miniclip.loss       clip_loss (symmetric InfoNCE), siglip_loss
     miniclip.tokenizer  BPETokenizer (byte-level BPE, speaks the original CLIP vocabulary)
     miniclip.data       the shapes world, CSV datasets, CLIP preprocessing, the batch loader
-    miniclip.optim      AdamW, warmup-cosine, the temperature clamp
-    miniclip.train, evaluate, checkpoint, plots, api (load), cli: the main job and the user's commands
+    miniclip.training   TrainConfig, train_step, fit, train; AdamW, checkpoints, run folders, MPI
+    miniclip.evaluation zero-shot, retrieval, robustness, linear probes, few-shot, the modality gap, plots
+    miniclip.api        load (a trained or converted model, as clip.load gives it); miniclip.cli: the commands
+    miniclip.tools      build_info, malloc settings, the gradient-check table
 """
 
 from . import nn, ops
 from .autograd import Function, GradcheckError, Tensor, gradcheck, no_grad
 from .backend import get_backend, get_num_threads, set_backend, set_num_threads
-from .build import build_info
+from .tools.info import build_info
 from .loss import clip_loss, siglip_loss
 from .model import CLIP, VisionTransformer, build_model, convert_checkpoint, load_npz, save_npz
 from .tokenizer import BPETokenizer

@@ -13,12 +13,13 @@ import sys
 
 
 def _cmd_gradcheck(args):
-    from . import gradcheck_suite
     from .backend import set_backend
+    from .tools import gradcheck_suite
+    from .tools.model_gradcheck_cases import all_cases
 
     if args.backend:
         set_backend(args.backend)
-    cases = gradcheck_suite.all_cases()
+    cases = all_cases()
     if args.only:
         cases = [c for c in cases if any(word in c.name for word in args.only)]
         if not cases:
@@ -87,7 +88,7 @@ CLI_DEFAULTS = {"data_workers": 1}
 
 
 def _add_train_parser(sub):
-    from .train import TrainConfig
+    from .training import TrainConfig
 
     defaults = TrainConfig.__dataclass_fields__
     p = sub.add_parser(
@@ -115,7 +116,7 @@ def _add_train_parser(sub):
                                                        "(its saved config is used)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots at the end")
-    # distributed (miniclip/distributed.py): data parallelism over MPI ranks
+    # distributed (miniclip/training/distributed.py): data parallelism over MPI ranks
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel training over MPI: run as `mpiexec -n P miniclip train --distributed`; "
                         "--batch-size is the global batch, split over the P ranks (needs pip install -e \".[mpi]\")")
@@ -126,8 +127,8 @@ def _add_train_parser(sub):
 
 
 def _cmd_train(args):
-    from .distributed import DistributedUnavailableError, init_distributed
-    from .train import TrainConfig, train
+    from .training.distributed import DistributedUnavailableError, init_distributed
+    from .training import TrainConfig, train
 
     given = {name: getattr(args, name) for _, name, *_ in TRAIN_OPTIONS if getattr(args, name) is not None}
     if args.skip_bad_rows:
@@ -170,9 +171,9 @@ def _cmd_train(args):
 def _what_was_kept(exc, run_dir):
     """An OSError while training (a full disk, a read-only file system) as one line that names the
     file and says what is intact: checkpoints are written atomically, so the newest one is whole."""
-    from .checkpoint import CheckpointManager
-    from .run_folder import RunFolderError
-    from .train import CHECKPOINT_DIR
+    from .training.checkpoint import CheckpointManager
+    from .training.run_folder import RunFolderError
+    from .training.run import CHECKPOINT_DIR
 
     latest = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR)).latest()
     kept = (f"the newest checkpoint {latest} is intact; once fixed, continue with: miniclip train --resume {run_dir}"
@@ -187,7 +188,7 @@ def _at_least(flag, value, minimum=1):
 
 
 def _cmd_eval(args):
-    from .train import evaluate_checkpoint
+    from .evaluation.saved import evaluate_checkpoint
 
     for flag, value in (("--images", args.images), ("--heldout-images", args.heldout_images), ("--pairs", args.pairs)):
         _at_least(flag, value)
@@ -199,7 +200,7 @@ def _cmd_eval(args):
         print(json.dumps(metrics, indent=2))
         return 0
     if "supervised_top1_all" in metrics:  # the supervised baseline: its own head, no text, no retrieval
-        from .train import supervised_line
+        from .evaluation.runs import supervised_line
         print(supervised_line({"step": metrics.get("step", 0), **metrics}).split(": ", 1)[1]
               + f" ({metrics['images']} + {metrics['heldout_images']} fresh images, seed {metrics['seed']})")
         return 0
@@ -233,7 +234,7 @@ def _cmd_zeroshot(args):
 
     from .api import load
     from .data.transforms import fully_transparent
-    from .evaluate import check_template, parse_labels, zero_shot_classifier, zero_shot_probabilities
+    from .evaluation.zeroshot import check_template, parse_labels, zero_shot_classifier, zero_shot_probabilities
 
     labels = parse_labels(args.labels)
     templates = args.template or ["{}"]
@@ -270,7 +271,7 @@ def _cmd_zeroshot(args):
 
 
 def _cmd_plot(args):
-    from .plots import plot_run
+    from .evaluation.plots import plot_run
 
     for path in plot_run(args.run_dir):
         print(path)
@@ -278,7 +279,7 @@ def _cmd_plot(args):
 
 
 def _cmd_probe(args):
-    from .fewshot import SHOTS, probe_checkpoint
+    from .evaluation.fewshot import SHOTS, probe_checkpoint
 
     if args.shots is not None and args.shots < 1:
         raise ValueError(f"--shots must be a positive number of labeled images per class, got {args.shots}")
@@ -315,7 +316,7 @@ def _cmd_probe(args):
 
 
 def _cmd_embeddings(args):
-    from .embedding_space import embedding_report
+    from .evaluation.embedding_space import embedding_report
 
     if args.images < 2 or not 2 <= args.pairs <= args.images:
         raise ValueError(f"--images must be >= 2 and --pairs in [2, --images], got --images {args.images} "
@@ -507,9 +508,9 @@ def build_parser():
 def user_errors():
     """Errors a user can cause (a missing or broken file, a bad value, a full disk, a busy run folder):
     one clear line, exit code 1, no traceback. Set MINICLIP_TRACEBACK=1 to see the traceback anyway."""
-    from .checkpoint import CheckpointError
-    from .run_folder import RunFolderError
-    from .train import NonFiniteError
+    from .training.checkpoint import CheckpointError
+    from .training.run_folder import RunFolderError
+    from .training import NonFiniteError
 
     return (ValueError, TypeError, OSError, ImportError, CheckpointError, RunFolderError, NonFiniteError)
 

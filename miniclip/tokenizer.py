@@ -327,3 +327,20 @@ def _merge_pair(symbols: list[str], pair: tuple[str, str]) -> list[str]:
             merged.append(symbols[i])
             i += 1
     return merged
+
+
+class ContextTokenizer:
+    """A ``BPETokenizer`` that pads to the model's context length by default:
+    ``tokenizer(texts) -> (N, T)`` int64 ids. ``encode``, ``decode``, ``eot_token``, ... pass through."""
+
+    def __init__(self, tokenizer, context_length):
+        self.tokenizer, self.context_length = tokenizer, int(context_length)
+
+    def __call__(self, texts, context_length=None, truncate=False):
+        return self.tokenizer(texts, context_length=context_length or self.context_length, truncate=truncate)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+    def __repr__(self):
+        return f"{self.tokenizer!r} (context_length={self.context_length})"

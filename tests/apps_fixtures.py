@@ -9,7 +9,7 @@ import csv
 import os
 
 from miniclip.data.shapes import export_samples
-from miniclip.train import TrainConfig, train
+from miniclip.training import TrainConfig, train
 
 COLOR_MODEL = dict(steps=400, batch_size=64, lr=2e-3, warmup_steps=30, image_resolution=16, vision_patch_size=8,
                    vision_width=48, vision_layers=1, vision_heads=1, transformer_width=48, transformer_layers=1,

@@ -4,7 +4,7 @@ import numpy as np
 
 from miniclip.model import CLIP
 
-from miniclip.model_gradcheck_cases import TINY  # noqa: E402  (one tiny config for tests and the CLI)
+from miniclip.tools.model_gradcheck_cases import TINY  # noqa: E402  (one tiny config for tests and the CLI)
 
 
 def tiny_clip(dtype=np.float64, seed=0, **overrides):

@@ -13,7 +13,7 @@ from PIL import Image
 from miniclip.apps.embed import load_model
 from miniclip.apps.index import load_index
 from miniclip.apps.search import top_k
-from miniclip.checkpoint import load_checkpoint, save_checkpoint
+from miniclip.training.checkpoint import load_checkpoint, save_checkpoint
 from miniclip.cli import main
 
 

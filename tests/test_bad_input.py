@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from miniclip.checkpoint import atomic_write_npz
+from miniclip.training.checkpoint import atomic_write_npz
 
 TINY = dict(batch_size=16, image_resolution=16, vision_patch_size=8, vision_width=32, vision_layers=1, vision_heads=1,
             transformer_width=32, transformer_layers=1, transformer_heads=1, embed_dim=16, context_length=16,
@@ -25,7 +25,7 @@ TINY = dict(batch_size=16, image_resolution=16, vision_patch_size=8, vision_widt
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One tiny finished run (2 steps) that every case may read and none may change."""
-    from miniclip.train import TrainConfig, train
+    from miniclip.training import TrainConfig, train
     out = tmp_path_factory.mktemp("shared") / "run"
     train(TrainConfig(out=str(out), **TINY), log=lambda *a: None)
     return str(out)

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import miniclip.checkpoint as ckpt
-from miniclip.checkpoint import CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint
+import miniclip.training.checkpoint as ckpt
+from miniclip.training.checkpoint import CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint
 
 
 def contents(seed=0):

@@ -1,6 +1,6 @@
 """A tiny CLIP memorizes 16 fixed (image, caption) pairs: the whole training path works end to end.
 
-The optimizer is plain Adam written here (miniclip.optim is not this test's subject), followed by
+The optimizer is plain Adam written here (miniclip.training.optim is not this test's subject), followed by
 the temperature clamp of the training loop: logit_scale in [0, ln 100].
 """
 

@@ -1,4 +1,4 @@
-"""Data-parallel training over MPI (miniclip/distributed.py).
+"""Data-parallel training over MPI (miniclip/training/distributed.py).
 
 Single-process tests run everywhere (the size-1 World needs no mpi4py). The multi-rank tests spawn
 ``mpiexec -n P python tests/mpi_scripts/<script>.py`` with a timeout and read back the JSON that rank
@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from miniclip.checkpoint import CheckpointManager
+from miniclip.training.checkpoint import CheckpointManager
 
 from miniclip import gradcheck, ops
 from miniclip.autograd import Tensor
-from miniclip.distributed import (AllGather, DistributedUnavailableError, World, all_gather,
+from miniclip.training.distributed import (AllGather, DistributedUnavailableError, World, all_gather,
                                   all_reduce_gradients, broadcast_parameters, distributed_clip_loss,
                                   init_distributed, local_batch_size, rank_seed, rank_slice, shard)
 from miniclip.loss import clip_loss
-from miniclip.train import TrainConfig, train
+from miniclip.training import TrainConfig, train
 
 SCRIPTS = Path(__file__).resolve().parent / "mpi_scripts"
 TIMEOUT = 120  # seconds: a bound on a hung job, never a performance assertion

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from miniclip.autograd import Tensor
-from miniclip.evaluate import (confusion_matrix, retrieval_metrics, topk_accuracy, true_class_rank,
-                               zero_shot_accuracy, zero_shot_classifier)
+from miniclip.evaluation.retrieval import retrieval_metrics
+from miniclip.evaluation.zeroshot import (confusion_matrix, topk_accuracy, true_class_rank, zero_shot_accuracy,
+                                          zero_shot_classifier)
 
 
 def test_identity_similarity_gives_perfect_recall():
@@ -102,12 +103,12 @@ def test_zero_shot_classifier_averages_normalized_templates():
 @pytest.mark.parametrize("template", ["a {1} photo", "a {x} photo", "a photo", "a {} {} photo", "a {:>9} photo",
                                       "a {!r} photo", "a { photo"])
 def test_a_template_needs_exactly_one_empty_field(template):
-    from miniclip.evaluate import check_template
+    from miniclip.evaluation.zeroshot import check_template
     with pytest.raises(ValueError, match="template"):
         check_template(template)
 
 
 @pytest.mark.parametrize("template", ["{}", "a photo of a {}.", "{{literal}} {}"])
 def test_templates_with_one_field_pass(template):
-    from miniclip.evaluate import check_template
+    from miniclip.evaluation.zeroshot import check_template
     check_template(template)

@@ -8,9 +8,9 @@ import pytest
 
 from miniclip.autograd import Tensor, no_grad
 from miniclip.cli import main
-from miniclip.embedding_space import gap_loss_curve, modality_gap, pca_2d, shifted_pairs
+from miniclip.evaluation.embedding_space import gap_loss_curve, modality_gap, pca_2d, shifted_pairs
 from miniclip.loss import clip_loss
-from miniclip.train import TrainConfig, train
+from miniclip.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -94,5 +94,5 @@ def test_closing_the_gap_moves_the_centroids_together_and_shift_zero_is_the_plai
 
 def test_probe_and_embeddings_draw_the_world_the_model_was_trained_on(tiny_run):
     from miniclip.data.shapes import WORLDS
-    from miniclip.fewshot import world_styles
+    from miniclip.evaluation.fewshot import world_styles
     assert world_styles(tiny_run + "/model.npz") == WORLDS["classic"]

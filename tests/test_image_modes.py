@@ -185,7 +185,7 @@ def test_preprocess_any_mode_and_size(mode, size, resolution, train, transparent
 # ---------------------------------------------------------------- through `miniclip zeroshot`, like a user
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from miniclip.train import TrainConfig, train
+    from miniclip.training import TrainConfig, train
     out = tmp_path_factory.mktemp("image_modes") / "run"
     config = TrainConfig(out=str(out), steps=2, batch_size=8, image_resolution=R, vision_patch_size=16,
                          vision_width=32, vision_layers=1, vision_heads=1, transformer_width=32, transformer_layers=1,

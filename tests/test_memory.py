@@ -1,4 +1,4 @@
-"""miniclip.memory.reuse_freed_memory: glibc malloc tuning for the training loop (see memory.py)."""
+"""miniclip.tools.memory.reuse_freed_memory: glibc malloc tuning for the training loop (see memory.py)."""
 
 import ctypes.util
 import platform
@@ -6,7 +6,7 @@ import platform
 import numpy as np
 import pytest
 
-from miniclip import memory
+from miniclip.tools import memory
 
 
 @pytest.fixture

@@ -308,7 +308,7 @@ def test_astype_roundtrip():
 
 def test_every_op_has_a_gradcheck_case():
     """The command-line table covers every public op (so `miniclip gradcheck` proves them all)."""
-    from miniclip.gradcheck_suite import OP_CASES
+    from miniclip.tools.gradcheck_suite import OP_CASES
     names = {c.name.split(" ")[0] for c in OP_CASES}
     missing = set(ops.__all__) - names - {"astype", "scaled_dot_product_attention"}
     assert not missing, f"ops without a gradcheck case: {sorted(missing)}"

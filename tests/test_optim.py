@@ -11,7 +11,7 @@ import pytest
 
 from miniclip.autograd import Tensor
 from miniclip.backend import K, reference
-from miniclip.optim import LOGIT_SCALE_MAX, AdamW, WarmupCosine, clamp_logit_scale, clip_grad_norm, wants_weight_decay
+from miniclip.training.optim import LOGIT_SCALE_MAX, AdamW, WarmupCosine, clamp_logit_scale, clip_grad_norm, wants_weight_decay
 
 
 def make_params(dtype=np.float64, seed=0):

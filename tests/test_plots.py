@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from miniclip.plots import plot_run, read_metrics
+from miniclip.evaluation.plots import plot_run, read_metrics
 
 
 def write_run(run_dir):
@@ -49,7 +49,7 @@ def test_a_run_with_only_its_final_evaluation_draws_a_labelled_legend(tmp_path):
     # `miniclip train --steps 500`: eval_every is 500, so the only evaluation is the final one
     import warnings
 
-    from miniclip.plots import plot_zero_shot
+    from miniclip.evaluation.plots import plot_zero_shot
     records = [{"kind": "train", "step": s, "loss": 1.0, "lr": 1e-3, "temperature": 14.3, "batch_size": 8}
                for s in range(1, 4)]
     records.append({"kind": "final", "step": 3, "eval_loss": 1.0, "zeroshot_top1_all": 0.5,

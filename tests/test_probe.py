@@ -1,4 +1,4 @@
-"""Linear probes (miniclip/probe.py): the logistic-regression gradient against finite differences,
+"""Linear probes (miniclip/evaluation/probe.py): the logistic-regression gradient against finite differences,
 the L2 sweep, few-shot subsets, and clear errors."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from miniclip import Tensor, gradcheck
 from miniclip.autograd.function import Function
-from miniclip.probe import (Standardizer, few_shot_subset, fit_linear_probe, logistic_loss_and_grad,
+from miniclip.evaluation.probe import (Standardizer, few_shot_subset, fit_linear_probe, logistic_loss_and_grad,
                             select_l2)
 
 

@@ -6,7 +6,7 @@ import os
 
 from miniclip.cli import main
 from miniclip.data.shapes import HELD_OUT_STYLES
-from miniclip.train import TrainConfig, train
+from miniclip.training import TrainConfig, train
 
 TINY = dict(batch_size=16, image_resolution=16, vision_patch_size=4, vision_width=16, vision_layers=1, vision_heads=1,
             transformer_width=16, transformer_layers=1, transformer_heads=1, embed_dim=16, context_length=16,

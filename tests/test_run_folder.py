@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from miniclip.checkpoint import CheckpointManager, load_checkpoint
+from miniclip.training.checkpoint import CheckpointManager, load_checkpoint
 from miniclip.cli import main
-from miniclip.run_folder import MARKER, RunFolderError
-from miniclip.train import TrainConfig, train
+from miniclip.training.run_folder import MARKER, RunFolderError
+from miniclip.training import TrainConfig, train
 
 TINY = dict(batch_size=16, image_resolution=16, vision_patch_size=8, vision_width=32, vision_layers=1, vision_heads=1,
             transformer_width=32, transformer_layers=1, transformer_heads=1, embed_dim=16, context_length=16,
@@ -250,12 +250,12 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_intact_checkpoint(tmp_p
 
 
 def test_a_read_only_file_system_is_one_line(tmp_path, monkeypatch, capsys):
-    import miniclip.run_folder
+    import miniclip.training.run_folder
 
     def makedirs(path, exist_ok=False):
         raise OSError(errno.EROFS, "Read-only file system", path)
 
-    monkeypatch.setattr(miniclip.run_folder.os, "makedirs", makedirs)
+    monkeypatch.setattr(miniclip.training.run_folder.os, "makedirs", makedirs)
     out = str(tmp_path / "run")
     assert main(["train", "--out", out, "--steps", "2", *TINY_FLAGS]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -167,7 +167,7 @@ def test_thumbnail_of_a_vanished_file_and_no_index(color_model, index, tmp_path)
 
 
 def test_an_index_of_another_model_is_refused(color_model, index, tmp_path):
-    from miniclip.checkpoint import load_checkpoint, save_checkpoint
+    from miniclip.training.checkpoint import load_checkpoint, save_checkpoint
     ckpt = load_checkpoint(os.path.join(color_model, "model.npz"))
     state = {**ckpt.model_state, "logit_scale": ckpt.model_state["logit_scale"] + 1}
     other = save_checkpoint(str(tmp_path / "other.npz"), state, tokenizer_merges=ckpt.tokenizer_merges, extra=ckpt.extra)

@@ -105,7 +105,9 @@ def test_the_held_out_renderer_shares_no_drawing_code():
 
 def test_held_out_styles_and_pairs_never_reach_a_training_batch(monkeypatch):
     """Build the training batches exactly as ``train`` does, with the held-out renderers booby-trapped."""
-    from miniclip.train import StepBatches, TrainConfig, shapes_train_dataset, train_tokenizer
+    from miniclip.training import TrainConfig
+    from miniclip.training.batches import StepBatches
+    from miniclip.training.run import shapes_train_dataset, train_tokenizer
     from miniclip.data import Loader, Preprocess
 
     drawn = []

@@ -5,7 +5,7 @@ import numpy as np
 from miniclip import gradcheck
 from miniclip.model import CLIP
 from miniclip.model.supervised import SupervisedClassifier
-from miniclip.model_gradcheck_cases import TINY, SupervisedLossCase
+from miniclip.tools.model_gradcheck_cases import TINY, SupervisedLossCase
 
 
 def test_supervised_loss_gradcheck_wrt_every_parameter():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import miniclip
-from miniclip.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
-from miniclip.run_folder import MARKER, RunFolderError
-from miniclip.train import NonFiniteError, TrainConfig, train
-from miniclip.train_step import check_finite
+from miniclip.training.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
+from miniclip.training.run_folder import MARKER, RunFolderError
+from miniclip.training import NonFiniteError, TrainConfig, train
+from miniclip.training.step import check_finite
 
 TINY = dict(batch_size=32, image_resolution=16, vision_patch_size=4, vision_width=32, vision_layers=1, vision_heads=1,
             transformer_width=32, transformer_layers=1, transformer_heads=1, embed_dim=32, context_length=16,

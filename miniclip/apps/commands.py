@@ -44,7 +44,7 @@ def _cmd_search(args):
 
 
 def _cmd_tag(args):
-    from ..evaluate import parse_labels
+    from ..evaluation.zeroshot import parse_labels
     from .tag import tag_folder, tag_summary, write_tags_csv
 
     labels = parse_labels(args.labels)

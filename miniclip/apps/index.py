@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..checkpoint import atomic_write_npz
+from ..training.checkpoint import atomic_write_npz
 from .embed import embed_files, find_images, load_model, skipped_line
 
 FORMAT = "miniclip-image-index"

@@ -32,11 +32,11 @@ from PIL import Image
 
 from ..data.shapes import CLASS_NAMES, ZERO_SHOT_TEMPLATES
 from ..data.transforms import to_rgb_image
-from ..evaluate import check_template, zero_shot_probabilities
+from ..evaluation.zeroshot import check_template, zero_shot_probabilities
 from .embed import load_model, read_image
 from .index import load_index
 from .search import search as search_index
-from ..evaluate import parse_labels
+from ..evaluation.zeroshot import parse_labels
 from .tag import classifier_for
 
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024    # a drawing is a few KB; a photo a few MB

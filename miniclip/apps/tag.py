@@ -18,8 +18,8 @@ import tempfile
 
 import numpy as np
 
-from ..checkpoint import _fsync_directory
-from ..evaluate import check_template, zero_shot_classifier, zero_shot_probabilities
+from ..training.checkpoint import _fsync_directory
+from ..evaluation.zeroshot import check_template, zero_shot_classifier, zero_shot_probabilities
 from .embed import find_images, image_batches, load_model, skipped_line
 
 

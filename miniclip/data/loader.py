@@ -11,19 +11,18 @@ of epoch e gets its training augmentation from ``default_rng([seed, e, i])``. So
 (seed, epoch, position), not on timing or threads, and resuming at epoch e replays it exactly. Iterating
 the loader again starts the next epoch (a new order); ``loader.epoch(e)`` asks for one by number.
 
-Prefetching: while the model computes on one batch, a thread draws, decodes, preprocesses and tokenizes
-the next ``prefetch`` ones (Pillow and NumPy release the GIL for much of that work). Leaving the loop
-early (``break``, an exception) stops and joins the thread; ``prefetch=0`` does everything inline.
+Prefetching (``prefetch.py``): while the model computes on one batch, a thread draws, decodes, preprocesses
+and tokenizes the next ``prefetch`` ones (Pillow and NumPy release the GIL for much of that work). Leaving
+the loop early (``break``, an exception) stops and joins the thread; ``prefetch=0`` does everything inline.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from typing import NamedTuple
 
 import numpy as np
 
+from .prefetch import prefetch
 from .transforms import Preprocess
 
 
@@ -35,16 +34,6 @@ class Batch(NamedTuple):
     labels: np.ndarray  # (B,) int64 class index, -1 when the dataset has none
     captions: list      # B strings
     indices: np.ndarray  # (B,) int64 dataset indices
-
-
-class _Failure:
-    """An exception raised in the producer thread, carried to the consumer to be raised there."""
-
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-_DONE = object()
 
 
 class Loader:
@@ -103,51 +92,8 @@ class Loader:
 
     def epoch(self, epoch: int):
         """Iterator over the batches of epoch ``epoch`` (call ``.close()`` if you keep it and stop early)."""
-        chunks = self._batches_of(epoch)
-        if self.prefetch == 0:
-            for chunk in chunks:
-                yield self.make_batch(chunk, epoch)
-            return
-
-        ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stopping = threading.Event()
-
-        def put(item) -> None:  # block while the queue is full, unless the consumer has left
-            while not stopping.is_set():
-                try:
-                    ready.put(item, timeout=0.05)
-                    return
-                except queue.Full:
-                    continue
-
-        def produce() -> None:
-            try:
-                for chunk in chunks:
-                    if stopping.is_set():
-                        return
-                    put(self.make_batch(chunk, epoch))
-                put(_DONE)
-            except BaseException as error:  # surfaced in the consumer, with its traceback
-                put(_Failure(error))
-
-        worker = threading.Thread(target=produce, name=f"miniclip-loader-epoch-{epoch}", daemon=True)
-        worker.start()
-        try:
-            while True:
-                try:
-                    item = ready.get(timeout=0.05)
-                except queue.Empty:
-                    if not worker.is_alive() and ready.empty():
-                        raise RuntimeError("loader thread ended without finishing the epoch") from None
-                    continue
-                if item is _DONE:
-                    return
-                if isinstance(item, _Failure):
-                    raise item.error
-                yield item
-        finally:
-            stopping.set()
-            worker.join()
+        return prefetch((lambda chunk: self.make_batch(chunk, epoch)), self._batches_of(epoch), self.prefetch,
+                        name=f"miniclip-loader-epoch-{epoch}")
 
     def __iter__(self):
         epoch, self.next_epoch = self.next_epoch, self.next_epoch + 1

@@ -11,7 +11,7 @@ Vision Transformer, the same images, steps and optimizer -- and *learns* those w
 It can only ever name the classes it saw labeled: the 8 held-out pairs are never among the training
 labels, so their outputs are trained only to be *low*. That is the trade-off chapter 12 measures.
 
-``encode_image`` returns the features, as CLIP's does, so a linear probe (``probe.py``) reads both
+``encode_image`` returns the features, as CLIP's does, so a linear probe (``evaluation/probe.py``) reads both
 models alike. Shape legend: B batch, R resolution, E embedding dim, L classes.
 """
 

@@ -11,7 +11,7 @@ from mpi_helpers import collective_gradcheck, rel_err, write_result
 
 from miniclip import ops
 from miniclip.autograd import Tensor
-from miniclip.distributed import (all_gather, all_reduce_gradients, distributed_clip_loss, distributed_siglip_loss,
+from miniclip.training.distributed import (all_gather, all_reduce_gradients, distributed_clip_loss, distributed_siglip_loss,
                                   init_distributed, rank_slice)
 from miniclip.loss import clip_loss, siglip_loss
 

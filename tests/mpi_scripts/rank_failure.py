@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from miniclip.distributed import init_distributed
+from miniclip.training.distributed import init_distributed
 
 mode = sys.argv[1]
 world = init_distributed(required=True)

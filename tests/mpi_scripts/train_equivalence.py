@@ -13,10 +13,10 @@ import numpy as np
 from mpi_helpers import rel_err, write_result  # first: it puts tests/ on sys.path for clip_tiny
 from clip_tiny import random_images, random_tokens, tiny_clip  # noqa: I001
 
-from miniclip.distributed import (all_reduce_gradients, broadcast_parameters, distributed_model_loss,
+from miniclip.training.distributed import (all_reduce_gradients, broadcast_parameters, distributed_model_loss,
                                   init_distributed, parameters_in_sync, rank_slice)
 from miniclip.loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
-from miniclip.optim import AdamW, clamp_logit_scale
+from miniclip.training.optim import AdamW, clamp_logit_scale
 
 N_LOCAL, STEPS = 2, 20
 

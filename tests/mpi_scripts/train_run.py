@@ -1,4 +1,4 @@
-"""Under mpiexec: ``miniclip.train.train`` on P ranks, optionally failing on one rank, or resuming.
+"""Under mpiexec: ``miniclip.training.train`` on P ranks, optionally failing on one rank, or resuming.
 
 Usage: mpiexec -n P python train_run.py CONFIG.json [--fail-rank R --fail-at-step K] [--resume]
 CONFIG.json holds TrainConfig's fields (``out`` included). ``--fail-*`` makes rank R raise in the
@@ -8,8 +8,8 @@ CONFIG.json holds TrainConfig's fields (``out`` included). ``--fail-*`` makes ra
 import argparse
 import json
 
-from miniclip.distributed import init_distributed
-from miniclip.train import TrainConfig, train
+from miniclip.training.distributed import init_distributed
+from miniclip.training import TrainConfig, train
 
 parser = argparse.ArgumentParser()
 parser.add_argument("config")

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .backend import K
+from ..backend import K
 
 LOGIT_SCALE_MAX = math.log(100.0)
 

@@ -7,7 +7,7 @@
     θ <- AdamW(θ, dL/dθ); t <- min(t, ln 100)         # optimizer.step(), clamp_logit_scale
 
 Everything else a run needs -- the schedule, evaluation, checkpoints, Ctrl-C, progress, timing --
-lives around it in ``train.py``. Shape legend: B batch, R resolution, T context length.
+lives around it in ``run.py``. Shape legend: B batch, R resolution, T context length.
 """
 
 import math
@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .distributed import all_reduce_gradients, distributed_model_loss
-from .ops import cross_entropy
+from ..ops import cross_entropy
 from .optim import clamp_logit_scale, clip_grad_norm
 
 

@@ -8,14 +8,14 @@ with respect to every parameter — the claim that the whole model's backward is
 
 import numpy as np
 
-from . import nn
-from .autograd import Tensor
-from .gradcheck_suite import Case
-from .loss import clip_loss
-from .model import CLIP, ModifiedResNet, VisionTransformer
-from .model.resnet import Bottleneck
-from .model.supervised import SupervisedClassifier
-from .ops import cross_entropy
+from .. import nn
+from ..autograd import Tensor
+from .gradcheck_suite import OP_CASES, Case
+from ..loss import clip_loss
+from ..model import CLIP, ModifiedResNet, VisionTransformer
+from ..model.resnet import Bottleneck
+from ..model.supervised import SupervisedClassifier
+from ..ops import cross_entropy
 
 F64 = np.float64
 # 2 layers, width 32, 8x8 images in 4x4 patches, context 8, vocabulary 20
@@ -124,3 +124,8 @@ CASES = [
     ClipLossCase(),
     SupervisedLossCase(),
 ]
+
+
+def all_cases():
+    """The table of ``miniclip gradcheck``: every op, then the layers and the whole model."""
+    return list(OP_CASES) + list(CASES)

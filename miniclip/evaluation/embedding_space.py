@@ -28,8 +28,8 @@ Shape legend: N images, M texts, E embedding dim.
 
 import numpy as np
 
-from .autograd import Tensor, no_grad
-from .loss import clip_loss
+from ..autograd import Tensor, no_grad
+from ..loss import clip_loss
 
 
 def _normalize(x):
@@ -109,15 +109,15 @@ def embedding_report(path, n=960, pairs=256, seed=0, plot=None):
     ``embedding_space.png`` beside the model)."""
     import os
 
-    from .api import load, resolve_model_path
-    from .data.shapes import COLOR_NAMES, SHAPES
-    from .evaluate import _encode
+    from ..api import load, resolve_model_path
+    from ..data.shapes import COLOR_NAMES, SHAPES
+    from .zeroshot import _encode
     from .fewshot import world_styles
-    from .train import _shapes_eval_set
+    from .runs import shapes_eval_set
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     path = resolve_model_path(path)
     model, preprocess, tokenizer = load(path)
-    shapes = _shapes_eval_set(n, seed + 4_000_037, preprocess.resolution, "all", preprocess, world_styles(path))
+    shapes = shapes_eval_set(n, seed + 4_000_037, preprocess.resolution, "all", preprocess, world_styles(path))
     images = _encode(model.encode_image, shapes["images"], 256).astype(np.float64)      # (n, E)
     texts = _encode(model.encode_text, tokenizer(shapes["captions"]), 256).astype(np.float64)
     learned_tau = float(np.exp(-model.logit_scale.data.item()))
