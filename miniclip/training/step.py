@@ -7,7 +7,7 @@
     θ <- AdamW(θ, dL/dθ); t <- min(t, ln 100)         # optimizer.step(), clamp_logit_scale
 
 Everything else a run needs -- the schedule, evaluation, checkpoints, Ctrl-C, progress, timing --
-lives around it in ``run.py``. Shape legend: B batch, R resolution, T context length.
+lives around it in ``fit.py``. Shape legend: B batch, R resolution, T context length.
 """
 
 import math
