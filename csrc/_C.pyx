@@ -531,3 +531,17 @@ def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int paddi
             col2im_f32(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0])
         else:
             col2im_f64(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0])
+
+
+def avg_pool2d(const floating[:, :, ::1] x, int k, floating[:, :, ::1] y):
+    """y (P, H/k, W/k) = the means of the k x k blocks of x (P, H, W) (pool.c)."""
+    cdef idx_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    if k < 1 or y.shape[0] != P or y.shape[1] != H // k or y.shape[2] != W // k:
+        raise ValueError("avg_pool2d: shapes differ")
+    if y.size == 0:
+        return
+    with nogil:
+        if floating is float:
+            avg_pool2d_f32(P, H, W, k, &x[0, 0, 0], &y[0, 0, 0])
+        else:
+            avg_pool2d_f64(P, H, W, k, &x[0, 0, 0], &y[0, 0, 0])

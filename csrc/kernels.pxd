@@ -127,3 +127,5 @@ cdef extern from "miniclip.h" nogil:
                     const float *cols, float *dx)
     void col2im_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
                     const double *cols, double *dx)
+    void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y)
+    void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y)

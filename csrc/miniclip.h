@@ -170,6 +170,10 @@ void col2im_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s,
 void col2im_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
                 const double *cols, double *dx);
 
+/* ---- average pooling over k x k blocks (pool.c); x (P, H, W), y (P, H/k, W/k) contiguous ---- */
+void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y);
+void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y);
+
 /* SIMD selection for the micro-kernels (gemm_microkernel.c):
  * mode 0 = auto (the best the CPU supports), 1 = force the portable generic C kernel.
  * The environment variable MINICLIP_FORCE_GENERIC=1 sets mode 1 at load time. */

@@ -26,7 +26,7 @@ __all__ = ["gemm", "gemm_naive", "matmul", "linear", "attention_forward", "atten
            "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
            "layer_norm_forward", "layer_norm_backward",
            "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
-           "im2col", "col2im", "conv2d",
+           "im2col", "col2im", "conv2d", "avg_pool2d",
            "adamw_step", "set_num_threads", "get_num_threads", "set_simd"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -449,6 +449,16 @@ def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, re
     y = np.empty((N, O, Ho, Wo), dtype=x.dtype)
     x, w2, scale, shift, residual = _contiguous(x, weight.reshape(O, -1), scale, shift, residual)
     _C.conv2d_forward(x, w2, kh, kw, stride, padding, scale, shift, residual, relu, y)
+    return y
+
+
+def avg_pool2d(x, k):
+    """The means of x's k x k blocks in C (csrc/pool.c); same contract as the reference."""
+    if not (_float_array(x) and x.ndim == 4):
+        return reference.avg_pool2d(x, k)
+    N, C, H, W = x.shape
+    y = np.empty((N, C, H // k, W // k), dtype=x.dtype)
+    _C.avg_pool2d(np.ascontiguousarray(x).reshape(N * C, H, W), k, y.reshape(N * C, H // k, W // k))
     return y
 
 

@@ -19,7 +19,7 @@ KERNELS = (
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
     "embedding_backward",
-    "im2col", "col2im", "conv2d",
+    "im2col", "col2im", "conv2d", "avg_pool2d",
     "adamw_step",
 )
 
@@ -359,6 +359,15 @@ def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, re
     if relu:
         np.maximum(y, 0, out=y)
     return y
+
+
+def avg_pool2d(x, k):
+    """The mean of each k x k block of x (N, C, H, W) -> (N, C, H // k, W // k); rows and columns
+    past the last whole block are dropped (PyTorch's ``AvgPool2d(k)``, ``ceil_mode=False``)."""
+    N, C, H, W = x.shape
+    Ho, Wo = H // k, W // k
+    blocks = x[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)     # (N, C, Ho, k, Wo, k)
+    return blocks.mean(axis=(3, 5))                                     # (N, C, Ho, Wo)
 
 
 # ----------------------------------------------------------------------------- AdamW

@@ -1,5 +1,6 @@
-"""The convolution kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im) against their
-NumPy references, and ``nn.conv_bn``'s fused inference path against the plain ops.
+"""The ResNet's kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im; csrc/pool.c:
+avg_pool2d) against their NumPy references, and ``nn.conv_bn``'s fused inference path against
+the plain ops.
 
 Shape legend: N images, C input channels, H, W input size, O output channels, k the kernel,
 s stride, p padding. Shapes are awkward on purpose: size 1, odd sizes, stride 2 and 3, padding
@@ -102,6 +103,15 @@ def test_im2col_and_col2im_equal_the_reference_to_the_bit(problem, dtype):
     c = rng.standard_normal(cols.shape).astype(dtype)
     np.testing.assert_array_equal(compiled.col2im(c, x.shape, k, k, s, p),
                                   reference.col2im(c, x.shape, k, k, s, p))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k", [((1, 1, 1, 1), 1), ((2, 3, 7, 5), 2), ((1, 17, 9, 9), 3),
+                                     ((2, 5, 8, 8), 2), ((3, 2, 5, 11), 4), ((1, 33, 14, 14), 7)])
+def test_avg_pool2d_matches_the_reference(shape, k, dtype):
+    x = np.random.default_rng(6).standard_normal(shape).astype(dtype)
+    for layout in (x, x[:, ::-1], np.asfortranarray(x)):
+        assert _err(compiled.avg_pool2d(layout, k), reference.avg_pool2d(layout, k)) <= _tol(dtype)
 
 
 # ------------------------------------------------------------------------------ conv_bn
