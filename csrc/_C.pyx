@@ -470,9 +470,11 @@ def adamw_step(floating[::1] p, const floating[::1] g, floating[::1] m, floating
 # ------------------------------------------------------------------ convolution
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, int kh, int kw, int stride,
                    int padding, const floating[::1] scale, const floating[::1] shift,
-                   const floating[:, :, :, ::1] res, bint relu, floating[:, :, :, ::1] y):
+                   const floating[:, :, :, ::1] res, bint relu, floating[:, :, :, ::1] y,
+                   str method="im2col"):
     """y (N, O, Ho, Wo) = conv(x (N, C, H, W), w (O, C*kh*kw)), then y * scale + shift (per
-    channel) + res, then ReLU; scale, shift, res may be None. All contiguous (conv.c)."""
+    channel) + res, then ReLU; scale, shift, res may be None. All contiguous. method "im2col"
+    (conv.c) or "winograd" (winograd.c: 3x3, stride 1, padding 1 only)."""
     cdef idx_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3], O = w.shape[0]
     cdef idx_t Ho = (H + 2 * padding - kh) // stride + 1, Wo = (W + 2 * padding - kw) // stride + 1
     if (w.shape[1] != C * kh * kw or y.shape[0] != N or y.shape[1] != O or y.shape[2] != Ho
@@ -489,13 +491,22 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, int
     cdef const floating *pw = &w[0, 0] if w.size else NULL
     cdef const floating *px = &x[0, 0, 0, 0] if x.size else NULL
     cdef int ok
+    cdef bint winograd = method == "winograd"
+    if winograd and not (kh == 3 and kw == 3 and stride == 1 and padding == 1):
+        raise ValueError("conv2d_forward: winograd needs a 3x3 kernel, stride 1, padding 1")
     with nogil:
         if floating is float:
-            ok = conv2d_forward_f32(N, C, H, W, O, kh, kw, stride, padding, px, pw, ps, pt, pr, relu,
-                                    &y[0, 0, 0, 0])
+            if winograd:
+                ok = winograd3x3_forward_f32(N, C, H, W, O, px, pw, ps, pt, pr, relu, &y[0, 0, 0, 0])
+            else:
+                ok = conv2d_forward_f32(N, C, H, W, O, kh, kw, stride, padding, px, pw, ps, pt, pr, relu,
+                                        &y[0, 0, 0, 0])
         else:
-            ok = conv2d_forward_f64(N, C, H, W, O, kh, kw, stride, padding, px, pw, ps, pt, pr, relu,
-                                    &y[0, 0, 0, 0])
+            if winograd:
+                ok = winograd3x3_forward_f64(N, C, H, W, O, px, pw, ps, pt, pr, relu, &y[0, 0, 0, 0])
+            else:
+                ok = conv2d_forward_f64(N, C, H, W, O, kh, kw, stride, padding, px, pw, ps, pt, pr, relu,
+                                        &y[0, 0, 0, 0])
     if not ok:
         raise MemoryError("conv2d_forward: out of memory")
 

@@ -129,3 +129,7 @@ cdef extern from "miniclip.h" nogil:
                     const double *cols, double *dx)
     void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y)
     void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y)
+    int winograd3x3_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const float *x, const float *w,
+                                const float *scale, const float *shift, const float *res, int relu, float *y)
+    int winograd3x3_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const double *x, const double *w,
+                                const double *scale, const double *shift, const double *res, int relu, double *y)

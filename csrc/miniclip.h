@@ -170,6 +170,13 @@ void col2im_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s,
 void col2im_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
                 const double *cols, double *dx);
 
+/* ---- 3x3 convolution, stride 1, padding 1, by Winograd's F(2x2, 3x3) (winograd.c); x (N, C, H, W),
+ * w (O, C, 3, 3), y and res (N, O, H, W) contiguous; the epilogue and the result as conv2d_forward. */
+int winograd3x3_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const float *x, const float *w,
+                            const float *scale, const float *shift, const float *res, int relu, float *y);
+int winograd3x3_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const double *x, const double *w,
+                            const double *scale, const double *shift, const double *res, int relu, double *y);
+
 /* ---- average pooling over k x k blocks (pool.c); x (P, H, W), y (P, H/k, W/k) contiguous ---- */
 void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y);
 void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y);

@@ -1,5 +1,5 @@
-"""The ResNet's kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im; csrc/pool.c:
-avg_pool2d) against their NumPy references, and ``nn.conv_bn``'s fused inference path against
+"""The ResNet's kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im; csrc/winograd.c:
+the 3x3 convolution by F(2x2, 3x3); csrc/pool.c: avg_pool2d) against their NumPy references, and ``nn.conv_bn``'s fused inference path against
 the plain ops.
 
 Shape legend: N images, C input channels, H, W input size, O output channels, k the kernel,
@@ -37,7 +37,15 @@ PROBLEMS = [
     (3, 700, 7, 7, 5, 1, 1, 0),        # 1x1 blocks spanning images
     (2, 300, 9, 9, 7, 1, 2, 0),
     (2, 3, 45, 37, 9, 3, 1, 1),        # a large map: blocks inside one image
+    (2, 130, 7, 7, 9, 3, 1, 1),        # Winograd by default (C >= 128): odd map, tiles past the edge
+    (1, 128, 2, 3, 3, 3, 1, 1),
+    (3, 140, 14, 14, 20, 3, 1, 1),     # several blocks of Winograd tiles
 ]
+
+
+def _methods(problem):
+    """The compiled methods that apply: im2col always, Winograd for 3x3, stride 1, padding 1."""
+    return ["im2col", "winograd"] if problem[5:] == (3, 1, 1) else ["im2col"]
 
 
 def _err(ours, ref):
@@ -67,11 +75,18 @@ def _inputs(rng, problem, dtype, contiguous=True):
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_conv2d_matches_the_reference(problem, dtype):
     x, w, s, p, scale, shift, res = _inputs(np.random.default_rng(0), problem, dtype)
-    for args in [(None, None, None, False), (scale, shift, None, True), (scale, shift, res, True),
-                 (None, None, res, False), (scale, None, None, True)]:
-        ours = compiled.conv2d(x, w, s, p, *args)
-        ref = reference.conv2d(x, w, s, p, *args)
-        assert _err(ours, ref) <= _tol(dtype), f"{problem}, epilogue {[a is not None for a in args]}"
+    for method in _methods(problem):
+        for args in [(None, None, None, False), (scale, shift, None, True), (scale, shift, res, True),
+                     (None, None, res, False), (scale, None, None, True), (None, shift, None, False)]:
+            ours = compiled.conv2d(x, w, s, p, *args, method=method)
+            ref = reference.conv2d(x, w, s, p, *args)
+            assert _err(ours, ref) <= _tol(dtype), f"{problem} {method}, epilogue {[a is not None for a in args]}"
+
+
+def test_winograd_only_for_3x3_stride_1_padding_1():
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="winograd needs a 3x3 kernel, stride 1, padding 1"):
+        compiled.conv2d(x, np.zeros((3, 2, 3, 3), np.float32), 2, 1, method="winograd")
 
 
 @given(problem=st.sampled_from(PROBLEMS), dtype=st.sampled_from(DTYPES), threads=st.sampled_from([1, 2, 3]))
@@ -80,15 +95,17 @@ def test_conv2d_any_thread_count_and_layout(problem, dtype, threads):
     before = compiled.get_num_threads()
     compiled.set_num_threads(threads)
     try:
-        ours = compiled.conv2d(x, w, s, p, scale, shift, res, True)
+        ours = [compiled.conv2d(x, w, s, p, scale, shift, res, True, method=m) for m in _methods(problem)]
     finally:
         compiled.set_num_threads(before)
-    assert _err(ours, reference.conv2d(x, w, s, p, scale, shift, res, True)) <= _tol(dtype)
+    for y in ours:
+        assert _err(y, reference.conv2d(x, w, s, p, scale, shift, res, True)) <= _tol(dtype)
 
 
 def test_conv2d_relu_keeps_nan():
     x = np.full((1, 1, 2, 2), np.nan, np.float32)
-    y = compiled.conv2d(x, np.ones((1, 1, 1, 1), np.float32), 1, 0, relu=True)
+    assert np.isnan(compiled.conv2d(x, np.ones((1, 1, 1, 1), np.float32), 1, 0, relu=True)).all()
+    y = compiled.conv2d(x, np.ones((1, 1, 3, 3), np.float32), 1, 1, relu=True, method="winograd")
     assert np.isnan(y).all()
 
 
