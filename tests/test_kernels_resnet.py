@@ -87,6 +87,9 @@ def test_winograd_only_for_3x3_stride_1_padding_1():
     x = np.zeros((1, 2, 5, 5), np.float32)
     with pytest.raises(ValueError, match="winograd needs a 3x3 kernel, stride 1, padding 1"):
         compiled.conv2d(x, np.zeros((3, 2, 3, 3), np.float32), 2, 1, method="winograd")
+    for backend in (compiled, reference):
+        with pytest.raises(ValueError, match="expected method 'auto', 'im2col' or 'winograd', got 'fft'"):
+            backend.conv2d(x, np.zeros((3, 2, 3, 3), np.float32), 1, 1, method="fft")
 
 
 @given(problem=st.sampled_from(PROBLEMS), dtype=st.sampled_from(DTYPES), threads=st.sampled_from([1, 2, 3]))

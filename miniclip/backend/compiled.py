@@ -452,13 +452,15 @@ def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, re
     """
     extra = [a for a in (scale, shift, residual) if a is not None]
     if not (_float_array(x, weight, *extra) and x.ndim == 4 and weight.ndim == 4):
-        return reference.conv2d(x, weight, stride, padding, scale, shift, residual, relu)
+        return reference.conv2d(x, weight, stride, padding, scale, shift, residual, relu, method)
     N, C, H, W = x.shape
     O, _, kh, kw = weight.shape
     Ho, Wo = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
     if method == "auto":
         winograd = kh == kw == 3 and stride == padding == 1 and C >= WINOGRAD_MIN_CHANNELS
         method = "winograd" if winograd else "im2col"
+    elif method not in ("im2col", "winograd"):
+        raise ValueError(f"conv2d: expected method 'auto', 'im2col' or 'winograd', got {method!r}")
     y = np.empty((N, O, Ho, Wo), dtype=x.dtype)
     x, w2, scale, shift, residual = _contiguous(x, weight.reshape(O, -1), scale, shift, residual)
     _C.conv2d_forward(x, w2, kh, kw, stride, padding, scale, shift, residual, relu, y, method)

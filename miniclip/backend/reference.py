@@ -336,15 +336,19 @@ def col2im(cols, x_shape, kh, kw, stride, padding):
     return dx[:, :, padding:padding + H, padding:padding + W]
 
 
-def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, relu=False):
+def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, relu=False, method="auto"):
     """y = conv(x, weight), then the epilogue: y = y * scale[o] + shift[o] + residual, then max(y, 0).
 
     x (N, C, H, W), weight (O, C, kh, kw) -> y (N, O, Ho, Wo): one product per image of the
     weight (O, C*kh*kw) and ``im2col(x)[n]`` (C*kh*kw, L). ``scale``, ``shift`` (O,) and
     ``residual`` (N, O, Ho, Wo) may be None (skipped); ``relu`` applies max(y, 0) last. The
     epilogue is eval-mode BatchNorm (scale = weight / sqrt(running_var + eps), shift = bias -
-    running_mean * scale), the Bottleneck's shortcut and its ReLU, in that order.
+    running_mean * scale), the Bottleneck's shortcut and its ReLU, in that order. ``method`` picks
+    the compiled algorithm ("im2col", "winograd", "auto"); the reference computes the same
+    convolution whatever it says.
     """
+    if method not in ("auto", "im2col", "winograd"):
+        raise ValueError(f"conv2d: expected method 'auto', 'im2col' or 'winograd', got {method!r}")
     N, C, H, W = x.shape
     O, _, kh, kw = weight.shape
     Ho, Wo = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
