@@ -465,3 +465,94 @@ def adamw_step(floating[::1] p, const floating[::1] g, floating[::1] m, floating
         else:
             adamw_step_f64(n, &p[0], &g[0], &m[0], &v[0], decay, beta1, beta2, step_size,
                            inv_sqrt_bc2, eps)
+
+
+# ------------------------------------------------------------------ convolution
+def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, int kh, int kw, int stride,
+                   int padding, const floating[::1] scale, const floating[::1] shift,
+                   const floating[:, :, :, ::1] res, bint relu, floating[:, :, :, ::1] y,
+                   str method="im2col"):
+    """y (N, O, Ho, Wo) = conv(x (N, C, H, W), w (O, C*kh*kw)), then y * scale + shift (per
+    channel) + res, then ReLU; scale, shift, res may be None. All contiguous. method "im2col"
+    (conv.c) or "winograd" (winograd.c: 3x3, stride 1, padding 1 only)."""
+    cdef idx_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3], O = w.shape[0]
+    cdef idx_t Ho = (H + 2 * padding - kh) // stride + 1, Wo = (W + 2 * padding - kw) // stride + 1
+    if (w.shape[1] != C * kh * kw or y.shape[0] != N or y.shape[1] != O or y.shape[2] != Ho
+            or y.shape[3] != Wo or (scale is not None and scale.shape[0] != O)
+            or (shift is not None and shift.shape[0] != O)
+            or (res is not None and (res.shape[0] != N or res.shape[1] != O or res.shape[2] != Ho
+                                     or res.shape[3] != Wo))):
+        raise ValueError("conv2d_forward: shapes differ")
+    if y.size == 0:
+        return
+    cdef const floating *ps = &scale[0] if scale is not None else NULL
+    cdef const floating *pt = &shift[0] if shift is not None else NULL
+    cdef const floating *pr = &res[0, 0, 0, 0] if res is not None else NULL
+    cdef const floating *pw = &w[0, 0] if w.size else NULL
+    cdef const floating *px = &x[0, 0, 0, 0] if x.size else NULL
+    cdef int ok
+    cdef bint winograd = method == "winograd"
+    if winograd and not (kh == 3 and kw == 3 and stride == 1 and padding == 1):
+        raise ValueError("conv2d_forward: winograd needs a 3x3 kernel, stride 1, padding 1")
+    with nogil:
+        if floating is float:
+            if winograd:
+                ok = winograd3x3_forward_f32(N, C, H, W, O, px, pw, ps, pt, pr, relu, &y[0, 0, 0, 0])
+            else:
+                ok = conv2d_forward_f32(N, C, H, W, O, kh, kw, stride, padding, px, pw, ps, pt, pr, relu,
+                                        &y[0, 0, 0, 0])
+        else:
+            if winograd:
+                ok = winograd3x3_forward_f64(N, C, H, W, O, px, pw, ps, pt, pr, relu, &y[0, 0, 0, 0])
+            else:
+                ok = conv2d_forward_f64(N, C, H, W, O, kh, kw, stride, padding, px, pw, ps, pt, pr, relu,
+                                        &y[0, 0, 0, 0])
+    if not ok:
+        raise MemoryError("conv2d_forward: out of memory")
+
+
+def im2col(const floating[:, :, :, ::1] x, int kh, int kw, int stride, int padding, floating[:, :, ::1] cols):
+    """cols (N, C*kh*kw, Ho*Wo) = the windows of x (N, C, H, W) (conv.c)."""
+    cdef idx_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef idx_t L = ((H + 2 * padding - kh) // stride + 1) * ((W + 2 * padding - kw) // stride + 1)
+    if cols.shape[0] != N or cols.shape[1] != C * kh * kw or cols.shape[2] != L:
+        raise ValueError("im2col: shapes differ")
+    if cols.size == 0:
+        return
+    with nogil:
+        if floating is float:
+            im2col_f32(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0])
+        else:
+            im2col_f64(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0])
+
+
+def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int padding, floating[:, :, :, ::1] dx):
+    """dx (N, C, H, W) = the adjoint of im2col applied to cols (N, C*kh*kw, Ho*Wo) (conv.c)."""
+    cdef idx_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef idx_t L = ((H + 2 * padding - kh) // stride + 1) * ((W + 2 * padding - kw) // stride + 1)
+    if cols.shape[0] != N or cols.shape[1] != C * kh * kw or cols.shape[2] != L:
+        raise ValueError("col2im: shapes differ")
+    if dx.size == 0:
+        return
+    if cols.size == 0:
+        dx[...] = 0
+        return
+    with nogil:
+        if floating is float:
+            col2im_f32(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0])
+        else:
+            col2im_f64(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0])
+
+
+def avg_pool2d(const floating[:, :, ::1] x, int k, floating[:, :, ::1] y):
+    """y (P, H/k, W/k) = the means of the k x k blocks of x (P, H, W) (pool.c)."""
+    cdef idx_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    if k < 1 or y.shape[0] != P or y.shape[1] != H // k or y.shape[2] != W // k:
+        raise ValueError("avg_pool2d: shapes differ")
+    if y.size == 0:
+        return
+    with nogil:
+        if floating is float:
+            avg_pool2d_f32(P, H, W, k, &x[0, 0, 0], &y[0, 0, 0])
+        else:
+            avg_pool2d_f64(P, H, W, k, &x[0, 0, 0], &y[0, 0, 0])

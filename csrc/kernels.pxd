@@ -112,3 +112,24 @@ cdef extern from "miniclip.h" nogil:
                         float beta2, float step_size, float inv_sqrt_bc2, float eps)
     void adamw_step_f64(idx_t n, double *p, const double *g, double *m, double *v, double decay, double beta1,
                         double beta2, double step_size, double inv_sqrt_bc2, double eps)
+
+    int conv2d_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                           const float *x, const float *w, const float *scale, const float *shift,
+                           const float *res, int relu, float *y)
+    int conv2d_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                           const double *x, const double *w, const double *scale, const double *shift,
+                           const double *res, int relu, double *y)
+    void im2col_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                    const float *x, float *cols)
+    void im2col_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                    const double *x, double *cols)
+    void col2im_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                    const float *cols, float *dx)
+    void col2im_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                    const double *cols, double *dx)
+    void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y)
+    void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y)
+    int winograd3x3_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const float *x, const float *w,
+                                const float *scale, const float *shift, const float *res, int relu, float *y)
+    int winograd3x3_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const double *x, const double *w,
+                                const double *scale, const double *shift, const double *res, int relu, double *y)

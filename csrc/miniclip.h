@@ -151,6 +151,36 @@ void adamw_step_f32(idx_t n, float *p, const float *g, float *m, float *v, float
 void adamw_step_f64(idx_t n, double *p, const double *g, double *m, double *v, double decay, double beta1,
                     double beta2, double step_size, double inv_sqrt_bc2, double eps);
 
+/* ---- convolution (conv.c); x (N, C, H, W), w (O, C*kh*kw), y and res (N, O, Ho, Wo), cols
+ * (N, C*kh*kw, Ho*Wo), dx (N, C, H, W), all contiguous. conv2d_forward: y = conv(x, w) (stride s,
+ * zero padding p), then y = y * scale[o] + shift[o] + res, then max(y, 0) when relu; scale, shift,
+ * res may be NULL. Returns 0 when out of memory (nothing written), 1 otherwise. */
+int conv2d_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                       const float *x, const float *w, const float *scale, const float *shift,
+                       const float *res, int relu, float *y);
+int conv2d_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                       const double *x, const double *w, const double *scale, const double *shift,
+                       const double *res, int relu, double *y);
+void im2col_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                const float *x, float *cols);
+void im2col_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                const double *x, double *cols);
+void col2im_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                const float *cols, float *dx);
+void col2im_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                const double *cols, double *dx);
+
+/* ---- 3x3 convolution, stride 1, padding 1, by Winograd's F(2x2, 3x3) (winograd.c); x (N, C, H, W),
+ * w (O, C, 3, 3), y and res (N, O, H, W) contiguous; the epilogue and the result as conv2d_forward. */
+int winograd3x3_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const float *x, const float *w,
+                            const float *scale, const float *shift, const float *res, int relu, float *y);
+int winograd3x3_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const double *x, const double *w,
+                            const double *scale, const double *shift, const double *res, int relu, double *y);
+
+/* ---- average pooling over k x k blocks (pool.c); x (P, H, W), y (P, H/k, W/k) contiguous ---- */
+void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y);
+void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y);
+
 /* SIMD selection for the micro-kernels (gemm_microkernel.c):
  * mode 0 = auto (the best the CPU supports), 1 = force the portable generic C kernel.
  * The environment variable MINICLIP_FORCE_GENERIC=1 sets mode 1 at load time. */

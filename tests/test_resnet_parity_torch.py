@@ -3,7 +3,8 @@ layout (``tests/torch_clip.py``), exports a state dict with perturbed parameters
 running statistics; ``build_model`` infers the configuration from the shapes and loads it. In training mode
 (batch statistics) image embeddings, logits, loss, every parameter gradient and the updated running
 statistics must agree to 1e-8 relative in float64; in eval mode (running statistics) the embeddings too,
-and to 1e-4 in float32.
+and to 1e-4 in float32, both through the ops and inside ``no_grad()`` (where each convolution, its
+BatchNorm, the residual and the ReLU run as one fused kernel).
 
 The small configurations run in the fast suite; the full RN50 (224 px, the released hyperparameters)
 is the ``rn50`` case. PyTorch is only an oracle here: skipped when it is not installed.
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from clip_tiny import random_images, random_tokens, rel_err
 
+from miniclip import no_grad
 from miniclip.loss import clip_loss
 from miniclip.model import ModifiedResNet, build_model, infer_config
 
@@ -113,10 +115,12 @@ def check_eval(name, dtype, tol):
     with torch.no_grad():
         expected = ref.encode_image(torch.from_numpy(images)).numpy()
         expected_logits = ref(torch.from_numpy(images), torch.from_numpy(tokens))[0].numpy()
-    err = rel_err(ours.encode_image(images).data, expected)
+    err = rel_err(ours.encode_image(images).data, expected)           # the ops, recording a graph
     err_logits = rel_err(ours(images, tokens)[0].data, expected_logits)
-    print(f"\n{name} eval {dtype}: encode_image {err:.2e}, logits {err_logits:.2e}")
-    assert err <= tol and err_logits <= tol
+    with no_grad():                                                    # the fused path (nn/conv_bn.py)
+        err_fused = rel_err(ours.encode_image(images).data, expected)
+    print(f"\n{name} eval {dtype}: encode_image {err:.2e} (no_grad {err_fused:.2e}), logits {err_logits:.2e}")
+    assert err <= tol and err_logits <= tol and err_fused <= tol
 
 
 @pytest.mark.parametrize("name", FAST)

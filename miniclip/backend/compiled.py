@@ -26,6 +26,7 @@ __all__ = ["gemm", "gemm_naive", "matmul", "linear", "attention_forward", "atten
            "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
            "layer_norm_forward", "layer_norm_backward",
            "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
+           "im2col", "col2im", "conv2d", "avg_pool2d",
            "adamw_step", "set_num_threads", "get_num_threads", "set_simd"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -410,6 +411,70 @@ def quick_gelu_backward(x, dy):
     if not (_float_array(x, dy) and x.shape == dy.shape):
         return reference.quick_gelu_backward(x, dy)
     return _elementwise("quick_gelu", x, dy)
+
+
+# ----------------------------------------------------------------------- convolution
+def _contiguous(*arrays):
+    return [None if a is None else np.ascontiguousarray(a) for a in arrays]
+
+
+def im2col(x, kh, kw, stride, padding):
+    """The windows of x (N, C, H, W) as columns (N, C*kh*kw, L), in C; same contract as the reference."""
+    if not (_float_array(x) and x.ndim == 4) or (kh == kw == 1 and stride == 1 and padding == 0):
+        return reference.im2col(x, kh, kw, stride, padding)               # 1x1: x itself, a view
+    N, C, H, W = x.shape
+    L = ((H + 2 * padding - kh) // stride + 1) * ((W + 2 * padding - kw) // stride + 1)
+    cols = np.empty((N, C * kh * kw, L), dtype=x.dtype)
+    _C.im2col(np.ascontiguousarray(x), kh, kw, stride, padding, cols)
+    return cols
+
+
+def col2im(cols, x_shape, kh, kw, stride, padding):
+    """The adjoint of im2col, in C (same order of additions as the reference, so equal to the bit)."""
+    if not (_float_array(cols) and cols.ndim == 3) or (kh == kw == 1 and stride == 1 and padding == 0):
+        return reference.col2im(cols, x_shape, kh, kw, stride, padding)
+    dx = np.empty(x_shape, dtype=cols.dtype)
+    _C.col2im(np.ascontiguousarray(cols), kh, kw, stride, padding, dx)
+    return dx
+
+
+# 3x3 convolutions (stride 1, padding 1) with at least this many input channels use Winograd's
+# F(2x2, 3x3) (csrc/winograd.c: 2.25x fewer multiply-adds, in 16 GEMMs with C as their inner size);
+# below it those GEMMs are too thin to run at speed and im2col is faster (benchmarks/README.md).
+WINOGRAD_MIN_CHANNELS = 128
+
+
+def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, relu=False, method="auto"):
+    """Convolution and its epilogue in C, block by block; same contract as the reference.
+
+    ``method``: "im2col" (csrc/conv.c), "winograd" (csrc/winograd.c; 3x3, stride 1, padding 1) or
+    "auto" (Winograd for such convolutions with at least WINOGRAD_MIN_CHANNELS input channels).
+    """
+    extra = [a for a in (scale, shift, residual) if a is not None]
+    if not (_float_array(x, weight, *extra) and x.ndim == 4 and weight.ndim == 4):
+        return reference.conv2d(x, weight, stride, padding, scale, shift, residual, relu, method)
+    N, C, H, W = x.shape
+    O, _, kh, kw = weight.shape
+    Ho, Wo = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
+    if method == "auto":
+        winograd = kh == kw == 3 and stride == padding == 1 and C >= WINOGRAD_MIN_CHANNELS
+        method = "winograd" if winograd else "im2col"
+    elif method not in ("im2col", "winograd"):
+        raise ValueError(f"conv2d: expected method 'auto', 'im2col' or 'winograd', got {method!r}")
+    y = np.empty((N, O, Ho, Wo), dtype=x.dtype)
+    x, w2, scale, shift, residual = _contiguous(x, weight.reshape(O, -1), scale, shift, residual)
+    _C.conv2d_forward(x, w2, kh, kw, stride, padding, scale, shift, residual, relu, y, method)
+    return y
+
+
+def avg_pool2d(x, k):
+    """The means of x's k x k blocks in C (csrc/pool.c); same contract as the reference."""
+    if not (_float_array(x) and x.ndim == 4):
+        return reference.avg_pool2d(x, k)
+    N, C, H, W = x.shape
+    y = np.empty((N, C, H // k, W // k), dtype=x.dtype)
+    _C.avg_pool2d(np.ascontiguousarray(x).reshape(N * C, H, W), k, y.reshape(N * C, H // k, W // k))
+    return y
 
 
 # ----------------------------------------------------------------------------- AdamW

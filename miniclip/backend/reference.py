@@ -19,7 +19,7 @@ KERNELS = (
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
     "embedding_backward",
-    "im2col", "col2im",
+    "im2col", "col2im", "conv2d", "avg_pool2d",
     "adamw_step",
 )
 
@@ -334,6 +334,44 @@ def col2im(cols, x_shape, kh, kw, stride, padding):
         for j in range(kw):  # offset (i, j) of every window: rows i, i+s, ..., columns j, j+s, ...
             dx[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride] += cols[:, :, i, j]
     return dx[:, :, padding:padding + H, padding:padding + W]
+
+
+def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, relu=False, method="auto"):
+    """y = conv(x, weight), then the epilogue: y = y * scale[o] + shift[o] + residual, then max(y, 0).
+
+    x (N, C, H, W), weight (O, C, kh, kw) -> y (N, O, Ho, Wo): one product per image of the
+    weight (O, C*kh*kw) and ``im2col(x)[n]`` (C*kh*kw, L). ``scale``, ``shift`` (O,) and
+    ``residual`` (N, O, Ho, Wo) may be None (skipped); ``relu`` applies max(y, 0) last. The
+    epilogue is eval-mode BatchNorm (scale = weight / sqrt(running_var + eps), shift = bias -
+    running_mean * scale), the Bottleneck's shortcut and its ReLU, in that order. ``method`` picks
+    the compiled algorithm ("im2col", "winograd", "auto"); the reference computes the same
+    convolution whatever it says.
+    """
+    if method not in ("auto", "im2col", "winograd"):
+        raise ValueError(f"conv2d: expected method 'auto', 'im2col' or 'winograd', got {method!r}")
+    N, C, H, W = x.shape
+    O, _, kh, kw = weight.shape
+    Ho, Wo = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
+    cols = im2col(x, kh, kw, stride, padding)                          # (N, CK, L)
+    y = matmul(weight.reshape(O, -1), cols).reshape(N, O, Ho, Wo)      # (O, CK) @ (N, CK, L)
+    if scale is not None:
+        y *= scale.reshape(1, O, 1, 1)
+    if shift is not None:
+        y += shift.reshape(1, O, 1, 1)
+    if residual is not None:
+        y += residual
+    if relu:
+        np.maximum(y, 0, out=y)
+    return y
+
+
+def avg_pool2d(x, k):
+    """The mean of each k x k block of x (N, C, H, W) -> (N, C, H // k, W // k); rows and columns
+    past the last whole block are dropped (PyTorch's ``AvgPool2d(k)``, ``ceil_mode=False``)."""
+    N, C, H, W = x.shape
+    Ho, Wo = H // k, W // k
+    blocks = x[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)     # (N, C, Ho, k, Wo, k)
+    return blocks.mean(axis=(3, 5))                                     # (N, C, Ho, Wo)
 
 
 # ----------------------------------------------------------------------------- AdamW

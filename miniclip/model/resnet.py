@@ -22,7 +22,7 @@ final global average pool (``nn/attention_pool.py``).
 import numpy as np
 
 from .. import ops
-from ..nn import AttentionPool2d, BatchNorm2d, Conv2d, Module, ModuleList, init
+from ..nn import AttentionPool2d, BatchNorm2d, Conv2d, Module, ModuleList, conv_bn, init
 
 
 class Bottleneck(Module):
@@ -53,13 +53,14 @@ class Bottleneck(Module):
             self.downsample = Downsample(inplanes, out, stride, dtype, rng)
 
     def forward(self, x):
-        out = ops.relu(self.bn1(self.conv1(x)))                   # (N, C, H, W) -> (N, planes, H, W)
-        out = ops.relu(self.bn2(self.conv2(out)))                 # 3x3, padding 1: same size
+        # conv_bn(conv, bn, x, residual, relu) = relu(bn(conv(x)) + residual), one kernel in
+        # inference (nn/conv_bn.py); the original reads relu(bn1(conv1(x))), ...
+        out = conv_bn(self.conv1, self.bn1, x, relu=True)         # (N, C, H, W) -> (N, planes, H, W)
+        out = conv_bn(self.conv2, self.bn2, out, relu=True)       # 3x3, padding 1: same size
         if self.stride > 1:
             out = ops.avg_pool2d(out, self.stride)                # (N, planes, H/s, W/s)
-        out = self.bn3(self.conv3(out))                           # (N, 4 planes, H/s, W/s)
         identity = x if self.downsample is None else self.downsample(x)
-        return ops.relu(out + identity)
+        return conv_bn(self.conv3, self.bn3, out, residual=identity, relu=True)   # (N, 4 planes, H/s, W/s)
 
 
 class Downsample(Module):
@@ -78,7 +79,7 @@ class Downsample(Module):
     def forward(self, x):
         if self.stride > 1:
             x = ops.avg_pool2d(x, self.stride)
-        return getattr(self, "1")(getattr(self, "0")(x))
+        return conv_bn(getattr(self, "0"), getattr(self, "1"), x)
 
 
 class ModifiedResNet(Module):
@@ -121,10 +122,10 @@ class ModifiedResNet(Module):
         return layers
 
     def stem(self, x):
-        x = ops.relu(self.bn1(self.conv1(x)))      # (N, 3, R, R) -> (N, w/2, R/2, R/2)
-        x = ops.relu(self.bn2(self.conv2(x)))      # (N, w/2, R/2, R/2)
-        x = ops.relu(self.bn3(self.conv3(x)))      # (N, w, R/2, R/2)
-        return ops.avg_pool2d(x, 2)                # (N, w, R/4, R/4)
+        x = conv_bn(self.conv1, self.bn1, x, relu=True)   # relu(bn1(conv1(x))): (N, 3, R, R) -> (N, w/2, R/2, R/2)
+        x = conv_bn(self.conv2, self.bn2, x, relu=True)   # (N, w/2, R/2, R/2)
+        x = conv_bn(self.conv3, self.bn3, x, relu=True)   # (N, w, R/2, R/2)
+        return ops.avg_pool2d(x, 2)                       # (N, w, R/4, R/4)
 
     def forward(self, x):
         x = self.stem(x)

@@ -3,7 +3,8 @@
 ``Module`` / ``ModuleList`` / ``Parameter`` are the containers; ``Linear``,
 ``LayerNorm``, ``Embedding``, ``MultiheadAttention``, ``MLP`` (with ``QuickGELU``),
 ``ResidualAttentionBlock`` and ``Transformer`` are CLIP's layers; ``Conv2d``,
-``BatchNorm2d`` and ``AttentionPool2d`` those of its ResNet image encoders.
+``BatchNorm2d`` and ``AttentionPool2d`` those of its ResNet image encoders (``conv_bn`` runs a
+convolution and its BatchNorm as one kernel when nothing is differentiated).
 """
 
 from . import init
@@ -11,6 +12,7 @@ from .attention import MultiheadAttention
 from .attention_pool import AttentionPool2d
 from .batchnorm import BatchNorm2d
 from .conv import Conv2d
+from .conv_bn import conv_bn
 from .embedding import Embedding
 from .layernorm import LayerNorm
 from .linear import Linear
@@ -21,4 +23,4 @@ from .transformer import ResidualAttentionBlock, Transformer
 
 __all__ = ["Module", "ModuleList", "Parameter", "IncompatibleKeys", "Linear", "LayerNorm", "Embedding",
            "MultiheadAttention", "MLP", "QuickGELU", "ResidualAttentionBlock", "Transformer", "init",
-           "Conv2d", "BatchNorm2d", "AttentionPool2d"]
+           "Conv2d", "BatchNorm2d", "AttentionPool2d", "conv_bn"]

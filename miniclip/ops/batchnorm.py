@@ -19,6 +19,15 @@ from ._util import operands
 AXES = (0, 2, 3)  # every axis but the channels: the M values that share a mean and a variance
 
 
+def affine(weight, bias, mu, var, eps):
+    """BatchNorm with fixed statistics as a per-channel affine map, y = x * scale + shift:
+    rstd = 1 / sqrt(var + eps), scale = weight * rstd, shift = bias - mu * scale.
+    Returns (rstd, scale, shift), each (C,)."""
+    rstd = 1.0 / np.sqrt(var + eps)
+    scale = weight * rstd
+    return rstd, scale, bias - mu * scale
+
+
 def _per_channel(v):
     """(C,) -> (1, C, 1, 1), to broadcast against (N, C, H, W)."""
     return v.reshape(1, -1, 1, 1)
@@ -48,13 +57,12 @@ class BatchNorm2d(Function):
             running_var += momentum * var * (M / (M - 1))
         else:
             mu, var = running_mean.copy(), running_var.copy()          # constants of this call
-        rstd = 1.0 / np.sqrt(var + eps)                                # (C,)
+        rstd, scale, shift = affine(weight, bias, mu, var, eps)        # (C,) each
         ctx.save_for_backward(x, mu, weight, rstd)
         ctx.training = training
         # y = weight * (x - mu) * rstd + bias = x * scale + shift, two passes over x
-        scale = weight * rstd                                          # (C,)
         y = x * _per_channel(scale)
-        y += _per_channel(bias - mu * scale)
+        y += _per_channel(shift)
         return y
 
     @staticmethod

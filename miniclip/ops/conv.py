@@ -9,9 +9,11 @@ L = Ho*Wo output positions, CK = C*kh*kw the length of one window.
 
 Every output pixel is the dot product of the flattened weight of its channel with the window
 under it, so copying the windows into columns turns the whole convolution into one GEMM per
-image (``K.matmul`` broadcasts the weight over the images). No bias: every convolution of
-CLIP's ResNet is followed by a BatchNorm, whose shift would absorb it (the original passes
-``bias=False``).
+image. ``K.conv2d`` is that formula: the NumPy reference (``backend/reference.py``) says it in
+two lines; the compiled kernel (``csrc/conv.c``) runs it one block of output positions at a
+time, so that the columns stay in cache between being written and being multiplied, and reads
+a 1x1 convolution's columns straight from x. No bias: every convolution of CLIP's ResNet is
+followed by a BatchNorm, whose shift would absorb it (the original passes ``bias=False``).
 """
 
 import numpy as np
@@ -34,14 +36,10 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, stride, padding):
-        N, C, H, W = x.shape
-        O, _, kh, kw = weight.shape
-        Ho, Wo = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
-        cols = K.im2col(x, kh, kw, stride, padding)                   # (N, CK, L)
-        y = K.matmul(weight.reshape(O, -1), cols)                     # (O, CK) @ (N, CK, L) -> (N, O, L)
+        y = K.conv2d(x, weight, stride, padding)                      # im2col, then (O, CK) @ cols[n]
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.padding = stride, padding
-        return y.reshape(N, O, Ho, Wo)
+        return y                                                      # (N, O, Ho, Wo)
 
     @staticmethod
     def backward(ctx, dy):
@@ -74,14 +72,21 @@ def conv2d(x, weight, stride=1, padding=0):
     ``torch.nn.functional.conv2d`` (groups 1, dilation 1).
     """
     x, weight = operands(x, weight)
-    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+    stride, padding = check_args(x.shape, weight.shape, stride, padding)
+    return Conv2d.apply(x, weight, stride, padding)
+
+
+def check_args(x_shape, weight_shape, stride, padding):
+    """Raise a one-line ValueError unless x_shape (N, C, H, W) and weight_shape (O, C, kh, kw) can
+    be convolved with this stride and padding; return (stride, padding) as ints."""
+    if len(x_shape) != 4 or len(weight_shape) != 4 or x_shape[1] != weight_shape[1]:
         raise ValueError(f"conv2d: expected x (N, C, H, W) and weight (O, C, kh, kw) with the same C; "
-                         f"got x {x.shape}, weight {weight.shape}")
+                         f"got x {tuple(x_shape)}, weight {tuple(weight_shape)}")
     stride, padding = int(stride), int(padding)
     if stride < 1 or padding < 0:
         raise ValueError(f"conv2d: expected stride >= 1 and padding >= 0, got stride {stride}, padding {padding}")
-    kh, kw = weight.shape[2:]
-    if x.shape[2] + 2 * padding < kh or x.shape[3] + 2 * padding < kw:
+    kh, kw = weight_shape[2:]
+    if x_shape[2] + 2 * padding < kh or x_shape[3] + 2 * padding < kw:
         raise ValueError(f"conv2d: the {kh}x{kw} kernel is larger than the padded input "
-                         f"{x.shape[2] + 2 * padding}x{x.shape[3] + 2 * padding}")
-    return Conv2d.apply(x, weight, stride, padding)
+                         f"{x_shape[2] + 2 * padding}x{x_shape[3] + 2 * padding}")
+    return stride, padding

@@ -5,12 +5,15 @@ Shape legend: N images, C channels, H, W input size, k the block size, Ho = H //
     y[n, c, i, j] = mean of x[n, c, i*k:(i+1)*k, j*k:(j+1)*k]
 
 The blocks tile the image (kernel = stride = k, PyTorch's ``AvgPool2d(k)``); rows and columns
-past the last whole block are dropped, as PyTorch does (``ceil_mode=False``).
+past the last whole block are dropped, as PyTorch does (``ceil_mode=False``). The forward is
+``K.avg_pool2d``: the NumPy reference takes the mean over a 6-D view of the blocks, the compiled
+kernel (``csrc/pool.c``) sums each block's rows in one pass.
 """
 
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend import K
 from ._util import operands
 
 
@@ -19,11 +22,8 @@ class AvgPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, k):
-        N, C, H, W = x.shape
-        Ho, Wo = H // k, W // k
-        blocks = x[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)   # (N, C, Ho, k, Wo, k)
         ctx.x_shape, ctx.k = x.shape, k
-        return blocks.mean(axis=(3, 5))                                   # (N, C, Ho, Wo)
+        return K.avg_pool2d(x, k)                                         # (N, C, Ho, Wo)
 
     @staticmethod
     def backward(ctx, dy):

@@ -1,0 +1,62 @@
+/* conv.c: 2-D convolution as im2col + GEMM, one block of output positions at a time.
+ *
+ * Shape legend: N images, C input channels, H, W input size, O output channels, kh, kw the
+ * kernel, s stride, p zero padding, Ho = (H + 2p - kh) / s + 1 (Wo likewise), L = Ho*Wo output
+ * positions, CK = C*kh*kw the length of one window, j = n*L + l the column of position l of
+ * image n in the sequence of all N*L, lb the columns of one block.
+ * x (N, C, H, W), w (O, CK), y and res (N, O, L): all contiguous.
+ *
+ *     for each block of lb columns j0 .. j0 + lb:
+ *         cols = the im2col columns j0 .. j0 + lb              (CK, lb), a small buffer
+ *         out  = w (O, CK) @ cols                              GEMM v3 (gemm_packed.c)
+ *         y[n][:, l] = max(out * scale[o] + shift[o] + res, 0) the epilogue, optional parts
+ *
+ * This is ops/conv.py's formula (im2col, then one product per image), cut into blocks so that
+ * the columns and the output block stay in the core's L2 cache: the columns are written, packed
+ * by the GEMM and read while still hot, and the epilogue (eval-mode BatchNorm as a per-channel
+ * scale and shift, the residual, ReLU) runs over a block the GEMM has just written, instead of
+ * three more passes over the whole feature map in memory. A block may span two images (a 7x7
+ * map has only 49 positions: alone it would leave most of the GEMM's 16-wide tiles empty); a
+ * block inside one image is written straight into y[n], one that spans images into `out` first.
+ * A 1x1 convolution with stride 1 needs no columns at all: x[n] is already the (C, L) matrix,
+ * and the GEMM reads a block inside one image in place. (3x3 convolutions with stride 1 and at
+ * least 128 input channels go to winograd.c instead, with fewer multiply-adds; backend/compiled.py
+ * chooses.)
+ *
+ * Threads: the blocks are independent, so each thread takes whole blocks and runs a one-thread
+ * GEMM on them (no barriers inside a product). With fewer blocks than threads (one small
+ * image), the blocks run one after another, each GEMM on every thread.
+ *
+ * Also here, for the backward and for tests: im2col and col2im over whole images, the same
+ * copies as the NumPy reference (backend/reference.py), parallel over the channels.
+ *
+ * The code, for float and double (real.h): conv_impl.h, the driver first, then the column
+ * block, the epilogue, and the whole-image im2col / col2im.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "miniclip.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#define CONV_THREAD_ID() omp_get_thread_num()
+#else
+#define CONV_THREAD_ID() 0
+#endif
+
+/* a block's columns and output take at most this many bytes (under half of a 2 MiB L2, with
+ * room for the GEMM's packed panels), */
+#ifndef CONV_BLOCK_BYTES
+#define CONV_BLOCK_BYTES (768 * 1024)
+#endif
+/* but a block has at least this many columns, so the GEMM's packing of the weight, once per
+ * block, stays small next to the product (O*CK copies against O*CK*lb multiply-adds) */
+#ifndef CONV_MIN_BLOCK
+#define CONV_MIN_BLOCK 256
+#endif
+
+#define REAL_BITS 32
+#include "conv_impl.h"
+#define REAL_BITS 64
+#include "conv_impl.h"

@@ -1,0 +1,208 @@
+/* conv_impl.h: the convolution of conv.c for one element type (REAL, SFX: real.h).
+ * Read conv.c first: it states the algorithm and the shape legend. Top-down:
+ *   conv2d_forward   the driver: blocks of output positions, threads
+ *   conv_unit        one block: columns, GEMM, epilogue
+ *   im2col_rows      the columns of a block (the central copy)
+ *   conv_epilogue    y = max(y * scale + shift + res, 0), each part optional
+ *   im2col, col2im   whole images, for the backward
+ */
+#include "real.h"
+
+static void SFX(conv_unit)(idx_t j0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O,
+                           idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
+                           const REAL *x, const REAL *w, const REAL *scale, const REAL *shift,
+                           const REAL *res, int relu, REAL *y, REAL *cols, REAL *out, int nthreads);
+static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo,
+                             const REAL *x, idx_t l0, idx_t m, REAL *cols, idx_t ld);
+static void SFX(conv_epilogue)(idx_t O, idx_t m, const REAL *out, idx_t ld_out, REAL *y, idx_t ld_y,
+                               const REAL *scale, const REAL *shift, const REAL *res, int relu);
+
+/* Columns per block. The positions of all images are one sequence of N*L columns (image by
+ * image), cut into nblk even blocks: as few as keep a block's columns and output, (CK + O) x lb,
+ * within CONV_BLOCK_BYTES, a multiple of the thread count (every thread gets as many), each a
+ * multiple of NR wide (the GEMM's tile) and at least CONV_MIN_BLOCK. Small maps (7x7 = 49
+ * positions) thus share a block with the next image instead of leaving most of a GEMM's tiles
+ * empty. */
+static idx_t SFX(conv_block)(idx_t CK, idx_t O, idx_t NL, int nt)
+{
+    idx_t fit = CONV_BLOCK_BYTES / ((idx_t)sizeof(REAL) * (CK + O));
+    if (fit < CONV_MIN_BLOCK) fit = CONV_MIN_BLOCK;
+    idx_t nblk = (NL + fit - 1) / fit;
+    if (nt > 1 && NL >= (idx_t)nt * CONV_MIN_BLOCK) nblk = (nblk + nt - 1) / nt * nt;
+    idx_t lb = (NL + nblk - 1) / nblk;
+    lb = (lb + NR - 1) / NR * NR;
+    return lb < NL ? lb : NL;
+}
+
+/* y (N, O, L) = conv(x, w), then the epilogue; returns 0 when out of memory (y unwritten). */
+int SFX(conv2d_forward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                        const REAL *x, const REAL *w, const REAL *scale, const REAL *shift,
+                        const REAL *res, int relu, REAL *y)
+{
+    idx_t Ho = (H + 2 * p - kh) / s + 1, Wo = (W + 2 * p - kw) / s + 1, L = Ho * Wo, CK = C * kh * kw;
+    if (N <= 0 || O <= 0 || L <= 0) return 1;
+    int nt = miniclip_max_threads();
+    idx_t lb = SFX(conv_block)(CK, O, N * L, nt);
+    idx_t units = (N * L + lb - 1) / lb;
+    int team = nt > 1 && units >= nt;                     /* whole blocks per thread */
+    size_t per_thread = (size_t)(CK + O) * (size_t)lb;     /* the columns, then the output */
+    REAL *buf = (REAL *)malloc(per_thread * (team ? (size_t)nt : 1) * sizeof(REAL));
+    if (!buf) return 0;
+    if (team) {
+        #pragma omp parallel for schedule(static) num_threads(nt)
+        for (idx_t u = 0; u < units; u++) {
+            REAL *mine = buf + per_thread * (size_t)CONV_THREAD_ID();
+            idx_t j0 = u * lb;
+            SFX(conv_unit)(j0, N * L - j0 < lb ? N * L - j0 : lb, C, H, W, O, kh, kw, s, p, Wo, L,
+                           x, w, scale, shift, res, relu, y, mine, mine + (size_t)CK * lb, 1);
+        }
+    } else {                                               /* few blocks: the GEMM's own threads */
+        for (idx_t u = 0; u < units; u++) {
+            idx_t j0 = u * lb;
+            SFX(conv_unit)(j0, N * L - j0 < lb ? N * L - j0 : lb, C, H, W, O, kh, kw, s, p, Wo, L,
+                           x, w, scale, shift, res, relu, y, buf, buf + (size_t)CK * lb, nt);
+        }
+    }
+    free(buf);
+    return 1;
+}
+
+/* One block: columns j0 .. j0 + m of the N*L (image n, position l) sequence, j = n*L + l. */
+static void SFX(conv_unit)(idx_t j0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O,
+                           idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
+                           const REAL *x, const REAL *w, const REAL *scale, const REAL *shift,
+                           const REAL *res, int relu, REAL *y, REAL *cols, REAL *out, int nthreads)
+{
+    idx_t CK = C * kh * kw;
+    const REAL *B = cols;                                 /* (CK, m) */
+    idx_t rs_b = m;
+    if (kh == 1 && kw == 1 && s == 1 && p == 0 && j0 % L + m <= L) {
+        B = x + (j0 / L) * C * L + j0 % L;                /* 1x1 in one image: x[n]'s rows, in place */
+        rs_b = L;
+    } else {
+        for (idx_t j = j0; j < j0 + m; ) {                /* each image's part of the block */
+            idx_t n = j / L, l = j % L, cnt = L - l < j0 + m - j ? L - l : j0 + m - j;
+            SFX(im2col_rows)(C, H, W, kh, kw, s, p, Wo, x + n * C * H * W, l, cnt, cols + (j - j0), m);
+            j += cnt;
+        }
+    }
+    if (j0 % L + m <= L) {                                /* in one image: straight into y[n] */
+        REAL *yb = y + (j0 / L) * O * L + j0 % L;         /* (O, m), row stride L */
+        SFX(gemm_packed)(O, m, CK, (REAL)1, w, CK, 1, B, rs_b, 1, (REAL)0, yb, L, 1, nthreads);
+        SFX(conv_epilogue)(O, m, yb, L, yb, L, scale, shift, res ? res + (yb - y) : NULL, relu);
+        return;
+    }
+    SFX(gemm_packed)(O, m, CK, (REAL)1, w, CK, 1, B, rs_b, 1, (REAL)0, out, m, 1, nthreads);  /* (O, m) */
+    for (idx_t j = j0; j < j0 + m; ) {                    /* out -> y[n][:, l:l+cnt], with the epilogue */
+        idx_t n = j / L, l = j % L, cnt = L - l < j0 + m - j ? L - l : j0 + m - j;
+        SFX(conv_epilogue)(O, cnt, out + (j - j0), m, y + n * O * L + l, L, scale, shift,
+                           res ? res + n * O * L + l : NULL, relu);
+        j += cnt;
+    }
+}
+
+/* cols (C*kh*kw, m), row stride ld: the windows under output positions l0 .. l0 + m of one
+ * image x (C, H, W):
+ *     cols[(c, i, j), l - l0] = x[c, ho*s - p + i, wo*s - p + j]   (0 outside the image)
+ * with l = ho*Wo + wo. Each row (c, i, j) is written one output row ho at a time: the
+ * columns wo whose input column wo*s - p + j falls left of the image are 0, those inside
+ * copy from the image row (contiguous when s = 1), those right of it are 0. */
+static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo,
+                             const REAL *x, idx_t l0, idx_t m, REAL *cols, idx_t ld)
+{
+    for (idx_t c = 0; c < C; c++)
+        for (idx_t i = 0; i < kh; i++)
+            for (idx_t j = 0; j < kw; j++) {
+                REAL *dst = cols + ((c * kh + i) * kw + j) * ld;
+                idx_t off = j - p;                         /* input column = wo*s + off */
+                idx_t wlo = off >= 0 ? 0 : (-off + s - 1) / s;      /* first wo inside */
+                idx_t whi = W - off > 0 ? (W - off + s - 1) / s : 0; /* first wo past the right edge */
+                if (whi > Wo) whi = Wo;
+                if (wlo > whi) wlo = whi;
+                for (idx_t l = l0; l < l0 + m; ) {
+                    idx_t ho = l / Wo, wo0 = l % Wo;
+                    idx_t wo1 = wo0 + (l0 + m - l) < Wo ? wo0 + (l0 + m - l) : Wo;
+                    idx_t hi = ho * s - p + i;
+                    if (hi < 0 || hi >= H) {
+                        for (idx_t wo = wo0; wo < wo1; wo++) dst[wo - wo0] = 0;
+                    } else {
+                        const REAL *src = x + (c * H + hi) * W;            /* the image row hi */
+                        idx_t a = wo0 > wlo ? wo0 : wlo, b = wo1 < whi ? wo1 : whi;
+                        if (a > b) a = b;
+                        for (idx_t wo = wo0; wo < a && wo < wo1; wo++) dst[wo - wo0] = 0;
+                        if (s == 1 && b > a)
+                            memcpy(dst + (a - wo0), src + a + off, (size_t)(b - a) * sizeof(REAL));
+                        else
+                            for (idx_t wo = a; wo < b; wo++) dst[wo - wo0] = src[wo * s + off];
+                        for (idx_t wo = b > wo0 ? b : wo0; wo < wo1; wo++) dst[wo - wo0] = 0;
+                    }
+                    dst += wo1 - wo0;
+                    l += wo1 - wo0;
+                }
+            }
+}
+
+/* y (O, m), row stride ld_y, = out (O, m), row stride ld_out, * scale[o] + shift[o] + res[o, l],
+ * then max(., 0): scale, shift, res (laid out as y) may be NULL (skipped); BatchNorm's order,
+ * then the residual, then ReLU. out may be y itself (in place). */
+static void SFX(conv_epilogue)(idx_t O, idx_t m, const REAL *out, idx_t ld_out, REAL *y, idx_t ld_y,
+                               const REAL *scale, const REAL *shift, const REAL *res, int relu)
+{
+    for (idx_t o = 0; o < O; o++) {
+        const REAL *src = out + o * ld_out;
+        REAL *dst = y + o * ld_y;
+        REAL a = scale ? scale[o] : (REAL)1, b = shift ? shift[o] : (REAL)0;
+        if (scale || shift)
+            for (idx_t l = 0; l < m; l++) dst[l] = src[l] * a + b;
+        else if (dst != src)
+            memcpy(dst, src, (size_t)m * sizeof(REAL));
+        if (res) {
+            const REAL *r = res + o * ld_y;
+            for (idx_t l = 0; l < m; l++) dst[l] += r[l];
+        }
+        if (relu)
+            for (idx_t l = 0; l < m; l++) dst[l] = dst[l] < 0 ? (REAL)0 : dst[l];   /* NaN stays NaN, as np.maximum */
+    }
+}
+
+/* cols (N, C*kh*kw, L) = im2col of every image, the channels split between the threads. */
+void SFX(im2col)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                 const REAL *x, REAL *cols)
+{
+    idx_t Ho = (H + 2 * p - kh) / s + 1, Wo = (W + 2 * p - kw) / s + 1, L = Ho * Wo;
+    int nt = (double)N * C * kh * kw * L < 65536 ? 1 : miniclip_max_threads();
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (idx_t nc = 0; nc < N * C; nc++)                  /* image n = nc / C, channel c = nc % C */
+        SFX(im2col_rows)(1, H, W, kh, kw, s, p, Wo, x + nc * H * W, 0, L, cols + nc * kh * kw * L, L);
+}
+
+/* dx (N, C, H, W) = col2im(cols (N, C*kh*kw, L)), the adjoint of im2col: each column entry is
+ * added to the pixel it was copied from, the offsets (i, j) in the reference's order, so
+ * both sum every pixel in the same order. */
+void SFX(col2im)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                 const REAL *cols, REAL *dx)
+{
+    idx_t Ho = (H + 2 * p - kh) / s + 1, Wo = (W + 2 * p - kw) / s + 1, L = Ho * Wo;
+    int nt = (double)N * C * kh * kw * L < 65536 ? 1 : miniclip_max_threads();
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (idx_t nc = 0; nc < N * C; nc++) {
+        REAL *plane = dx + nc * H * W;                     /* (H, W) */
+        memset(plane, 0, (size_t)(H * W) * sizeof(REAL));
+        for (idx_t i = 0; i < kh; i++)
+            for (idx_t j = 0; j < kw; j++) {
+                const REAL *src = cols + (nc * kh * kw + i * kw + j) * L;   /* (Ho, Wo) */
+                idx_t off = j - p;
+                idx_t wlo = off >= 0 ? 0 : (-off + s - 1) / s;
+                idx_t whi = W - off > 0 ? (W - off + s - 1) / s : 0;
+                if (whi > Wo) whi = Wo;
+                for (idx_t ho = 0; ho < Ho; ho++) {
+                    idx_t hi = ho * s - p + i;
+                    if (hi < 0 || hi >= H) continue;
+                    REAL *row = plane + hi * W;
+                    for (idx_t wo = wlo; wo < whi; wo++) row[wo * s + off] += src[ho * Wo + wo];
+                }
+            }
+    }
+}
+
+#include "real_end.h"

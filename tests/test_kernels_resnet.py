@@ -1,0 +1,188 @@
+"""The ResNet's kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im; csrc/winograd.c:
+the 3x3 convolution by F(2x2, 3x3); csrc/pool.c: avg_pool2d) against their NumPy references, and ``nn.conv_bn``'s fused inference path against
+the plain ops.
+
+Shape legend: N images, C input channels, H, W input size, O output channels, k the kernel,
+s stride, p padding. Shapes are awkward on purpose: size 1, odd sizes, stride 2 and 3, padding
+wider than the kernel's reach, 1x1 kernels with and without stride, channel counts that are not
+multiples of the SIMD width, batch 1, non-contiguous inputs, and maps large enough that the
+kernel cuts them into several blocks, some spanning two images (csrc/conv.c, conv_block).
+
+Tolerances: normwise relative error <= 1e-12 in float64 and <= 1e-5 in float32; im2col and
+col2im copy and add in the reference's order, so they agree to the bit.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from miniclip import Tensor, nn, no_grad, ops
+from miniclip.backend import compiled, reference
+
+pytest.importorskip("miniclip._C")
+
+DTYPES = [np.float32, np.float64]
+# (N, C, H, W, O, k, s, p)
+PROBLEMS = [
+    (1, 1, 1, 1, 1, 1, 1, 0),          # one pixel, one channel
+    (2, 3, 7, 5, 4, 3, 2, 1),          # odd sizes, stride 2
+    (1, 5, 9, 9, 7, 3, 1, 1),          # batch 1, "same" padding
+    (3, 4, 6, 6, 5, 1, 1, 0),          # 1x1: x read in place
+    (2, 3, 5, 7, 2, 1, 2, 0),          # 1x1 with stride: needs columns
+    (1, 2, 3, 3, 3, 3, 1, 2),          # padding wider than the kernel's reach
+    (2, 3, 4, 4, 2, 5, 3, 2),          # stride 3, 5x5
+    (1, 17, 1, 1, 3, 1, 1, 0),         # 1x1 map
+    (3, 200, 7, 7, 13, 3, 1, 1),       # several blocks, some spanning two images
+    (3, 700, 7, 7, 5, 1, 1, 0),        # 1x1 blocks spanning images
+    (2, 300, 9, 9, 7, 1, 2, 0),
+    (2, 3, 45, 37, 9, 3, 1, 1),        # a large map: blocks inside one image
+    (2, 130, 7, 7, 9, 3, 1, 1),        # Winograd by default (C >= 128): odd map, tiles past the edge
+    (1, 128, 2, 3, 3, 3, 1, 1),
+    (3, 140, 14, 14, 20, 3, 1, 1),     # several blocks of Winograd tiles
+]
+
+
+def _methods(problem):
+    """The compiled methods that apply: im2col always, Winograd for 3x3, stride 1, padding 1."""
+    return ["im2col", "winograd"] if problem[5:] == (3, 1, 1) else ["im2col"]
+
+
+def _err(ours, ref):
+    assert ours.shape == ref.shape and ours.dtype == ref.dtype
+    return np.max(np.abs(ours.astype(np.float64) - ref), initial=0) / max(np.max(np.abs(ref), initial=0), 1.0)
+
+
+def _tol(dtype):
+    return 1e-12 if dtype == np.float64 else 1e-5
+
+
+def _inputs(rng, problem, dtype, contiguous=True):
+    N, C, H, W, O, k, s, p = problem
+    Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    if not contiguous:  # the same values, every other element of a wider array
+        wide = np.zeros((N, C, H, 2 * W), dtype)
+        wide[..., ::2] = x
+        x = wide[..., ::2]
+    w = (rng.standard_normal((O, C, k, k)) / np.sqrt(C * k * k)).astype(dtype)
+    scale, shift = rng.standard_normal(O).astype(dtype), rng.standard_normal(O).astype(dtype)
+    res = rng.standard_normal((N, O, Ho, Wo)).astype(dtype)
+    return x, w, s, p, scale, shift, res
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_conv2d_matches_the_reference(problem, dtype):
+    x, w, s, p, scale, shift, res = _inputs(np.random.default_rng(0), problem, dtype)
+    for method in _methods(problem):
+        for args in [(None, None, None, False), (scale, shift, None, True), (scale, shift, res, True),
+                     (None, None, res, False), (scale, None, None, True), (None, shift, None, False)]:
+            ours = compiled.conv2d(x, w, s, p, *args, method=method)
+            ref = reference.conv2d(x, w, s, p, *args)
+            assert _err(ours, ref) <= _tol(dtype), f"{problem} {method}, epilogue {[a is not None for a in args]}"
+
+
+def test_winograd_only_for_3x3_stride_1_padding_1():
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="winograd needs a 3x3 kernel, stride 1, padding 1"):
+        compiled.conv2d(x, np.zeros((3, 2, 3, 3), np.float32), 2, 1, method="winograd")
+    for backend in (compiled, reference):
+        with pytest.raises(ValueError, match="expected method 'auto', 'im2col' or 'winograd', got 'fft'"):
+            backend.conv2d(x, np.zeros((3, 2, 3, 3), np.float32), 1, 1, method="fft")
+
+
+@given(problem=st.sampled_from(PROBLEMS), dtype=st.sampled_from(DTYPES), threads=st.sampled_from([1, 2, 3]))
+def test_conv2d_any_thread_count_and_layout(problem, dtype, threads):
+    x, w, s, p, scale, shift, res = _inputs(np.random.default_rng(1), problem, dtype, contiguous=False)
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        ours = [compiled.conv2d(x, w, s, p, scale, shift, res, True, method=m) for m in _methods(problem)]
+    finally:
+        compiled.set_num_threads(before)
+    for y in ours:
+        assert _err(y, reference.conv2d(x, w, s, p, scale, shift, res, True)) <= _tol(dtype)
+
+
+def test_conv2d_relu_keeps_nan():
+    x = np.full((1, 1, 2, 2), np.nan, np.float32)
+    assert np.isnan(compiled.conv2d(x, np.ones((1, 1, 1, 1), np.float32), 1, 0, relu=True)).all()
+    y = compiled.conv2d(x, np.ones((1, 1, 3, 3), np.float32), 1, 1, relu=True, method="winograd")
+    assert np.isnan(y).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_im2col_and_col2im_equal_the_reference_to_the_bit(problem, dtype):
+    rng = np.random.default_rng(2)
+    x, w, s, p, *_ = _inputs(rng, problem, dtype, contiguous=False)
+    k = w.shape[2]
+    cols = compiled.im2col(x, k, k, s, p)
+    np.testing.assert_array_equal(cols, reference.im2col(x, k, k, s, p))
+    c = rng.standard_normal(cols.shape).astype(dtype)
+    np.testing.assert_array_equal(compiled.col2im(c, x.shape, k, k, s, p),
+                                  reference.col2im(c, x.shape, k, k, s, p))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k", [((1, 1, 1, 1), 1), ((2, 3, 7, 5), 2), ((1, 17, 9, 9), 3),
+                                     ((2, 5, 8, 8), 2), ((3, 2, 5, 11), 4), ((1, 33, 14, 14), 7)])
+def test_avg_pool2d_matches_the_reference(shape, k, dtype):
+    x = np.random.default_rng(6).standard_normal(shape).astype(dtype)
+    for layout in (x, x[:, ::-1], np.asfortranarray(x)):
+        assert _err(compiled.avg_pool2d(layout, k), reference.avg_pool2d(layout, k)) <= _tol(dtype)
+
+
+# ------------------------------------------------------------------------------ conv_bn
+def _layers(C, O, k, stride, padding, dtype, rng):
+    conv = nn.Conv2d(C, O, k, stride=stride, padding=padding, dtype=dtype, rng=rng)
+    bn = nn.BatchNorm2d(O, dtype=dtype)
+    bn.weight.data[:] = rng.standard_normal(O)
+    bn.bias.data[:] = rng.standard_normal(O)
+    bn.running_mean[:] = rng.standard_normal(O)
+    bn.running_var[:] = rng.uniform(0.5, 2.0, O)
+    return conv, bn
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("residual,relu", [(False, False), (False, True), (True, True)])
+def test_conv_bn_fused_equals_the_ops(dtype, residual, relu):
+    rng = np.random.default_rng(3)
+    conv, bn = _layers(6, 5, 3, 1, 1, dtype, rng)
+    bn.eval()
+    x = rng.standard_normal((2, 6, 9, 7)).astype(dtype)
+    res = Tensor(rng.standard_normal((2, 5, 9, 7)).astype(dtype)) if residual else None
+    plain = bn(conv(x))
+    if residual:
+        plain = plain + res
+    if relu:
+        plain = ops.relu(plain)
+    with no_grad():
+        fused = nn.conv_bn(conv, bn, x, residual=res, relu=relu)
+    assert not fused.requires_grad
+    assert _err(fused.data, plain.data) <= _tol(dtype)
+
+
+def test_conv_bn_keeps_the_graph_when_training_or_differentiating():
+    rng = np.random.default_rng(4)
+    conv, bn = _layers(3, 4, 1, 1, 0, np.float64, rng)
+    x = Tensor(rng.standard_normal((2, 3, 4, 4)), requires_grad=True)
+    y = nn.conv_bn(conv, bn, x, relu=True)                 # training mode: batch statistics
+    assert y.requires_grad and bn.num_batches_tracked == 1
+    bn.eval()
+    y = nn.conv_bn(conv, bn, x, relu=True)                 # eval, but x wants a gradient
+    assert y.requires_grad
+    y.sum().backward()
+    assert x.grad is not None and conv.weight.grad is not None
+
+
+def test_conv_bn_rejects_bad_input_in_one_line():
+    rng = np.random.default_rng(5)
+    conv, bn = _layers(3, 4, 3, 1, 1, np.float32, rng)
+    bn.eval()
+    with no_grad():
+        with pytest.raises(ValueError, match=r"same C; got x \(1, 2, 5, 5\), weight \(4, 3, 3, 3\)"):
+            nn.conv_bn(conv, bn, np.zeros((1, 2, 5, 5), np.float32))
+        with pytest.raises(TypeError, match="different dtypes"):
+            nn.conv_bn(conv, bn, Tensor(np.zeros((1, 3, 5, 5))))
