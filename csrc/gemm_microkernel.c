@@ -346,6 +346,95 @@ static void pack_a_rowmajor_avx2_f32(idx_t kc, const float *a, idx_t rs_a, float
         for (int i = 0; i < GEMM_MR_F32; i++)
             Ap[p * GEMM_MR_F32 + i] = a[i * rs_a + p];
 }
+
+/* Packing a row-major A (cs_a == 1) for the AVX-512 tile is a 14 x kc -> kc x 14 transpose,
+ * and done one value at a time it costs ~10% of a product with N = 256 (each value of A~ is
+ * used only N times). float32: 16 columns at a time: load 16 values of each of the 14 rows
+ * (rows 14, 15 are zero), transpose 16 x 16 in registers, and store each column as 14 values
+ * (a masked store: nothing is written past the column).
+ * The transpose, in three steps of shuffles: pairs of rows interleaved (unpack), then quads
+ * within each 128-bit lane (shuffle_ps: lane L of u[4 g + c] holds column 4 L + c of rows
+ * 4 g .. 4 g + 3), then the 4 x 4 transpose of the 128-bit lanes (shuffle_f32x4, twice). */
+__attribute__((target("avx512f")))
+static void pack_a_rowmajor_avx512_f32(idx_t kc, const float *a, idx_t rs_a, float *Ap)
+{
+    enum { MR512 = GEMM_MR512_F32 };
+    const __mmask16 column = (1u << MR512) - 1;       /* the 14 rows of one column */
+    idx_t p = 0;
+    for (; p + 16 <= kc; p += 16) {
+        __m512 r[16], t[16], u[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < MR512 ? _mm512_loadu_ps(a + i * rs_a + p) : _mm512_setzero_ps();
+        for (int i = 0; i < 16; i += 2) {
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int g = 0; g < 4; g++) {                 /* rows 4 g .. 4 g + 3 */
+            __m512 lo0 = t[4 * g], hi0 = t[4 * g + 1], lo1 = t[4 * g + 2], hi1 = t[4 * g + 3];
+            u[4 * g + 0] = _mm512_shuffle_ps(lo0, lo1, 0x44);
+            u[4 * g + 1] = _mm512_shuffle_ps(lo0, lo1, 0xEE);
+            u[4 * g + 2] = _mm512_shuffle_ps(hi0, hi1, 0x44);
+            u[4 * g + 3] = _mm512_shuffle_ps(hi0, hi1, 0xEE);
+        }
+        for (int c = 0; c < 4; c++) {
+            __m512 a0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
+            __m512 a1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+            __m512 a2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+            __m512 a3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+            float *d = Ap + (p + c) * MR512;          /* column p + 4 L + c */
+            _mm512_mask_storeu_ps(d + 0 * 4 * MR512, column, _mm512_shuffle_f32x4(a0, a2, 0x88));
+            _mm512_mask_storeu_ps(d + 1 * 4 * MR512, column, _mm512_shuffle_f32x4(a0, a2, 0xDD));
+            _mm512_mask_storeu_ps(d + 2 * 4 * MR512, column, _mm512_shuffle_f32x4(a1, a3, 0x88));
+            _mm512_mask_storeu_ps(d + 3 * 4 * MR512, column, _mm512_shuffle_f32x4(a1, a3, 0xDD));
+        }
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < MR512; i++)
+            Ap[p * MR512 + i] = a[i * rs_a + p];
+}
+
+/* float64: 8 columns at a time, rows 0..7 and rows 8..13 (+ 2 zero rows) each an 8 x 8
+ * transpose: unpack (lane L of t[2 g + c] holds column 2 L + c of rows 2 g, 2 g + 1), then the
+ * 4 x 4 transpose of the 128-bit lanes as for float32. Column p gets 8 + 6 values. */
+__attribute__((target("avx512f")))
+static void transpose8_store_f64(const __m512d r[8], double *d, idx_t ld, __mmask8 rows)
+{
+    __m512d t[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    }
+    for (int c = 0; c < 2; c++) {
+        __m512d a0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44);
+        __m512d a1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xEE);
+        __m512d a2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44);
+        __m512d a3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xEE);
+        double *dc = d + c * ld;                      /* column 2 L + c */
+        _mm512_mask_storeu_pd(dc + 0 * 2 * ld, rows, _mm512_shuffle_f64x2(a0, a2, 0x88));
+        _mm512_mask_storeu_pd(dc + 1 * 2 * ld, rows, _mm512_shuffle_f64x2(a0, a2, 0xDD));
+        _mm512_mask_storeu_pd(dc + 2 * 2 * ld, rows, _mm512_shuffle_f64x2(a1, a3, 0x88));
+        _mm512_mask_storeu_pd(dc + 3 * 2 * ld, rows, _mm512_shuffle_f64x2(a1, a3, 0xDD));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void pack_a_rowmajor_avx512_f64(idx_t kc, const double *a, idx_t rs_a, double *Ap)
+{
+    enum { MR512 = GEMM_MR512_F64 };
+    idx_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m512d top[8], bottom[8];
+        for (int i = 0; i < 8; i++) {
+            top[i] = _mm512_loadu_pd(a + i * rs_a + p);
+            bottom[i] = 8 + i < MR512 ? _mm512_loadu_pd(a + (8 + i) * rs_a + p) : _mm512_setzero_pd();
+        }
+        transpose8_store_f64(top, Ap + p * MR512, MR512, 0xFF);
+        transpose8_store_f64(bottom, Ap + p * MR512 + 8, MR512, (1u << (MR512 - 8)) - 1);
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < MR512; i++)
+            Ap[p * MR512 + i] = a[i * rs_a + p];
+}
 #endif /* MINICLIP_HAVE_AVX2_KERNELS */
 
 /* ------------------------------------------------------------------ dispatch
@@ -434,6 +523,10 @@ gemm_ukr_f64_t gemm_ukr512_f64(void)
 int gemm_pack_a_rowmajor_f32(idx_t mr, idx_t kc, const float *a, idx_t rs_a, float *Ap)
 {
 #if MINICLIP_HAVE_AVX2_KERNELS
+    if (mr == GEMM_MR512_F32 && miniclip_use_avx512()) {
+        pack_a_rowmajor_avx512_f32(kc, a, rs_a, Ap);
+        return 1;
+    }
     if (mr == GEMM_MR_F32 && miniclip_use_avx2()) {
         pack_a_rowmajor_avx2_f32(kc, a, rs_a, Ap);
         return 1;
@@ -445,6 +538,12 @@ int gemm_pack_a_rowmajor_f32(idx_t mr, idx_t kc, const float *a, idx_t rs_a, flo
 
 int gemm_pack_a_rowmajor_f64(idx_t mr, idx_t kc, const double *a, idx_t rs_a, double *Ap)
 {
-    (void)mr; (void)kc; (void)a; (void)rs_a; (void)Ap;     /* float64: the portable loop */
+#if MINICLIP_HAVE_AVX2_KERNELS
+    if (mr == GEMM_MR512_F64 && miniclip_use_avx512()) {
+        pack_a_rowmajor_avx512_f64(kc, a, rs_a, Ap);
+        return 1;
+    }
+#endif
+    (void)mr; (void)kc; (void)a; (void)rs_a; (void)Ap;     /* float64 6 x 8: the portable loop */
     return 0;
 }
