@@ -56,7 +56,6 @@
  * gemm_microkernel.c the micro-kernel.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "gemm_microkernel.h"
 #include "miniclip.h"
@@ -94,8 +93,12 @@ static void team_barrier(int nt) { (void)nt; }
 #define MR512 GEMM_MR512_F32
 #define NR512 GEMM_NR512_F32
 #define GET_UKR512 gemm_ukr512_f32
-#define MC512 448
-#define KC512 256
+#ifndef MC512_F32
+#define MC512_F32 448
+#define KC512_F32 256
+#endif
+#define MC512 MC512_F32
+#define KC512 KC512_F32
 #define NC512 4096
 #include "gemm_packed_impl.h"
 

@@ -284,8 +284,9 @@ static void SFX(pack_b_panel)(const SFX(kernel_t) *k, idx_t kc, idx_t nr, const 
 {
     idx_t NR_ = k->nr;
     if (nr == NR_ && cs_b == 1) {                  /* rows of B contiguous: plain copies */
-        for (idx_t p = 0; p < kc; p++)
-            memcpy(Bp + p * NR_, B + p * rs_b, NR_ * sizeof(REAL));
+        for (idx_t p = 0; p < kc; p++)             /* (a loop: memcpy's call costs more than NR values) */
+            for (idx_t j = 0; j < NR_; j++)
+                Bp[p * NR_ + j] = B[p * rs_b + j];
     } else if (nr == NR_ && rs_b == 1) {           /* op(B) = B^T of a row-major array */
         for (idx_t j = 0; j < NR_; j++)
             for (idx_t p = 0; p < kc; p++)
