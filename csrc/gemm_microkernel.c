@@ -203,6 +203,11 @@ static void ukr_avx512_f32(idx_t kc, float alpha, const float *a, idx_t rs_a, id
     __m512 acc[MR512][2];
     #pragma GCC unroll 14
     for (int i = 0; i < MR512; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    if (cs_c == 1)            /* C's tile (2 cache lines per row) on its way while the sum runs */
+        for (int i = 0; i < MR512; i++) {
+            _mm_prefetch((const char *)(c + i * rs_c), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * rs_c) + 64, _MM_HINT_T0);
+        }
     if (rs_a == 1) steps512_f32(kc, a, 1, cs_a, b, rs_b, acc);
     else           steps512_f32(kc, a, rs_a, cs_a, b, rs_b, acc);
     /* C = alpha * AB + beta * C (+ bias), one row (two vectors) at a time */
@@ -269,6 +274,11 @@ static void ukr_avx512_f64(idx_t kc, double alpha, const double *a, idx_t rs_a, 
     __m512d acc[MR512][2];
     #pragma GCC unroll 14
     for (int i = 0; i < MR512; i++) acc[i][0] = acc[i][1] = _mm512_setzero_pd();
+    if (cs_c == 1)            /* C's tile (2 cache lines per row) on its way while the sum runs */
+        for (int i = 0; i < MR512; i++) {
+            _mm_prefetch((const char *)(c + i * rs_c), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * rs_c) + 64, _MM_HINT_T0);
+        }
     if (rs_a == 1) steps512_f64(kc, a, 1, cs_a, b, rs_b, acc);
     else           steps512_f64(kc, a, rs_a, cs_a, b, rs_b, acc);
     __m512d valpha = _mm512_set1_pd(alpha), vbeta = _mm512_set1_pd(beta);

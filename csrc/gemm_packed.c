@@ -75,6 +75,28 @@ static int omp_team_size(void) { return 1; }
 static void team_barrier(int nt) { (void)nt; }
 #endif
 
+/* The packing buffers, kept from one call to the next by each calling thread: B~ (which = 0)
+ * and the threads' A~ blocks (which = 1), grown when a call needs more, never shrunk; at most
+ * KC x NC + nt x MC x KC values (~8.5 MiB float64, by the blocks below). Why keep them: a
+ * buffer this large comes from mmap, and a fresh one costs a page fault and a page of zeros
+ * per 4 KiB at every call (10% of a 2048^3 float64 product). Returns NULL when out of memory. */
+#if defined(_MSC_VER)
+#define THREAD_LOCAL __declspec(thread)
+#else
+#define THREAD_LOCAL _Thread_local
+#endif
+static void *packing_buffer(int which, size_t bytes)
+{
+    static THREAD_LOCAL void *kept[2];
+    static THREAD_LOCAL size_t kept_bytes[2];
+    if (kept_bytes[which] < bytes) {
+        free(kept[which]);
+        kept[which] = aligned_alloc(64, bytes);
+        kept_bytes[which] = kept[which] ? bytes : 0;
+    }
+    return kept[which];
+}
+
 /* below this many multiply-adds a product runs on one thread (waking a second thread
  * costs microseconds on a quiet machine, and far more when the core is busy) */
 #define PARALLEL_FLOPS (100.0 * 100.0 * 100.0)

@@ -123,10 +123,9 @@ static void SFX(gemm_run)(idx_t M, idx_t N, idx_t K, REAL alpha,
     size_t a_size = (size_t)mc * kc_max * sizeof(REAL);
     b_size = (b_size + 63) / 64 * 64;
     a_size = (a_size + 63) / 64 * 64;              /* each thread's A block starts 64-byte aligned */
-    REAL *Bp = (REAL *)aligned_alloc(64, b_size);  /* shared: every thread reads all of B~ */
-    REAL *Ap_all = (REAL *)aligned_alloc(64, a_size * nt); /* private: one A~ block per thread */
+    REAL *Bp = (REAL *)packing_buffer(0, b_size);      /* shared: every thread reads all of B~ */
+    REAL *Ap_all = (REAL *)packing_buffer(1, a_size * nt); /* private: one A~ block per thread */
     if (!Bp || !Ap_all) {
-        free(Bp); free(Ap_all);
         SFX(gemm_out_of_memory)(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c, epi);
         return;
     }
@@ -140,8 +139,6 @@ static void SFX(gemm_run)(idx_t M, idx_t N, idx_t K, REAL alpha,
                         mc, n_ic, n_js, Bp, (REAL *)((char *)Ap_all + a_size * omp_thread_id()), &k,
                         epi, omp_thread_id(), omp_team_size());
     }
-    free(Bp);
-    free(Ap_all);
 }
 
 /* Loops 5, 4 and 3 around packing and the macro-kernel, run by thread `tid` of a team of
