@@ -119,9 +119,12 @@ static void *packing_buffer(int which, size_t bytes)
 #define MC512_F32 448
 #define KC512_F32 256
 #endif
+#ifndef NC512_F32
+#define NC512_F32 4096
+#endif
 #define MC512 MC512_F32
 #define KC512 KC512_F32
-#define NC512 4096
+#define NC512 NC512_F32
 #include "gemm_packed_impl.h"
 
 /* ---- float64: 6 x 8 and 14 x 16 ---- */
@@ -132,7 +135,14 @@ static void *packing_buffer(int which, size_t bytes)
 #define MR512 GEMM_MR512_F64
 #define NR512 GEMM_NR512_F64
 #define GET_UKR512 gemm_ukr512_f64
-#define MC512 224
-#define KC512 256
-#define NC512 4096
+#ifndef MC512_F64
+#define MC512_F64 224
+#define KC512_F64 256
+#endif
+#ifndef NC512_F64
+#define NC512_F64 4096
+#endif
+#define MC512 MC512_F64
+#define KC512 KC512_F64
+#define NC512 NC512_F64
 #include "gemm_packed_impl.h"
