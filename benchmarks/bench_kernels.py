@@ -274,11 +274,13 @@ def main(argv=None):
     load = wait_for_quiet(args.max_wait, args.quiet_load)
     info = miniclip.build_info()
     unset = ", ".join(f"{k}={v}" for k, v in OPENBLAS_UNSET.items()) or "none was set"
+    omp_env = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ)
     header = (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_model()}, "
               f"{os.cpu_count()} cores, threads {args.threads}, load average at start "
               f"{load if load is None else round(load, 2)}; numpy {np.__version__} "
               f"({openblas_kernel()}; unset here: {unset}), "
-              f"torch {torch.__version__ if torch else 'not installed'}, miniclip simd {info.get('simd')}, "
+              f"torch {torch.__version__ if torch else 'not installed'}, miniclip simd {info.get('simd')}"
+              f"{', ' + omp_env if omp_env else ''}, "
               f"flags `{info.get('compile_flags')}`")
     print(header, flush=True)
 

@@ -43,7 +43,8 @@
  * Threads (OpenMP): the threads split loop 3, each packing its own A~ into a
  * private buffer (A~ belongs in the private L2 of its core), while B~ is packed by
  * all of them together and shared. When C has too few rows for every thread to get
- * a row block, they split loop 2 (the columns) instead.
+ * a row block, or all its rows fit one block and whole MR-row tiles would share them
+ * unevenly, they split loop 2 (the columns) instead.
  *
  * Small products run on one thread (starting a team costs microseconds); when B's rows
  * are contiguous they also skip packing (gemm_direct: the micro-kernel reads A and B in
@@ -53,7 +54,7 @@
  * The code, written once for float and double (real.h): gemm_packed_impl.h holds the five
  * loops top-down (gemm_run, gemm_loops, macro_kernel, packing), gemm_fast_paths_impl.h what
  * runs beside them (gemm_small, gemm_direct, the epilogue, the out-of-memory fallback), and
- * gemm_microkernel.c the micro-kernel.
+ * gemm_microkernel.c the micro-kernels.
  */
 #include <stdlib.h>
 
@@ -115,16 +116,9 @@ static void *packing_buffer(int which, size_t bytes)
 #define MR512 GEMM_MR512_F32
 #define NR512 GEMM_NR512_F32
 #define GET_UKR512 gemm_ukr512_f32
-#ifndef MC512_F32
-#define MC512_F32 448
-#define KC512_F32 256
-#endif
-#ifndef NC512_F32
-#define NC512_F32 4096
-#endif
-#define MC512 MC512_F32
-#define KC512 KC512_F32
-#define NC512 NC512_F32
+#define MC512 448
+#define KC512 256
+#define NC512 4096
 #include "gemm_packed_impl.h"
 
 /* ---- float64: 6 x 8 and 14 x 16 ---- */
@@ -135,14 +129,7 @@ static void *packing_buffer(int which, size_t bytes)
 #define MR512 GEMM_MR512_F64
 #define NR512 GEMM_NR512_F64
 #define GET_UKR512 gemm_ukr512_f64
-#ifndef MC512_F64
-#define MC512_F64 224
-#define KC512_F64 256
-#endif
-#ifndef NC512_F64
-#define NC512_F64 4096
-#endif
-#define MC512 MC512_F64
-#define KC512 KC512_F64
-#define NC512 NC512_F64
+#define MC512 224
+#define KC512 256
+#define NC512 4096
 #include "gemm_packed_impl.h"
