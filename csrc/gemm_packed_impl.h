@@ -19,7 +19,9 @@
 #include "real.h"
 
 /* The micro-kernel a product runs, with its tile and the cache blocks chosen for that tile:
- * the AVX-512 kernel's MR512 x NR512 or the generic / AVX2 kernel's MR x NR. */
+ * the AVX-512 kernel's MR512 x NR512 or the generic / AVX2 kernel's MR x NR. Below, the locals
+ * MR_, NR_, MC_, KC_, NC_ are this call's (k->mr, ...); real.h's MR and NR stay the 6-row tile
+ * that the attention kernels use. */
 typedef struct {
     UKR_T ukr;
     idx_t mr, nr;            /* the tile: C[0:mr, 0:nr] in registers */
