@@ -33,7 +33,9 @@ DTYPES = [np.float32, np.float64]
 
 
 def _simd_levels():
-    """The SIMD levels this CPU can run: generic always, then avx2 and avx512 where present."""
+    """The SIMD levels this CPU can run: generic always, then avx2 and avx512 where present.
+    (Leaves the selection as it found it, e.g. MINICLIP_FORCE_GENERIC=1 from the environment.)"""
+    before = compiled.get_simd()
     levels = ["generic"]
     for mode in ("avx2", "avx512"):
         try:
@@ -41,8 +43,8 @@ def _simd_levels():
             levels.append(mode)
         except ValueError:
             pass
-        finally:
-            compiled.set_simd("auto")
+    compiled.set_simd({"avx512": "auto", "avx2+fma": "avx2" if "avx2" in levels else "auto"}.get(before, "generic"))
+    assert compiled.get_simd() == before
     return levels
 
 
