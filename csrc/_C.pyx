@@ -54,16 +54,36 @@ cdef inline idx_t _stride(Py_ssize_t byte_stride, Py_ssize_t itemsize):
     return byte_stride // itemsize
 
 
+_SIMD_MODES = {"auto": 0, "generic": 1, "avx2": 2, "avx512": 0}
+
+
 def set_simd(str mode):
-    """Choose the GEMM micro-kernel: "auto" (the best this CPU supports) or "generic" (portable C)."""
-    if mode not in ("auto", "generic"):
-        raise ValueError(f"set_simd: expected 'auto' or 'generic', got {mode!r}")
-    miniclip_set_simd(1 if mode == "generic" else 0)
+    """Choose the micro-kernels: "auto" (the best this CPU supports), "generic" (portable C),
+    "avx2" (at most AVX2+FMA) or "avx512" (an error where the CPU has no AVX-512)."""
+    if mode not in _SIMD_MODES:
+        raise ValueError(f"set_simd: expected 'auto', 'generic', 'avx2' or 'avx512', got {mode!r}")
+    miniclip_set_simd(_SIMD_MODES[mode])
+    name = simd_name()
+    if mode in ("avx2", "avx512") and not name.startswith(mode):
+        miniclip_set_simd(0)
+        raise ValueError(f"set_simd: expected a CPU with {mode}, this one runs {simd_name()!r} at best")
 
 
 def simd_name():
-    """The micro-kernel GEMM v3 uses now: "avx2+fma" or "generic"."""
+    """The micro-kernel GEMM v3 uses now: "avx512", "avx2+fma" or "generic"."""
     return miniclip_simd_name().decode()
+
+
+def peak_gflops(dtype, int nthreads, double seconds):
+    """GFLOP/s of a register-only FMA loop (peak.c) on nthreads threads, float32 or float64."""
+    cdef double g
+    dt = _np.dtype(dtype)
+    if dt != _FLOAT32 and dt != _FLOAT64:
+        raise TypeError(f"peak_gflops: expected dtype float32 or float64, got {dt}")
+    cdef bint f32 = dt == _FLOAT32
+    with nogil:
+        g = peak_gflops_f32(nthreads, seconds) if f32 else peak_gflops_f64(nthreads, seconds)
+    return g
 
 
 def gemm(A, B, C, double alpha=1.0, double beta=0.0, int version=3):

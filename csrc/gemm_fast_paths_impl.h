@@ -62,36 +62,38 @@ static void SFX(gemm_small)(idx_t M, idx_t N, idx_t K, REAL alpha,
 static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, REAL alpha,
                             const REAL *A, idx_t rs_a, idx_t cs_a,
                             const REAL *B, idx_t rs_b,
-                            REAL beta, REAL *C, idx_t rs_c, idx_t cs_c, UKR_T ukr,
+                            REAL beta, REAL *C, idx_t rs_c, idx_t cs_c, const SFX(kernel_t) *k,
                             const SFX(epi_t) *epi)
 {
+    idx_t MR_ = k->mr, NR_ = k->nr;
+    UKR_T ukr = k->ukr;
     REAL *a_pad = NULL, *b_pad = NULL;                     /* only for M < MR or N < NR */
     idx_t rs_bp = rs_b;
-    if (M < MR) {
-        if (!(a_pad = (REAL *)malloc((size_t)MR * K * sizeof(REAL)))) return 0;
-        SFX(pack_a)(M, K, A, rs_a, cs_a, a_pad);
-        A = a_pad; rs_a = 1; cs_a = MR;
+    if (M < MR_) {
+        if (!(a_pad = (REAL *)malloc((size_t)MR_ * K * sizeof(REAL)))) return 0;
+        SFX(pack_a)(k, M, K, A, rs_a, cs_a, a_pad);
+        A = a_pad; rs_a = 1; cs_a = MR_;
     }
-    if (N < NR) {
-        if (!(b_pad = (REAL *)malloc((size_t)K * NR * sizeof(REAL)))) { free(a_pad); return 0; }
-        SFX(pack_b_panel)(K, N, B, rs_b, 1, b_pad);
-        B = b_pad; rs_bp = NR;
+    if (N < NR_) {
+        if (!(b_pad = (REAL *)malloc((size_t)K * NR_ * sizeof(REAL)))) { free(a_pad); return 0; }
+        SFX(pack_b_panel)(k, K, N, B, rs_b, 1, b_pad);
+        B = b_pad; rs_bp = NR_;
     }
-    REAL edge[MR * NR];
+    REAL edge[EDGE_MAX];
     const REAL *bias = epi ? epi->bias : NULL;
-    for (idx_t j = 0; j < N; j += NR) {
-        idx_t j_tile = j + NR <= N || N < NR ? j : N - NR; /* last tile moved back */
+    for (idx_t j = 0; j < N; j += NR_) {
+        idx_t j_tile = j + NR_ <= N || N < NR_ ? j : N - NR_; /* last tile moved back */
         idx_t new_j = j - j_tile;                          /* its first column not done yet */
-        idx_t nr = (N < NR ? N : j_tile + NR) - j;
-        for (idx_t i = 0; i < M; i += MR) {
-            idx_t i_tile = i + MR <= M || M < MR ? i : M - MR;
+        idx_t nr = (N < NR_ ? N : j_tile + NR_) - j;
+        for (idx_t i = 0; i < M; i += MR_) {
+            idx_t i_tile = i + MR_ <= M || M < MR_ ? i : M - MR_;
             idx_t new_i = i - i_tile;
-            idx_t mr = (M < MR ? M : i_tile + MR) - i;
+            idx_t mr = (M < MR_ ? M : i_tile + MR_) - i;
             const REAL *a = A + i_tile * rs_a, *b = B + j_tile;
-            if (new_i == 0 && new_j == 0 && mr == MR && nr == NR) {   /* the bias in registers */
+            if (new_i == 0 && new_j == 0 && mr == MR_ && nr == NR_) {   /* the bias in registers */
                 ukr(K, alpha, a, rs_a, cs_a, b, rs_bp, beta, C + i * rs_c + j * cs_c, rs_c, cs_c,
                     bias ? bias + j : NULL);
-            } else if (beta == 0 && M >= MR && N >= NR) {
+            } else if (beta == 0 && M >= MR_ && N >= NR_) {
                 /* C write-only: the overlapping part of a moved-back tile is recomputed with
                  * the same operands in the same order (and the same bias), so it is
                  * bit-identical and can simply be written again; no buffer, no merge */
@@ -99,8 +101,8 @@ static int SFX(gemm_direct)(idx_t M, idx_t N, idx_t K, REAL alpha,
                     bias ? bias + j_tile : NULL);
             } else {
                 SFX(epi_t) e = {bias ? bias + j : NULL, NULL, 0, 0};
-                ukr(K, (REAL)1, a, rs_a, cs_a, b, rs_bp, (REAL)0, edge, NR, 1, NULL);
-                SFX(merge_edge)(mr, nr, alpha, edge + new_i * NR + new_j, beta,
+                ukr(K, (REAL)1, a, rs_a, cs_a, b, rs_bp, (REAL)0, edge, NR_, 1, NULL);
+                SFX(merge_edge)(k, mr, nr, alpha, edge + new_i * NR_ + new_j, beta,
                                 C + i * rs_c + j * cs_c, rs_c, cs_c);
                 SFX(epi_apply)(&e, mr, nr, C + i * rs_c + j * cs_c, rs_c, cs_c);
             }

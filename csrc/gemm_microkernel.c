@@ -1,18 +1,23 @@
-/* gemm_microkernel.c: the innermost loop of GEMM v3, in portable C and in AVX2+FMA.
+/* gemm_microkernel.c: the innermost loop of GEMM v3, in portable C, AVX2+FMA and AVX-512.
  *
- * See gemm_microkernel.h for the contract (one MR x NR tile of C from packed panels).
+ * See gemm_microkernel.h for the contract (one MR x NR tile of C from packed panels) and for
+ * why each tile has the size it has.
  *
- * Two versions of each kernel are compiled into the same library:
+ * Three versions of each kernel are compiled into the same library:
  *   - generic: plain C that any compiler vectorises as well as it can (SSE2 on
  *     x86-64, NEON on arm64). It is the reference and the portable path.
  *   - avx2:    intrinsics compiled with __attribute__((target("avx2,fma"))), so the
  *     rest of the library is still built for baseline x86-64. It is only *called*
  *     after __builtin_cpu_supports says the CPU has AVX2 and FMA, so an older CPU
  *     never meets an illegal instruction.
- * The choice is made once, at the first GEMM call, and can be forced to the generic
- * kernel (tests do this) with miniclip_set_simd(1) or MINICLIP_FORCE_GENERIC=1.
+ *   - avx512:  the same idea with target("avx512f") and 32 registers of 512 bits: a larger
+ *     tile (14 x 32 float32, 14 x 16 float64), so GEMM v3 packs and blocks for it
+ *     (gemm_packed.c); called only when __builtin_cpu_supports("avx512f").
+ * The choice is made once, at the first GEMM call, and can be capped (tests do this) with
+ * miniclip_set_simd: generic (also MINICLIP_FORCE_GENERIC=1), at most AVX2 (also
+ * MINICLIP_FORCE_AVX2=1), or the best the CPU has.
  *
- * Rounding: both versions sum over p in the same order with a fused or unfused
+ * Rounding: every version sums over p in the same order with a fused or unfused
  * multiply-add; results agree to a few ulps times K, which is what the tests allow.
  */
 #include <stdlib.h>
@@ -163,6 +168,155 @@ static void ukr_avx2_f64(idx_t kc, double alpha, const double *a, idx_t rs_a, id
     }
 }
 
+
+/* --------------------------------------------------------------------- AVX-512
+ * float32, 14 x 32: row i of the tile is two 16-wide vectors acc[i][0], acc[i][1]; per step p,
+ * load the 32 values of b (two vectors), then for each of the 14 rows broadcast A[i, p] and do
+ * two FMAs: 28 FMAs per 2 loads + 14 broadcasts (gemm_microkernel.h says why 14 x 32).
+ * The accumulators are an array, fully unrolled, so the compiler keeps all 28 in registers
+ * (the loops have constant bounds). The step loop is written once and inlined twice: with
+ * rs_a = 1 (packed A: the 14 values of a step are consecutive, addressed by constant offsets)
+ * and with any rs_a (gemm_direct reads A in place). */
+#define MR512 GEMM_MR512_F32
+__attribute__((target("avx512f"), always_inline))
+static inline void steps512_f32(idx_t kc, const float *a, idx_t rs_a, idx_t cs_a,
+                                const float *b, idx_t rs_b, __m512 acc[MR512][2])
+{
+    for (idx_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);   /* one row of B */
+        #pragma GCC unroll 14
+        for (int i = 0; i < MR512; i++) {
+            __m512 ai = _mm512_set1_ps(a[i * rs_a]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += cs_a;
+        b += rs_b;
+    }
+}
+
+__attribute__((target("avx512f")))
+static void ukr_avx512_f32(idx_t kc, float alpha, const float *a, idx_t rs_a, idx_t cs_a,
+                           const float *b, idx_t rs_b, float beta, float *c, idx_t rs_c, idx_t cs_c,
+                           const float *bias)
+{
+    __m512 acc[MR512][2];
+    #pragma GCC unroll 14
+    for (int i = 0; i < MR512; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    if (cs_c == 1)            /* C's tile (2 cache lines per row) on its way while the sum runs */
+        for (int i = 0; i < MR512; i++) {
+            _mm_prefetch((const char *)(c + i * rs_c), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * rs_c) + 64, _MM_HINT_T0);
+        }
+    if (rs_a == 1) steps512_f32(kc, a, 1, cs_a, b, rs_b, acc);
+    else           steps512_f32(kc, a, rs_a, cs_a, b, rs_b, acc);
+    /* C = alpha * AB + beta * C (+ bias), one row (two vectors) at a time */
+    __m512 valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
+    if (cs_c == 1) {          /* rows of C contiguous: vector loads and stores */
+        __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+        __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+        #pragma GCC unroll 14
+        for (int i = 0; i < MR512; i++) {
+            float *ci = c + i * rs_c;
+            __m512 r0 = _mm512_mul_ps(valpha, acc[i][0]), r1 = _mm512_mul_ps(valpha, acc[i][1]);
+            if (beta != 0) {
+                r0 = _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(ci), r0);
+                r1 = _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(ci + 16), r1);
+            }
+            if (bias) {
+                r0 = _mm512_add_ps(r0, bias0);
+                r1 = _mm512_add_ps(r1, bias1);
+            }
+            _mm512_storeu_ps(ci, r0);
+            _mm512_storeu_ps(ci + 16, r1);
+        }
+    } else {                  /* any other layout: go through a small buffer */
+        float ab[MR512][GEMM_NR512_F32];
+        #pragma GCC unroll 14
+        for (int i = 0; i < MR512; i++) {
+            _mm512_storeu_ps(&ab[i][0], acc[i][0]);
+            _mm512_storeu_ps(&ab[i][16], acc[i][1]);
+        }
+        for (int i = 0; i < MR512; i++)
+            for (int j = 0; j < GEMM_NR512_F32; j++) {
+                float *cij = &c[i * rs_c + j * cs_c];
+                float cv = (beta == 0) ? alpha * ab[i][j] : alpha * ab[i][j] + beta * *cij;
+                *cij = bias ? cv + bias[j] : cv;
+            }
+    }
+}
+#undef MR512
+
+/* float64, 14 x 16: row i is two 8-wide vectors; the same schedule as float32. */
+#define MR512 GEMM_MR512_F64
+__attribute__((target("avx512f"), always_inline))
+static inline void steps512_f64(idx_t kc, const double *a, idx_t rs_a, idx_t cs_a,
+                                const double *b, idx_t rs_b, __m512d acc[MR512][2])
+{
+    for (idx_t p = 0; p < kc; p++) {
+        __m512d b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
+        #pragma GCC unroll 14
+        for (int i = 0; i < MR512; i++) {
+            __m512d ai = _mm512_set1_pd(a[i * rs_a]);
+            acc[i][0] = _mm512_fmadd_pd(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_pd(ai, b1, acc[i][1]);
+        }
+        a += cs_a;
+        b += rs_b;
+    }
+}
+
+__attribute__((target("avx512f")))
+static void ukr_avx512_f64(idx_t kc, double alpha, const double *a, idx_t rs_a, idx_t cs_a,
+                           const double *b, idx_t rs_b, double beta, double *c, idx_t rs_c, idx_t cs_c,
+                           const double *bias)
+{
+    __m512d acc[MR512][2];
+    #pragma GCC unroll 14
+    for (int i = 0; i < MR512; i++) acc[i][0] = acc[i][1] = _mm512_setzero_pd();
+    if (cs_c == 1)            /* C's tile (2 cache lines per row) on its way while the sum runs */
+        for (int i = 0; i < MR512; i++) {
+            _mm_prefetch((const char *)(c + i * rs_c), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * rs_c) + 64, _MM_HINT_T0);
+        }
+    if (rs_a == 1) steps512_f64(kc, a, 1, cs_a, b, rs_b, acc);
+    else           steps512_f64(kc, a, rs_a, cs_a, b, rs_b, acc);
+    __m512d valpha = _mm512_set1_pd(alpha), vbeta = _mm512_set1_pd(beta);
+    if (cs_c == 1) {
+        __m512d bias0 = bias ? _mm512_loadu_pd(bias) : _mm512_setzero_pd();
+        __m512d bias1 = bias ? _mm512_loadu_pd(bias + 8) : _mm512_setzero_pd();
+        #pragma GCC unroll 14
+        for (int i = 0; i < MR512; i++) {
+            double *ci = c + i * rs_c;
+            __m512d r0 = _mm512_mul_pd(valpha, acc[i][0]), r1 = _mm512_mul_pd(valpha, acc[i][1]);
+            if (beta != 0) {
+                r0 = _mm512_fmadd_pd(vbeta, _mm512_loadu_pd(ci), r0);
+                r1 = _mm512_fmadd_pd(vbeta, _mm512_loadu_pd(ci + 8), r1);
+            }
+            if (bias) {
+                r0 = _mm512_add_pd(r0, bias0);
+                r1 = _mm512_add_pd(r1, bias1);
+            }
+            _mm512_storeu_pd(ci, r0);
+            _mm512_storeu_pd(ci + 8, r1);
+        }
+    } else {
+        double ab[MR512][GEMM_NR512_F64];
+        #pragma GCC unroll 14
+        for (int i = 0; i < MR512; i++) {
+            _mm512_storeu_pd(&ab[i][0], acc[i][0]);
+            _mm512_storeu_pd(&ab[i][8], acc[i][1]);
+        }
+        for (int i = 0; i < MR512; i++)
+            for (int j = 0; j < GEMM_NR512_F64; j++) {
+                double *cij = &c[i * rs_c + j * cs_c];
+                double cv = (beta == 0) ? alpha * ab[i][j] : alpha * ab[i][j] + beta * *cij;
+                *cij = bias ? cv + bias[j] : cv;
+            }
+    }
+}
+#undef MR512
+
 /* Packing a row-major A (cs_a == 1) for float32 is a 6 x kc -> kc x 6 transpose; done one
  * value at a time it costs about as much as the micro-kernel when N is small. Here 8
  * columns at a time: load 8 values of each of the 6 rows, transpose 8 x 8 in registers
@@ -202,11 +356,102 @@ static void pack_a_rowmajor_avx2_f32(idx_t kc, const float *a, idx_t rs_a, float
         for (int i = 0; i < GEMM_MR_F32; i++)
             Ap[p * GEMM_MR_F32 + i] = a[i * rs_a + p];
 }
+
+/* Packing a row-major A (cs_a == 1) for the AVX-512 tile is a 14 x kc -> kc x 14 transpose,
+ * and done one value at a time it costs ~10% of a product with N = 256 (each value of A~ is
+ * used only N times). float32: 16 columns at a time: load 16 values of each of the 14 rows
+ * (rows 14, 15 are zero), transpose 16 x 16 in registers, and store each column as 14 values
+ * (a masked store: nothing is written past the column).
+ * The transpose, in three steps of shuffles: pairs of rows interleaved (unpack), then quads
+ * within each 128-bit lane (shuffle_ps: lane L of u[4 g + c] holds column 4 L + c of rows
+ * 4 g .. 4 g + 3), then the 4 x 4 transpose of the 128-bit lanes (shuffle_f32x4, twice). */
+__attribute__((target("avx512f")))
+static void pack_a_rowmajor_avx512_f32(idx_t kc, const float *a, idx_t rs_a, float *Ap)
+{
+    enum { MR512 = GEMM_MR512_F32 };
+    const __mmask16 column = (1u << MR512) - 1;       /* the 14 rows of one column */
+    idx_t p = 0;
+    for (; p + 16 <= kc; p += 16) {
+        __m512 r[16], t[16], u[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < MR512 ? _mm512_loadu_ps(a + i * rs_a + p) : _mm512_setzero_ps();
+        for (int i = 0; i < 16; i += 2) {
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int g = 0; g < 4; g++) {                 /* rows 4 g .. 4 g + 3 */
+            __m512 lo0 = t[4 * g], hi0 = t[4 * g + 1], lo1 = t[4 * g + 2], hi1 = t[4 * g + 3];
+            u[4 * g + 0] = _mm512_shuffle_ps(lo0, lo1, 0x44);
+            u[4 * g + 1] = _mm512_shuffle_ps(lo0, lo1, 0xEE);
+            u[4 * g + 2] = _mm512_shuffle_ps(hi0, hi1, 0x44);
+            u[4 * g + 3] = _mm512_shuffle_ps(hi0, hi1, 0xEE);
+        }
+        for (int c = 0; c < 4; c++) {
+            __m512 a0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
+            __m512 a1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+            __m512 a2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+            __m512 a3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+            float *d = Ap + (p + c) * MR512;          /* column p + 4 L + c */
+            _mm512_mask_storeu_ps(d + 0 * 4 * MR512, column, _mm512_shuffle_f32x4(a0, a2, 0x88));
+            _mm512_mask_storeu_ps(d + 1 * 4 * MR512, column, _mm512_shuffle_f32x4(a0, a2, 0xDD));
+            _mm512_mask_storeu_ps(d + 2 * 4 * MR512, column, _mm512_shuffle_f32x4(a1, a3, 0x88));
+            _mm512_mask_storeu_ps(d + 3 * 4 * MR512, column, _mm512_shuffle_f32x4(a1, a3, 0xDD));
+        }
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < MR512; i++)
+            Ap[p * MR512 + i] = a[i * rs_a + p];
+}
+
+/* float64: 8 columns at a time, rows 0..7 and rows 8..13 (+ 2 zero rows) each an 8 x 8
+ * transpose: unpack (lane L of t[2 g + c] holds column 2 L + c of rows 2 g, 2 g + 1), then the
+ * 4 x 4 transpose of the 128-bit lanes as for float32. Column p gets 8 + 6 values. */
+__attribute__((target("avx512f")))
+static void transpose8_store_f64(const __m512d r[8], double *d, idx_t ld, __mmask8 rows)
+{
+    __m512d t[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    }
+    for (int c = 0; c < 2; c++) {
+        __m512d a0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44);
+        __m512d a1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xEE);
+        __m512d a2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44);
+        __m512d a3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xEE);
+        double *dc = d + c * ld;                      /* column 2 L + c */
+        _mm512_mask_storeu_pd(dc + 0 * 2 * ld, rows, _mm512_shuffle_f64x2(a0, a2, 0x88));
+        _mm512_mask_storeu_pd(dc + 1 * 2 * ld, rows, _mm512_shuffle_f64x2(a0, a2, 0xDD));
+        _mm512_mask_storeu_pd(dc + 2 * 2 * ld, rows, _mm512_shuffle_f64x2(a1, a3, 0x88));
+        _mm512_mask_storeu_pd(dc + 3 * 2 * ld, rows, _mm512_shuffle_f64x2(a1, a3, 0xDD));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void pack_a_rowmajor_avx512_f64(idx_t kc, const double *a, idx_t rs_a, double *Ap)
+{
+    enum { MR512 = GEMM_MR512_F64 };
+    idx_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m512d top[8], bottom[8];
+        for (int i = 0; i < 8; i++) {
+            top[i] = _mm512_loadu_pd(a + i * rs_a + p);
+            bottom[i] = 8 + i < MR512 ? _mm512_loadu_pd(a + (8 + i) * rs_a + p) : _mm512_setzero_pd();
+        }
+        transpose8_store_f64(top, Ap + p * MR512, MR512, 0xFF);
+        transpose8_store_f64(bottom, Ap + p * MR512 + 8, MR512, (1u << (MR512 - 8)) - 1);
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < MR512; i++)
+            Ap[p * MR512 + i] = a[i * rs_a + p];
+}
 #endif /* MINICLIP_HAVE_AVX2_KERNELS */
 
-/* ------------------------------------------------------------------ dispatch */
-static int simd_mode = -1;   /* -1: not decided yet; 0 auto; 1 generic forced */
-static int use_avx2(void);
+/* ------------------------------------------------------------------ dispatch
+ * simd_cap: the best level allowed (-1: not decided yet, then read from the environment).
+ * Each level runs only where the CPU has it, so a cap above the CPU's level changes nothing. */
+enum { SIMD_GENERIC = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2 };
+static int simd_cap = -1;
 
 static int cpu_has_avx2_fma(void)
 {
@@ -218,45 +463,97 @@ static int cpu_has_avx2_fma(void)
 #endif
 }
 
-int miniclip_use_avx2(void) { return use_avx2(); }
-
-static int use_avx2(void)
+static int cpu_has_avx512(void)
 {
-    if (simd_mode < 0) {
-        const char *env = getenv("MINICLIP_FORCE_GENERIC");
-        simd_mode = (env && env[0] && strcmp(env, "0") != 0) ? 1 : 0;
-    }
-    return simd_mode == 0 && cpu_has_avx2_fma();
+#if MINICLIP_HAVE_AVX2_KERNELS
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && cpu_has_avx2_fma();
+#else
+    return 0;
+#endif
 }
 
-void miniclip_set_simd(int mode) { simd_mode = (mode == 1) ? 1 : 0; }
+static int env_set(const char *name)
+{
+    const char *env = getenv(name);
+    return env && env[0] && strcmp(env, "0") != 0;
+}
 
-const char *miniclip_simd_name(void) { return use_avx2() ? "avx2+fma" : "generic"; }
+static int cap(void)
+{
+    if (simd_cap < 0)
+        simd_cap = env_set("MINICLIP_FORCE_GENERIC") ? SIMD_GENERIC
+                 : env_set("MINICLIP_FORCE_AVX2") ? SIMD_AVX2 : SIMD_AVX512;
+    return simd_cap;
+}
+
+int miniclip_use_avx2(void) { return cap() >= SIMD_AVX2 && cpu_has_avx2_fma(); }
+int miniclip_use_avx512(void) { return cap() >= SIMD_AVX512 && cpu_has_avx512(); }
+
+/* mode: 0 the best the CPU has, 1 generic, 2 at most AVX2 (miniclip.h) */
+void miniclip_set_simd(int mode) { simd_cap = mode == 1 ? SIMD_GENERIC : mode == 2 ? SIMD_AVX2 : SIMD_AVX512; }
+
+const char *miniclip_simd_name(void)
+{
+    return miniclip_use_avx512() ? "avx512" : miniclip_use_avx2() ? "avx2+fma" : "generic";
+}
 
 gemm_ukr_f32_t gemm_ukr_f32(void)
 {
 #if MINICLIP_HAVE_AVX2_KERNELS
-    if (use_avx2()) return ukr_avx2_f32;
+    if (miniclip_use_avx2()) return ukr_avx2_f32;
 #endif
     return ukr_generic_f32;
-}
-
-int gemm_pack_a_rowmajor_f32(idx_t kc, const float *a, idx_t rs_a, float *Ap)
-{
-#if MINICLIP_HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        pack_a_rowmajor_avx2_f32(kc, a, rs_a, Ap);
-        return 1;
-    }
-#endif
-    (void)kc; (void)a; (void)rs_a; (void)Ap;
-    return 0;
 }
 
 gemm_ukr_f64_t gemm_ukr_f64(void)
 {
 #if MINICLIP_HAVE_AVX2_KERNELS
-    if (use_avx2()) return ukr_avx2_f64;
+    if (miniclip_use_avx2()) return ukr_avx2_f64;
 #endif
     return ukr_generic_f64;
+}
+
+gemm_ukr_f32_t gemm_ukr512_f32(void)
+{
+#if MINICLIP_HAVE_AVX2_KERNELS
+    if (miniclip_use_avx512()) return ukr_avx512_f32;
+#endif
+    return NULL;
+}
+
+gemm_ukr_f64_t gemm_ukr512_f64(void)
+{
+#if MINICLIP_HAVE_AVX2_KERNELS
+    if (miniclip_use_avx512()) return ukr_avx512_f64;
+#endif
+    return NULL;
+}
+
+int gemm_pack_a_rowmajor_f32(idx_t mr, idx_t kc, const float *a, idx_t rs_a, float *Ap)
+{
+#if MINICLIP_HAVE_AVX2_KERNELS
+    if (mr == GEMM_MR512_F32 && miniclip_use_avx512()) {
+        pack_a_rowmajor_avx512_f32(kc, a, rs_a, Ap);
+        return 1;
+    }
+    if (mr == GEMM_MR_F32 && miniclip_use_avx2()) {
+        pack_a_rowmajor_avx2_f32(kc, a, rs_a, Ap);
+        return 1;
+    }
+#endif
+    (void)mr; (void)kc; (void)a; (void)rs_a; (void)Ap;
+    return 0;
+}
+
+int gemm_pack_a_rowmajor_f64(idx_t mr, idx_t kc, const double *a, idx_t rs_a, double *Ap)
+{
+#if MINICLIP_HAVE_AVX2_KERNELS
+    if (mr == GEMM_MR512_F64 && miniclip_use_avx512()) {
+        pack_a_rowmajor_avx512_f64(kc, a, rs_a, Ap);
+        return 1;
+    }
+#endif
+    (void)mr; (void)kc; (void)a; (void)rs_a; (void)Ap;     /* float64 6 x 8: the portable loop */
+    return 0;
 }

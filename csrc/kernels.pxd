@@ -56,6 +56,8 @@ cdef extern from "miniclip.h" nogil:
 
     void miniclip_set_simd(int mode)
     const char *miniclip_simd_name()
+    double peak_gflops_f32(int nthreads, double seconds)
+    double peak_gflops_f64(int nthreads, double seconds)
 
     ctypedef struct attn_layout:
         idx_t batch

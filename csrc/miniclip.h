@@ -182,9 +182,17 @@ void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y
 void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y);
 
 /* SIMD selection for the micro-kernels (gemm_microkernel.c):
- * mode 0 = auto (the best the CPU supports), 1 = force the portable generic C kernel.
- * The environment variable MINICLIP_FORCE_GENERIC=1 sets mode 1 at load time. */
+ * mode 0 = auto (the best the CPU supports: AVX-512, AVX2+FMA or generic), 1 = force the
+ * portable generic C kernel, 2 = at most AVX2+FMA (AVX-512 off, so its path stays tested on an
+ * AVX-512 CPU). The environment variables MINICLIP_FORCE_GENERIC=1 and MINICLIP_FORCE_AVX2=1
+ * set mode 1 and 2 at load time. simd_name: "avx512", "avx2+fma" or "generic". */
 void miniclip_set_simd(int mode);
 const char *miniclip_simd_name(void);
+
+/* ---- the machine's peak: a register-only FMA loop (peak.c) ----
+ * GFLOP/s of `nthreads` threads (<= 0: the OpenMP default) each running independent FMA
+ * chains with the widest vectors the SIMD selection allows, for about `seconds`. */
+double peak_gflops_f32(int nthreads, double seconds);
+double peak_gflops_f64(int nthreads, double seconds);
 
 #endif

@@ -2,6 +2,10 @@
 
 Shape legend: M, N, K GEMM sizes (C is M x N, the sum runs over K); nb batch.
 
+GEMM v3 runs one of three micro-kernels (generic C, AVX2, AVX-512; each with its own tile and
+cache blocks), so its tests run under each SIMD level this CPU has (``SIMDS``, forced with
+``compiled.set_simd``), at 1 and 2 threads.
+
 Tolerances: the error of a sum of K products is bounded by about K * eps * (|A| |B|)
 elementwise, so each test compares |ours - exact| against the scale |alpha| |A| |B| +
 |beta| |C|: float64 to 1e-12, float32 to 1e-5 (times K / 128 beyond K = 128). The exact
@@ -22,9 +26,29 @@ from miniclip.backend import compiled, reference
 
 _C = pytest.importorskip("miniclip._C")
 
-# sizes around the micro-kernel tile (6 x 16 float32, 6 x 8 float64): 1, primes, non-multiples
-SIZES = [1, 2, 3, 5, 6, 7, 8, 11, 13, 16, 17, 23, 31, 37, 48, 61]
+# sizes around the micro-kernel tiles (6 x 16 and 6 x 8 generic / AVX2, 14 x 32 and 14 x 16
+# AVX-512): 1, primes, non-multiples, one below and above a tile
+SIZES = [1, 2, 3, 5, 6, 7, 8, 11, 13, 14, 15, 16, 17, 23, 29, 31, 32, 33, 37, 43, 48, 61]
 DTYPES = [np.float32, np.float64]
+
+
+def _simd_levels():
+    """The SIMD levels this CPU can run: generic always, then avx2 and avx512 where present.
+    (Leaves the selection as it found it, e.g. MINICLIP_FORCE_GENERIC=1 from the environment.)"""
+    before = compiled.get_simd()
+    levels = ["generic"]
+    for mode in ("avx2", "avx512"):
+        try:
+            compiled.set_simd(mode)
+            levels.append(mode)
+        except ValueError:
+            pass
+    compiled.set_simd({"avx512": "auto", "avx2+fma": "avx2" if "avx2" in levels else "auto"}.get(before, "generic"))
+    assert compiled.get_simd() == before
+    return levels
+
+
+SIMDS = _simd_levels()
 
 
 def _tol(dtype, K):
@@ -51,66 +75,124 @@ def _check_gemm(C, A, B, C0, alpha, beta):
 LAYOUTS = st.sampled_from(["contiguous", "transposed", "strided"])
 
 
+class _forced:
+    """Run a block with the given SIMD level and thread count, then restore the defaults."""
+
+    def __init__(self, simd="auto", threads=None):
+        self.simd, self.threads = simd, threads
+
+    def __enter__(self):
+        self.before = compiled.get_num_threads()
+        compiled.set_simd(self.simd)
+        if self.threads is not None:
+            compiled.set_num_threads(self.threads)
+
+    def __exit__(self, *exc):
+        compiled.set_simd("auto")
+        compiled.set_num_threads(self.before)
+
+
 @given(M=st.sampled_from(SIZES), N=st.sampled_from(SIZES), K=st.sampled_from(SIZES),
        la=LAYOUTS, lb=LAYOUTS, lc=LAYOUTS, dtype=st.sampled_from(DTYPES),
        alpha=st.sampled_from([1.0, -0.5]), beta=st.sampled_from([0.0, 1.0, 0.25]),
-       seed=st.integers(0, 2**16))
-@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
-def test_gemm_versions_match_numpy(version, M, N, K, la, lb, lc, dtype, alpha, beta, seed):
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+@pytest.mark.parametrize("version, simd", [("v1", "auto"), ("v2", "auto")] + [("v3", s) for s in SIMDS])
+def test_gemm_versions_match_numpy(version, simd, M, N, K, la, lb, lc, dtype, alpha, beta, threads, seed):
+    """Every version (and v3 under every SIMD level) on small awkward shapes; beta = 1 accumulates."""
     rng = np.random.default_rng(seed)
     A, B = _operand(rng, M, K, dtype, la), _operand(rng, K, N, dtype, lb)
     C = _operand(rng, M, N, dtype, lc)
     C0 = C.copy()
-    out = compiled.gemm(A, B, C, alpha, beta, version=version)
+    with _forced(simd, threads):
+        out = compiled.gemm(A, B, C, alpha, beta, version=version)
     assert out is C
     _check_gemm(C, A, B, C0, alpha, beta)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("simd", ["auto", "generic"])
+@pytest.mark.parametrize("simd", SIMDS)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("M, N, K", [
-    (200, 70, 300),     # several MC row blocks and two KC slices
+    (200, 70, 300),     # several MC row blocks (6 x 16 tile) and two KC slices
+    (449, 37, 257),     # just past MC = 448 (AVX-512 float32) and KC = 256: row blocks and slices
+    (227, 65, 513),     # past MC = 224 (AVX-512 float64), three KC slices
     (7, 300, 200),      # fewer rows than threads x MR: threads split the columns
-    (5, 4100, 3),       # N > NC: two column blocks
+    (27, 300, 200),     # 2 x 14 > 27 >= 2 x 6: AVX-512 splits the columns, AVX2 the rows
+    (29, 300, 200),     # 29 >= 2 x 14: AVX-512 splits the rows, one block of 28 and one of 1
+    (5, 4100, 3),       # N > NC (4080 and 4096): two column blocks
+    (3, 4099, 5),       # one past NC = 4096 + 3
     (97, 101, 1),       # K = 1
     (130, 33, 129),     # everything an edge tile
+    (64, 96, 1031),     # a long sum (the dW products: K = batch x tokens), prime
 ])
 def test_gemm_v3_blocking_paths(M, N, K, threads, simd, dtype):
     rng = np.random.default_rng(M * N + K)
-    before = compiled.get_num_threads()
-    compiled.set_num_threads(threads)
-    compiled.set_simd(simd)
-    try:
-        assert _C.simd_name() in (("generic",) if simd == "generic" else ("avx2+fma", "generic"))
-        for la, lb in [("contiguous", "contiguous"), ("transposed", "strided")]:
+    with _forced(simd, threads):
+        assert _C.simd_name() == {"generic": "generic", "avx2": "avx2+fma", "avx512": "avx512"}[simd]
+        for la, lb in [("contiguous", "contiguous"), ("transposed", "strided"), ("strided", "transposed")]:
             A, B = _operand(rng, M, K, dtype, la), _operand(rng, K, N, dtype, lb)
             C = rng.standard_normal((M, N)).astype(dtype)
             C0 = C.copy()
             compiled.gemm(A, B, C, 0.75, 0.5)
             _check_gemm(C, A, B, C0, 0.75, 0.5)
-    finally:
-        compiled.set_simd("auto")
-        compiled.set_num_threads(before)
+            C1 = _operand(rng, M, N, dtype, "transposed")             # a column-major C, beta = 0
+            compiled.gemm(A, B, C1, 1.0, 0.0)
+            _check_gemm(C1, A, B, C1, 1.0, 0.0)
+
+
+def test_set_simd_levels():
+    with pytest.raises(ValueError, match="set_simd: expected 'auto', 'generic', 'avx2' or 'avx512', got 'sse'"):
+        compiled.set_simd("sse")
+    for mode in ("avx2", "avx512"):
+        if mode not in SIMDS:
+            with pytest.raises(ValueError, match=f"expected a CPU with {mode}"):
+                compiled.set_simd(mode)
+            assert compiled.get_simd() == _C.simd_name()            # left at "auto"
+    with _forced("generic"):
+        assert compiled.get_simd() == "generic"
+    assert compiled.get_simd() == ("avx512" if "avx512" in SIMDS else "avx2+fma" if "avx2" in SIMDS
+                                   else "generic")
+
+
+@pytest.mark.parametrize("env, expected", [("MINICLIP_FORCE_GENERIC", "generic"), ("MINICLIP_FORCE_AVX2", "avx2")])
+def test_simd_forced_from_environment(env, expected):
+    code = "from miniclip.backend import compiled; print(compiled.get_simd())"
+    clean = {k: v for k, v in os.environ.items() if k not in ("MINICLIP_FORCE_GENERIC", "MINICLIP_FORCE_AVX2")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, env: "1"}, capture_output=True, text=True,
+                         check=True)
+    want = {"generic": "generic", "avx2": "avx2+fma" if "avx2" in SIMDS else "generic"}[expected]
+    assert out.stdout.strip() == want
+
+
+@pytest.mark.parametrize("simd", SIMDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_measure_peak_gflops_is_a_rate(simd, dtype, threads):
+    """The peak FMA loop returns a positive, finite GFLOP/s (its value is never asserted)."""
+    with _forced(simd):
+        g = compiled.measure_peak_gflops(dtype, threads, seconds=0.002)
+    assert np.isfinite(g) and g > 0
+    with pytest.raises(TypeError, match="float32 or float64, got int64"):
+        compiled.measure_peak_gflops(np.int64, 1)
+    with pytest.raises(ValueError, match="threads >= 1, got 0"):
+        compiled.measure_peak_gflops(dtype, 0)
 
 
 @given(M=st.sampled_from(SIZES + [130, 300]), N=st.sampled_from(SIZES), K=st.sampled_from(SIZES + [300]),
        lx=LAYOUTS, lw=LAYOUTS, lr=LAYOUTS, bias=st.booleans(), residual=st.booleans(),
        threads=st.sampled_from([1, 2]), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
-def test_linear_epilogue_matches_reference(M, N, K, lx, lw, lr, bias, residual, threads, dtype, seed):
+@pytest.mark.parametrize("simd", SIMDS)
+def test_linear_epilogue_matches_reference(simd, M, N, K, lx, lw, lr, bias, residual, threads, dtype, seed):
     """K.linear: x W^T + b + r with the bias and residual added in GEMM v3's epilogue, on every
     path (tiny products, the unpacked direct path with moved-back edge tiles, packed blocks with
-    two K slices (K = 300 > KC): the epilogue must come once, after the last slice)."""
+    two K slices (K = 300 > KC): the epilogue must come once, after the last slice), under every
+    SIMD level."""
     rng = np.random.default_rng(seed)
     x, w = _operand(rng, M, K, dtype, lx), _operand(rng, N, K, dtype, lw)
     b = rng.standard_normal(2 * N).astype(dtype)[::1 + (lr == "strided")][:N] if bias else None  # strided too
     r = _operand(rng, M, N, dtype, lr) if residual else None
-    before = compiled.get_num_threads()
-    compiled.set_num_threads(threads)
-    try:
+    with _forced(simd, threads):
         y = compiled.linear(x, w, b, r)
-    finally:
-        compiled.set_num_threads(before)
     ref = reference.linear(*(None if a is None else a.astype(np.float64) for a in (x, w, b, r)))
     assert y.shape == (M, N) and y.dtype == dtype
     scale = np.abs(x.astype(np.float64)) @ np.abs(w.T.astype(np.float64)) + np.abs(ref) + 1e-300  # as _check_gemm
@@ -169,7 +251,8 @@ BATCH_SHAPES = [
 
 @given(shapes=st.sampled_from(BATCH_SHAPES), dtype=st.sampled_from(DTYPES),
        transpose_b=st.booleans(), permute_a=st.booleans(), seed=st.integers(0, 2**16))
-def test_matmul_matches_numpy(shapes, dtype, transpose_b, permute_a, seed):
+@pytest.mark.parametrize("simd", SIMDS)
+def test_matmul_matches_numpy(simd, shapes, dtype, transpose_b, permute_a, seed):
     rng = np.random.default_rng(seed)
     sa, sb = shapes
     a = rng.standard_normal(sa).astype(dtype)
@@ -179,7 +262,8 @@ def test_matmul_matches_numpy(shapes, dtype, transpose_b, permute_a, seed):
         b = np.swapaxes(rng.standard_normal(sb[:-2] + sb[-1:] + sb[-2:-1]).astype(dtype), -1, -2)
     else:
         b = rng.standard_normal(sb).astype(dtype)
-    out = compiled.matmul(a, b)
+    with _forced(simd):
+        out = compiled.matmul(a, b)
     exact = np.matmul(a.astype(np.float64), b.astype(np.float64))
     assert out.shape == exact.shape and out.dtype == dtype
     scale = np.matmul(np.abs(a.astype(np.float64)), np.abs(b.astype(np.float64))) + 1e-300

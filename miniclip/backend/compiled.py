@@ -27,7 +27,8 @@ __all__ = ["gemm", "gemm_naive", "matmul", "linear", "attention_forward", "atten
            "layer_norm_forward", "layer_norm_backward",
            "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
            "im2col", "col2im", "conv2d", "avg_pool2d",
-           "adamw_step", "set_num_threads", "get_num_threads", "set_simd"]
+           "adamw_step", "set_num_threads", "get_num_threads", "set_simd", "get_simd",
+           "measure_peak_gflops"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _VERSION_NUMBER = {"v1": 1, "v2": 2, "v3": 3}
@@ -62,11 +63,32 @@ def _threads_from_env():
 
 
 def set_simd(mode):
-    """GEMM micro-kernel: ``"auto"`` (AVX2+FMA when the CPU has it) or ``"generic"`` (portable C).
+    """Micro-kernels: ``"auto"`` (the best the CPU has: AVX-512, else AVX2+FMA, else generic),
+    ``"generic"`` (portable C), ``"avx2"`` (at most AVX2+FMA: keeps that path in use on an
+    AVX-512 CPU) or ``"avx512"`` (a ``ValueError`` where the CPU has none).
 
-    ``MINICLIP_FORCE_GENERIC=1`` in the environment selects ``"generic"`` at import.
+    ``MINICLIP_FORCE_GENERIC=1`` / ``MINICLIP_FORCE_AVX2=1`` in the environment select
+    ``"generic"`` / ``"avx2"`` at import.
     """
     _C.set_simd(mode)
+
+
+def get_simd():
+    """The micro-kernels in use now: ``"avx512"``, ``"avx2+fma"`` or ``"generic"``."""
+    return _C.simd_name()
+
+
+def measure_peak_gflops(dtype, threads=None, seconds=0.05):
+    """The machine's peak GFLOP/s for ``dtype`` on ``threads`` threads (default: ``get_num_threads()``).
+
+    Measured (best of 3 runs of about ``seconds``) by a register-only loop of independent fused
+    multiply-adds on the widest vectors the SIMD selection allows (csrc/peak.c): the rate no
+    kernel can beat, the denominator of the benchmarks' "fraction of peak".
+    """
+    threads = get_num_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError(f"measure_peak_gflops: expected threads >= 1, got {threads}")
+    return _C.peak_gflops(dtype, threads, float(seconds))
 
 
 _n = _threads_from_env()
