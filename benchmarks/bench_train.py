@@ -168,9 +168,7 @@ def worker_miniclip(batch, threads, steps, inputs):
 def worker_torch(batch, threads, steps, inputs):
     import torch
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from torch_clip import TorchCLIP, torch_clip_loss
-
-    from miniclip.optim import wants_weight_decay
+    from torch_clip import TorchCLIP, torch_adamw, torch_clip_loss
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -181,13 +179,8 @@ def worker_torch(batch, threads, steps, inputs):
     args = config.model_args(int(data["vocab_size"]))
     args.pop("dtype")
     model = TorchCLIP(**args).float()
-    named = list(model.named_parameters())
-    # the same groups as miniclip's AdamW: decay weight matrices only (not gains, biases, embeddings)
-    decay = [p for n, p in named if wants_weight_decay(n.replace("in_proj_weight", "weight"), p)]
-    no_decay = [p for n, p in named if not wants_weight_decay(n.replace("in_proj_weight", "weight"), p)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps)
+    optimizer = torch_adamw(model, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
+                            weight_decay=config.weight_decay)
     times, opt_time = [], 0.0
     for i in range(steps + 3):
         t = time.perf_counter()
