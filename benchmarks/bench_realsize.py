@@ -37,6 +37,8 @@ import sys
 import tempfile
 import time
 
+from machine import blas_kernels, cpu_model, unforce_openblas
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -54,19 +56,6 @@ BATCH = {"image": 16, "text": 64, "step": 8}
 LIBS = ("miniclip", "torch")
 # CLIP's training recipe (CLIP_FACTS: AdamW lr 5e-4, betas (0.9, 0.98), eps 1e-6, weight decay 0.2)
 ADAMW = dict(lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.2)
-OPENBLAS_FORCING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -147,7 +136,7 @@ def torch_task(model_args, task):
 
 def worker(lib, model_name, task, threads, repeats):
     """Build, warm up, time ``repeats`` calls; return the fastest and what ran (one JSON line)."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
     threadpool_limits(limits=threads)
     if lib == "torch":
         import torch
@@ -163,15 +152,14 @@ def worker(lib, model_name, task, threads, repeats):
         t = time.perf_counter()
         run()
         times.append(time.perf_counter() - t)
-    blas = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
-            if i.get("user_api") == "blas"]
-    return {"seconds": min(times), "blas": blas}
+    return {"seconds": min(times), "blas": blas_kernels()}
 
 
 # ----------------------------------------------------------------------------- parent side
 def run_worker(lib, model_name, task, threads, repeats):
     """One child process: its result with ``rss_mb``, its peak RSS from wait4; None if it failed."""
-    env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_FORCING}
+    env = dict(os.environ)
+    unforce_openblas(env)
     env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                MINICLIP_BACKEND="compiled")
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--model", model_name, "--task", task,
@@ -239,8 +227,8 @@ def main():
         print("PyTorch is not installed: only miniclip's times are measured (pip install torch to compare)")
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.2f}; "
-          f"OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset in the workers (here: "
-          f"{', '.join(f'{k}={os.environ[k]}' for k in OPENBLAS_FORCING if k in os.environ) or 'not set'})", flush=True)
+          f"OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset in the workers (here: {unforce_openblas(dict(os.environ))})",
+          flush=True)
     results, blas = {}, set()
     for rnd in range(a.rounds):
         for m in a.models:
