@@ -21,6 +21,9 @@ library runs its best code for this CPU. miniclip's step calls ``reuse_freed_mem
 
 Timing: one untimed call (warm-up), then ``--repeats`` timed calls, the fastest kept; the rounds
 run every configuration in turn (miniclip and PyTorch alternate), and the fastest round is kept.
+The "CPU-time ratio" compares the processes' CPU time per call (``time.process_time``, all their
+threads) instead of wall time: on a machine shared with other jobs it moves much less than the
+wall time at one thread; at two threads it also counts time spent waiting at barriers.
 Needs PyTorch for the comparison (``pip install torch``); without it only miniclip's rows print.
 
 Shape legend: N images / texts, R image resolution, T context length (77).
@@ -147,12 +150,13 @@ def worker(lib, model_name, task, threads, repeats):
         set_num_threads(threads)
         run = miniclip_task(MODELS[model_name], task)
     run()                                                   # warm-up: allocations, page faults, threads
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         run()
         times.append(time.perf_counter() - t)
-    return {"seconds": min(times), "blas": blas_kernels()}
+        cpu.append(time.process_time() - c)
+    return {"seconds": min(times), "cpu_seconds": min(cpu), "blas": blas_kernels()}
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -182,7 +186,8 @@ def run_worker(lib, model_name, task, threads, repeats):
 
 def format_table(results, libs, models, tasks, threads_list, markdown):
     """Rows per (model, task, threads): miniclip s, PyTorch s, speed-up, both peak RSS."""
-    head = ["model", "task", "threads", "miniclip s", "PyTorch s", "speed-up", "miniclip RSS MB", "PyTorch RSS MB"]
+    head = ["model", "task", "threads", "miniclip s", "PyTorch s", "speed-up", "CPU-time ratio",
+            "miniclip RSS MB", "PyTorch RSS MB"]
     rows = []
     for m in models:
         for task in tasks:
@@ -192,8 +197,9 @@ def format_table(results, libs, models, tasks, threads_list, markdown):
                          "step": f"train step ({BATCH['step']} pairs)"}[task]
                 cell = lambda r, key, fmt: fmt.format(r[key]) if r else "-"  # noqa: E731
                 ratio = f"{theirs['seconds'] / ours['seconds']:.2f}x" if ours and theirs else "-"
+                cpu_ratio = f"{theirs['cpu_seconds'] / ours['cpu_seconds']:.2f}x" if ours and theirs else "-"
                 rows.append([m, label, str(t), cell(ours, "seconds", "{:.3f}"), cell(theirs, "seconds", "{:.3f}"),
-                             ratio, cell(ours, "rss_mb", "{:.0f}"), cell(theirs, "rss_mb", "{:.0f}")])
+                             ratio, cpu_ratio, cell(ours, "rss_mb", "{:.0f}"), cell(theirs, "rss_mb", "{:.0f}")])
     if markdown:
         return "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
                          + ["| " + " | ".join(r) + " |" for r in rows])
