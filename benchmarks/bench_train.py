@@ -185,12 +185,13 @@ def worker_miniclip(batch, threads, steps, inputs):
         optimizer.step()
         clamp_logit_scale(model)
 
-    times = []
+    times, cpu = [], []
     for i in range(steps + 3):  # 3 warm-up steps
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         forward_backward()
         update()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     step = statistics.median(times[3:])
     peak = peak_gflops_function()
     peak = peak(np.float32) if peak else None
@@ -213,7 +214,8 @@ def worker_miniclip(batch, threads, steps, inputs):
         shares["graph overhead"] += prof.wall - inside
     shares["optimizer"] = opt_time
     total = wall + opt_time
-    return {"step_s": step, "images_per_s": batch / step, "peak_gflops": peak, "blas": blas_kernels(),
+    return {"step_s": step, "cpu_s": statistics.median(cpu[3:]), "images_per_s": batch / step,
+            "peak_gflops": peak, "blas": blas_kernels(),
             "profile": {g: s / total for g, s in shares.items()}}
 
 
@@ -233,9 +235,9 @@ def worker_torch(batch, threads, steps, inputs):
     model = TorchCLIP(**args).float()
     optimizer = torch_adamw(model, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
                             weight_decay=config.weight_decay)
-    times, opt_time = [], 0.0
+    times, cpu, opt_time = [], [], 0.0
     for i in range(steps + 3):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         loss = torch_clip_loss(*model(images, tokens))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -245,10 +247,11 @@ def worker_torch(batch, threads, steps, inputs):
             model.logit_scale.clamp_(0, np.log(100))
         now = time.perf_counter()
         times.append(now - t)
+        cpu.append(time.process_time() - c)
         if i >= 3:
             opt_time += now - t_opt
     step = statistics.median(times[3:])
-    return {"step_s": step, "images_per_s": batch / step, "blas": blas_kernels(),
+    return {"step_s": step, "cpu_s": statistics.median(cpu[3:]), "images_per_s": batch / step, "blas": blas_kernels(),
             "profile": {"optimizer": opt_time / sum(times[3:])}}
 
 
@@ -257,7 +260,7 @@ def format_tables(results, pipeline, load, threads_list, batches, markdown=False
     lines = []
     args = _config().model_args(vocab_size=1)           # the FLOPs do not depend on the vocabulary
     with_peak = any(r.get("peak_gflops") for r in results.values())
-    head = ["threads", "batch", "mode", "images/s", "ms/step", "vs PyTorch", "GFLOP/s"]
+    head = ["threads", "batch", "mode", "images/s", "ms/step", "vs PyTorch", "CPU ms/step", "GFLOP/s"]
     head += ["of peak"] if with_peak else []
     head += ["peak RSS MB"]
     rows = []
@@ -271,7 +274,7 @@ def format_tables(results, pipeline, load, threads_list, batches, markdown=False
                 ratio = f"{r['images_per_s'] / ref['images_per_s']:.2f}x" if ref else "-"
                 gflops = step_flops(args, b) / r["step_s"] / 1e9
                 row = [str(t), str(b), mode, f"{r['images_per_s']:.0f}", f"{1e3 * r['step_s']:.1f}", ratio,
-                       f"{gflops:.0f}"]
+                       f"{1e3 * r['cpu_s']:.1f}" if "cpu_s" in r else "-", f"{gflops:.0f}"]
                 if with_peak:
                     row.append(f"{100 * gflops / r['peak_gflops']:.0f}%" if r.get("peak_gflops") else "-")
                 rows.append(row + [f"{r['rss_mb']:.0f}"])
@@ -311,7 +314,8 @@ def format_tables(results, pipeline, load, threads_list, batches, markdown=False
         if one and two:
             lines.append(f"compiled, B={b}: 2 threads / 1 thread = {one['step_s'] / two['step_s']:.2f}x")
     lines.append("")
-    lines.append("images/s: median over the timed steps of one run, the fastest of the repeated runs")
+    lines.append("images/s: median over the timed steps of one run, the fastest of the repeated runs; CPU ms/step:"
+                 " the process's CPU time per step (all its threads; steadier than wall time on a busy machine)")
     lines.append("")
     lines += table(head, rows)
     lines.append("")
