@@ -170,7 +170,12 @@ def run_worker(lib, model_name, task, threads, repeats):
            "--threads", str(threads), "--repeats", str(repeats)]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)           # reap it ourselves: wait4 gives its rusage
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)       # reap it ourselves: wait4 gives its rusage
+        except BaseException:                              # Ctrl-C or a signal: no child left behind
+            proc.kill()
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
