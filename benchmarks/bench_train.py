@@ -13,7 +13,7 @@ Inputs are real shapes-world batches drawn once by the parent (images + tokens, 
 
 The step's FLOPs are counted from the shapes (``step_flops``, the count is documented there), so
 the table also shows GFLOP/s and, when the compiled backend has a peak-FMA kernel
-(``compiled.peak_gflops``), the fraction of the measured peak at that thread count. The script
+(``compiled.measure_peak_gflops``), the fraction of the measured peak at that thread count. The script
 runs OpenBLAS at its best: ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` are removed from its own
 process before NumPy loads (``benchmarks/machine.py``), and it prints the CPU and OpenBLAS's kernel.
 
@@ -83,10 +83,10 @@ def step_flops(args, batch):
 
 
 def peak_gflops_function():
-    """The compiled backend's measured peak (GFLOP/s, float32, at the current thread count), or None
-    when this build has no peak-FMA kernel."""
+    """The compiled backend's peak measurement, ``measure_peak_gflops(dtype, threads)`` (a register-only
+    FMA loop, csrc/peak.c), or None when this build has no peak-FMA kernel."""
     from miniclip.backend import compiled
-    return getattr(compiled, "peak_gflops", None)
+    return getattr(compiled, "measure_peak_gflops", None)
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -194,7 +194,7 @@ def worker_miniclip(batch, threads, steps, inputs):
         cpu.append(time.process_time() - c)
     step = statistics.median(times[3:])
     peak = peak_gflops_function()
-    peak = peak(np.float32) if peak else None
+    peak = peak(np.float32, threads) if peak else None
 
     # the profile: a few more steps, ops timed by the profiler, the optimizer timed on its own
     shares = dict.fromkeys(GROUPS, 0.0)
@@ -308,7 +308,7 @@ def format_tables(results, pipeline, load, threads_list, batches, markdown=False
     lines.append(f"FLOPs per step (step_flops: forward + backward products): "
                  + ", ".join(f"B={b}: {step_flops(args, b) / 1e9:.2f} GFLOP" for b in batches))
     if not with_peak:
-        lines.append("of peak: - (this build has no peak-FMA kernel, compiled.peak_gflops)")
+        lines.append("of peak: - (this build has no peak-FMA kernel, compiled.measure_peak_gflops)")
     for b in batches:
         one, two = results.get(("compiled", b, 1)), results.get(("compiled", b, 2))
         if one and two:
