@@ -48,6 +48,7 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 import miniclip  # noqa: E402
 from miniclip.backend import compiled, reference  # noqa: E402
+from miniclip.ops.attention import keeps_probabilities  # noqa: E402
 
 
 def wait_for_quiet(max_wait, quiet_load):
@@ -149,9 +150,11 @@ def attention_impls(q, k, v, dout, causal, torch):
         out, lse = reference.attention_forward(q, k, v, scale, causal)
         reference.attention_backward(dout, q, k, v, out, lse, scale, causal)
 
-    def ours():
-        out, lse = compiled.attention_forward(q, k, v, scale, causal)
-        compiled.attention_backward(dout, q, k, v, out, lse, scale, causal)
+    def ours():  # as the model's op runs it: short sequences keep the probabilities for the backward
+        B, H, T, D = q.shape
+        p = np.empty((B, H, T, T), q.dtype) if keeps_probabilities(T, D) else None
+        out, lse = compiled.attention_forward(q, k, v, scale, causal, p=p)
+        compiled.attention_backward(dout, q, k, v, out, lse, scale, causal, p=p)
 
     fns = {"numpy": naive, "ours": ours}
     if torch is not None:

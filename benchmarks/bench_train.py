@@ -11,7 +11,13 @@ Inputs are real shapes-world batches drawn once by the parent (images + tokens, 
     python benchmarks/bench_train.py                      # default threads (TrainConfig) and 2
     python benchmarks/bench_train.py --markdown table.md  # also write the tables as Markdown
 
-Shape legend: B batch, R image resolution, T context length.
+The step's FLOPs are counted from the shapes (``step_flops``, the count is documented there), so
+the table also shows GFLOP/s and, when the compiled backend has a peak-FMA kernel
+(``compiled.measure_peak_gflops``), the fraction of the measured peak at that thread count. The script
+runs OpenBLAS at its best: ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` are removed from its own
+process before NumPy loads (``benchmarks/machine.py``), and it prints the CPU and OpenBLAS's kernel.
+
+Shape legend: B batch, R image resolution, P patch size, T context length, C width, E embed dim.
 """
 
 import argparse
@@ -25,7 +31,11 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+from machine import blas_kernels, cpu_model, unforce_openblas
+
+OPENBLAS_WAS = unforce_openblas()  # before NumPy loads OpenBLAS; the workers inherit the environment
+
+import numpy as np  # noqa: E402  (after unforce_openblas)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -37,6 +47,46 @@ _GROUP_OF = {"Attention": "attention", "QKVAttention": "attention", "MatMul": "G
              "GELU": "GELU", "QuickGELU": "GELU", "CrossEntropy": "softmax+loss", "Softmax": "softmax+loss",
              "LogSoftmax": "softmax+loss", "LogSumExp": "softmax+loss", "Normalize": "softmax+loss",
              "LogSigmoid": "softmax+loss"}
+
+
+# ----------------------------------------------------------------------------- FLOPs
+def step_flops(args, batch):
+    """Floating-point operations of one training step of ``CLIP(**args)`` on ``batch`` pairs, from the shapes.
+
+    A product of an (M x K) and a (K x N) matrix counts 2 M N K (a multiply and an add). Forward:
+
+        patch embedding   2 B Np (3 P^2) Cv                       Np = (R / P)^2 patches (conv1 as a GEMM)
+        each block        2 B T C (3C + C + 4C + 4C) = 24 B T C^2  in_proj, out_proj, c_fc, c_proj
+                          + 2 * 2 B T^2 C                          q k^T and P v (all heads: H D = C)
+        projections       2 B Cv E + 2 B Ct E,  logits 2 B^2 E
+
+    with T = Np + 1, C = Cv in the image tower and T = context length, C = Ct in the text tower.
+    Backward: twice each product (the gradients of both operands), except the patch embedding
+    (the images need no gradient: once). Attention counts the full T x T products, causal or not
+    (the model's arithmetic; the kernel skips the masked half and recomputes the scores in the
+    backward, neither of which is counted). Layer norm, softmax, QuickGELU, the loss and AdamW are
+    O(B T C) and left out (about 1% of the total at the default size).
+    """
+    B, E = batch, args["embed_dim"]
+    R, P, Cv, Lv = args["image_resolution"], args["vision_patch_size"], args["vision_width"], args["vision_layers"]
+    T, Ct, Lt = args["context_length"], args["transformer_width"], args["transformer_layers"]
+    Np = (R // P) ** 2
+
+    def blocks(tokens, width, layers):
+        return layers * (24 * B * tokens * width ** 2 + 4 * B * tokens ** 2 * width)
+
+    patch = 2 * B * Np * 3 * P * P * Cv
+    products = blocks(Np + 1, Cv, Lv) + blocks(T, Ct, Lt) + 2 * B * (Cv + Ct) * E + 2 * B * B * E
+    forward = patch + products
+    backward = patch + 2 * products
+    return forward + backward
+
+
+def peak_gflops_function():
+    """The compiled backend's peak measurement, ``measure_peak_gflops(dtype, threads)`` (a register-only
+    FMA loop, csrc/peak.c), or None when this build has no peak-FMA kernel."""
+    from miniclip.backend import compiled
+    return getattr(compiled, "measure_peak_gflops", None)
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -136,13 +186,16 @@ def worker_miniclip(batch, threads, steps, inputs):
         optimizer.step()
         clamp_logit_scale(model)
 
-    times = []
+    times, cpu = [], []
     for i in range(steps + 3):  # 3 warm-up steps
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         forward_backward()
         update()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     step = statistics.median(times[3:])
+    peak = peak_gflops_function()
+    peak = peak(np.float32, threads) if peak else None
 
     # the profile: a few more steps, ops timed by the profiler, the optimizer timed on its own
     shares = dict.fromkeys(GROUPS, 0.0)
@@ -162,16 +215,15 @@ def worker_miniclip(batch, threads, steps, inputs):
         shares["graph overhead"] += prof.wall - inside
     shares["optimizer"] = opt_time
     total = wall + opt_time
-    return {"step_s": step, "images_per_s": batch / step,
+    return {"step_s": step, "cpu_s": statistics.median(cpu[3:]), "images_per_s": batch / step,
+            "peak_gflops": peak, "blas": blas_kernels(),
             "profile": {g: s / total for g, s in shares.items()}}
 
 
 def worker_torch(batch, threads, steps, inputs):
     import torch
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from torch_clip import TorchCLIP, torch_clip_loss
-
-    from miniclip.training.optim import wants_weight_decay
+    from torch_clip import TorchCLIP, torch_adamw, torch_clip_loss
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -182,16 +234,11 @@ def worker_torch(batch, threads, steps, inputs):
     args = config.model_args(int(data["vocab_size"]))
     args.pop("dtype")
     model = TorchCLIP(**args).float()
-    named = list(model.named_parameters())
-    # the same groups as miniclip's AdamW: decay weight matrices only (not gains, biases, embeddings)
-    decay = [p for n, p in named if wants_weight_decay(n.replace("in_proj_weight", "weight"), p)]
-    no_decay = [p for n, p in named if not wants_weight_decay(n.replace("in_proj_weight", "weight"), p)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps)
-    times, opt_time = [], 0.0
+    optimizer = torch_adamw(model, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
+                            weight_decay=config.weight_decay)
+    times, cpu, opt_time = [], [], 0.0
     for i in range(steps + 3):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         loss = torch_clip_loss(*model(images, tokens))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -201,17 +248,22 @@ def worker_torch(batch, threads, steps, inputs):
             model.logit_scale.clamp_(0, np.log(100))
         now = time.perf_counter()
         times.append(now - t)
+        cpu.append(time.process_time() - c)
         if i >= 3:
             opt_time += now - t_opt
     step = statistics.median(times[3:])
-    return {"step_s": step, "images_per_s": batch / step,
+    return {"step_s": step, "cpu_s": statistics.median(cpu[3:]), "images_per_s": batch / step, "blas": blas_kernels(),
             "profile": {"optimizer": opt_time / sum(times[3:])}}
 
 
 # ----------------------------------------------------------------------------- report
 def format_tables(results, pipeline, load, threads_list, batches, markdown=False):
     lines = []
-    head = ["threads", "batch", "mode", "images/s", "ms/step", "vs PyTorch", "peak RSS MB"]
+    args = _config().model_args(vocab_size=1)           # the FLOPs do not depend on the vocabulary
+    with_peak = any(r.get("peak_gflops") for r in results.values())
+    head = ["threads", "batch", "mode", "images/s", "ms/step", "vs PyTorch", "CPU ms/step", "GFLOP/s"]
+    head += ["of peak"] if with_peak else []
+    head += ["peak RSS MB"]
     rows = []
     for t in threads_list:
         for b in batches:
@@ -221,8 +273,12 @@ def format_tables(results, pipeline, load, threads_list, batches, markdown=False
                 if r is None:
                     continue
                 ratio = f"{r['images_per_s'] / ref['images_per_s']:.2f}x" if ref else "-"
-                rows.append([str(t), str(b), mode, f"{r['images_per_s']:.0f}", f"{1e3 * r['step_s']:.1f}",
-                             ratio, f"{r['rss_mb']:.0f}"])
+                gflops = step_flops(args, b) / r["step_s"] / 1e9
+                row = [str(t), str(b), mode, f"{r['images_per_s']:.0f}", f"{1e3 * r['step_s']:.1f}", ratio,
+                       f"{1e3 * r['cpu_s']:.1f}" if "cpu_s" in r else "-", f"{gflops:.0f}"]
+                if with_peak:
+                    row.append(f"{100 * gflops / r['peak_gflops']:.0f}%" if r.get("peak_gflops") else "-")
+                rows.append(row + [f"{r['rss_mb']:.0f}"])
     prof_head = ["mode (B, threads)"] + list(GROUPS)
     prof_rows = []
     for t in threads_list:
@@ -245,11 +301,22 @@ def format_tables(results, pipeline, load, threads_list, batches, markdown=False
         fmt = "  ".join("{:>%d}" % w for w in widths)
         return [fmt.format(*header)] + [fmt.format(*r) for r in body]
 
-    lines.append(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    blas = sorted({f"{m}: {k}" for (m, _, _), r in results.items() for k in r.get("blas", [])})
+    lines.append(f"machine: {cpu_model()}, {os.cpu_count()} cores, "
                  f"Python {platform.python_version()}, NumPy {np.__version__}; "
                  f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load before runs {load:.2f}")
+    lines.append(f"BLAS: {'; '.join(blas) or '-'} (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset; were {OPENBLAS_WAS})")
+    lines.append(f"FLOPs per step (step_flops: forward + backward products): "
+                 + ", ".join(f"B={b}: {step_flops(args, b) / 1e9:.2f} GFLOP" for b in batches))
+    if not with_peak:
+        lines.append("of peak: - (this build has no peak-FMA kernel, compiled.measure_peak_gflops)")
+    for b in batches:
+        one, two = results.get(("compiled", b, 1)), results.get(("compiled", b, 2))
+        if one and two:
+            lines.append(f"compiled, B={b}: 2 threads / 1 thread = {one['step_s'] / two['step_s']:.2f}x")
     lines.append("")
-    lines.append("images/s: median over the timed steps of one run, the fastest of the repeated runs")
+    lines.append("images/s: median over the timed steps of one run, the fastest of the repeated runs; CPU ms/step:"
+                 " the process's CPU time per step (all its threads; steadier than wall time on a busy machine)")
     lines.append("")
     lines += table(head, rows)
     lines.append("")

@@ -251,17 +251,24 @@ def _check_heads(str name, tuple expected, **arrays):
             raise ValueError(f"{name}: expected {arg} of shape {expected} like q, got {got}")
 
 
+def _check_probabilities(str name, p, idx_t B, idx_t H, idx_t T):
+    if p is not None and (p.shape[0] != B or p.shape[1] != H or p.shape[2] != T or p.shape[3] != T):
+        raise ValueError(f"{name}: expected p ({B}, {H}, {T}, {T}), got {tuple(p.shape)[:4]}")
+
+
 def attention_forward(const floating[:, :, :, :] q, const floating[:, :, :, :] k,
                       const floating[:, :, :, :] v, floating[:, :, :, :] out,
-                      floating[:, :, ::1] lse, double scale, bint causal):
+                      floating[:, :, ::1] lse, double scale, bint causal, floating[:, :, :, ::1] p=None):
     """Fused attention forward: q, k, v, out (B, H, T, D), any strides but unit stride along D
     (views into a packed qkv projection work; checked below, as a memoryview type cannot say
-    "last axis contiguous, the others strided"); writes out and lse (B, H, T) contiguous."""
+    "last axis contiguous, the others strided"); writes out and lse (B, H, T) contiguous, and
+    the probabilities into p (B, H, T, T) contiguous when given."""
     cdef idx_t B = q.shape[0], H = q.shape[1], T = q.shape[2], D = q.shape[3]
     _check_heads("attention_forward", (B, H, T, D), k=k, v=v, out=out)
     if lse.shape[0] != B or lse.shape[1] != H or lse.shape[2] != T:
         raise ValueError(f"attention_forward: expected lse ({B}, {H}, {T}), "
                          f"got ({lse.shape[0]}, {lse.shape[1]}, {lse.shape[2]})")
+    _check_probabilities("attention_forward", p, B, H, T)
     if B == 0 or H == 0 or T == 0:
         return
     if D == 0:
@@ -272,26 +279,29 @@ def attention_forward(const floating[:, :, :, :] q, const floating[:, :, :, :] k
     cdef attn_layout lk = _layout(name, "k", k.shape, k.strides, s)
     cdef attn_layout lv = _layout(name, "v", v.shape, v.strides, s)
     cdef attn_layout lo = _layout(name, "out", out.shape, out.strides, s)
+    cdef floating *pp = NULL if p is None else &p[0, 0, 0, 0]
     with nogil:
         if floating is float:
             attention_forward_f32(B, H, T, D, <float>scale, causal, &q[0, 0, 0, 0], lq, &k[0, 0, 0, 0], lk,
-                                  &v[0, 0, 0, 0], lv, &out[0, 0, 0, 0], lo, &lse[0, 0, 0])
+                                  &v[0, 0, 0, 0], lv, &out[0, 0, 0, 0], lo, &lse[0, 0, 0], pp)
         else:
             attention_forward_f64(B, H, T, D, scale, causal, &q[0, 0, 0, 0], lq, &k[0, 0, 0, 0], lk,
-                                  &v[0, 0, 0, 0], lv, &out[0, 0, 0, 0], lo, &lse[0, 0, 0])
+                                  &v[0, 0, 0, 0], lv, &out[0, 0, 0, 0], lo, &lse[0, 0, 0], pp)
 
 
 def attention_backward(const floating[:, :, :, :] dout, const floating[:, :, :, :] q,
                        const floating[:, :, :, :] k, const floating[:, :, :, :] v,
                        const floating[:, :, :, :] out, const floating[:, :, ::1] lse,
                        floating[:, :, :, :] dq, floating[:, :, :, :] dk, floating[:, :, :, :] dv,
-                       double scale, bint causal):
-    """Fused attention backward, (B, H, T, D) arrays as in attention_forward: writes dq, dk, dv."""
+                       double scale, bint causal, const floating[:, :, :, ::1] p=None):
+    """Fused attention backward, (B, H, T, D) arrays as in attention_forward: writes dq, dk, dv;
+    p, the probabilities the forward kept (B, H, T, T), or None: recomputed from lse."""
     cdef idx_t B = q.shape[0], H = q.shape[1], T = q.shape[2], D = q.shape[3]
     _check_heads("attention_backward", (B, H, T, D), dout=dout, k=k, v=v, out=out, dq=dq, dk=dk, dv=dv)
     if lse.shape[0] != B or lse.shape[1] != H or lse.shape[2] != T:
         raise ValueError(f"attention_backward: expected lse ({B}, {H}, {T}), "
                          f"got ({lse.shape[0]}, {lse.shape[1]}, {lse.shape[2]})")
+    _check_probabilities("attention_backward", p, B, H, T)
     if B == 0 or H == 0 or T == 0:
         return
     if D == 0:
@@ -306,16 +316,17 @@ def attention_backward(const floating[:, :, :, :] dout, const floating[:, :, :, 
     cdef attn_layout ldq = _layout(name, "dq", dq.shape, dq.strides, s)
     cdef attn_layout ldk = _layout(name, "dk", dk.shape, dk.strides, s)
     cdef attn_layout ldv = _layout(name, "dv", dv.shape, dv.strides, s)
+    cdef const floating *pp = NULL if p is None else &p[0, 0, 0, 0]
     with nogil:
         if floating is float:
             attention_backward_f32(B, H, T, D, <float>scale, causal, &dout[0, 0, 0, 0], ldo,
                                    &q[0, 0, 0, 0], lq, &k[0, 0, 0, 0], lk, &v[0, 0, 0, 0], lv,
-                                   &out[0, 0, 0, 0], lo, &lse[0, 0, 0],
+                                   &out[0, 0, 0, 0], lo, &lse[0, 0, 0], pp,
                                    &dq[0, 0, 0, 0], ldq, &dk[0, 0, 0, 0], ldk, &dv[0, 0, 0, 0], ldv)
         else:
             attention_backward_f64(B, H, T, D, scale, causal, &dout[0, 0, 0, 0], ldo,
                                    &q[0, 0, 0, 0], lq, &k[0, 0, 0, 0], lk, &v[0, 0, 0, 0], lv,
-                                   &out[0, 0, 0, 0], lo, &lse[0, 0, 0],
+                                   &out[0, 0, 0, 0], lo, &lse[0, 0, 0], pp,
                                    &dq[0, 0, 0, 0], ldq, &dk[0, 0, 0, 0], ldk, &dv[0, 0, 0, 0], ldv)
 
 

@@ -12,10 +12,11 @@
  *     lse = log sum_j exp(S_ij)                 (per row, shifted by the row max)
  *     P   = exp(S - lse)                        (the softmax, written over S)
  *     out = P v                                 (GEMM v3)
- * Only out and lse leave the kernel: nothing T x T is kept for the backward.
+ * out and lse leave the kernel, and P itself when the caller passes p (B, H, T, T): the ops
+ * keep it for short sequences (T <= D, where it is no larger than out), long ones keep only lse.
  *
- * Backward, per head, recomputing P from lse (see reference.attention_backward):
- *     P  = exp(scale * q k^T - lse)
+ * Backward, per head, with P from p, or recomputed from lse (see reference.attention_backward):
+ *     P  = exp(scale * q k^T - lse)             (only without p)
  *     dv = P^T dout
  *     dP = dout v^T
  *     dS = P * (dP - delta),  delta_i = sum_d dout_id out_id  (= sum_j P_ij dP_ij)

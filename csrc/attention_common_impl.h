@@ -10,11 +10,19 @@ static void SFX(fill_nan)(idx_t T, idx_t D, REAL *x, idx_t ld)
         for (idx_t d = 0; d < D; d++) x[i * ld + d] = NAN;
 }
 
-/* dP (T x T block, row stride ld) becomes dS = P * (dP - delta) row by row, delta_i =
- * dout_i . out_i (= sum_j P_ij dP_ij: the softmax backward without P's row sums); masked
- * entries (causal: j > i) are written as exact zeros. */
-static void SFX(softmax_grad_rows)(idx_t T, idx_t D, idx_t ld, int causal, const REAL *P, REAL *dP,
-                                   const REAL *dout, idx_t ld_dout, const REAL *out, idx_t ld_out)
+/* the probabilities of one head (T x T, row stride ld) copied to p (T x T, contiguous), for the
+ * backward: keeping them costs T*T values per head and saves the backward the scores' product
+ * and their exps */
+static void SFX(keep_probabilities)(idx_t T, idx_t ld, const REAL *P, REAL *p)
+{
+    for (idx_t i = 0; i < T; i++) memcpy(p + i * T, P + i * ld, (size_t)T * sizeof(REAL));
+}
+
+/* dP (T x T block, row stride ld) becomes dS = P * (dP - delta) row by row (P: row stride
+ * ld_p), delta_i = dout_i . out_i (= sum_j P_ij dP_ij: the softmax backward without P's row
+ * sums); masked entries (causal: j > i) are written as exact zeros. */
+static void SFX(softmax_grad_rows)(idx_t T, idx_t D, idx_t ld, int causal, const REAL *P, idx_t ld_p,
+                                   REAL *dP, const REAL *dout, idx_t ld_dout, const REAL *out, idx_t ld_out)
 {
     for (idx_t i = 0; i < T; i++) {
         const REAL *dor = dout + i * ld_dout, *our = out + i * ld_out;
@@ -24,7 +32,7 @@ static void SFX(softmax_grad_rows)(idx_t T, idx_t D, idx_t ld, int causal, const
         #pragma omp simd reduction(+:delta)
         for (idx_t d = 0; d < D; d++) delta += dor[d] * our[d];
         REAL *ds = dP + i * ld;
-        const REAL *p = P + i * ld;
+        const REAL *p = P + i * ld_p;
         idx_t n = causal ? i + 1 : T;
         for (idx_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - delta);
         for (idx_t j = n; j < T; j++) ds[j] = 0;

@@ -7,17 +7,17 @@
  * attention_common_impl.h. T here is always the token count, REAL the element type.
  */
 #include "real.h"
-#include "attention_common_impl.h"   /* fill_nan, softmax_grad_rows */
+#include "attention_common_impl.h"   /* fill_nan, keep_probabilities, softmax_grad_rows */
 
 /* the tile path (attention_tiles_impl.h), taken when USE_TILES(T, D) */
 static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
                                          const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
                                          const REAL *v, attn_layout lv, REAL *out, attn_layout lo,
-                                         REAL *lse);
+                                         REAL *lse, REAL *p);
 static void SFX(attention_backward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
                                           const REAL *dout, attn_layout ldo, const REAL *q, attn_layout lq,
                                           const REAL *k, attn_layout lk, const REAL *v, attn_layout lv,
-                                          const REAL *out, attn_layout lo, const REAL *lse,
+                                          const REAL *out, attn_layout lo, const REAL *lse, const REAL *p,
                                           REAL *dq, attn_layout ldq, REAL *dk, attn_layout ldk,
                                           REAL *dv, attn_layout ldv);
 
@@ -31,10 +31,10 @@ static void SFX(attn_cols_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int cau
 
 void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
                             const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
-                            const REAL *v, attn_layout lv, REAL *out, attn_layout lo, REAL *lse)
+                            const REAL *v, attn_layout lv, REAL *out, attn_layout lo, REAL *lse, REAL *p)
 {
     if (USE_TILES(T, D)) {
-        SFX(attention_forward_tiles)(B, H, T, D, scale, causal, q, lq, k, lk, v, lv, out, lo, lse);
+        SFX(attention_forward_tiles)(B, H, T, D, scale, causal, q, lq, k, lk, v, lv, out, lo, lse, p);
         return;
     }
     idx_t BH = B * H;
@@ -67,6 +67,7 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
                 for (idx_t j = 0; j < n; j++) row[j] *= inv;
                 for (idx_t j = n; j < T; j++) row[j] = 0;         /* the mask: exact zeros */
             }
+            if (p) SFX(keep_probabilities)(T, ld, S, p + bh * T * T);
             SFX(attn_rows_times)(T, D, ld, (REAL)1, causal, S, vh, lv.row, oh, lo.row);
         }
         free(S);
@@ -76,13 +77,13 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
 void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
                              const REAL *dout, attn_layout ldo, const REAL *q, attn_layout lq,
                              const REAL *k, attn_layout lk, const REAL *v, attn_layout lv,
-                             const REAL *out, attn_layout lo, const REAL *lse,
+                             const REAL *out, attn_layout lo, const REAL *lse, const REAL *p,
                              REAL *dq, attn_layout ldq, REAL *dk, attn_layout ldk,
                              REAL *dv, attn_layout ldv)
 {
     if (USE_TILES(T, D)) {
         SFX(attention_backward_tiles)(B, H, T, D, scale, causal, dout, ldo, q, lq, k, lk, v, lv,
-                                      out, lo, lse, dq, ldq, dk, ldk, dv, ldv);
+                                      out, lo, lse, p, dq, ldq, dk, ldk, dv, ldv);
         return;
     }
     idx_t BH = B * H;
@@ -105,21 +106,29 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
             }
             const REAL *qh = q + HEAD(lq, b, h), *kh = k + HEAD(lk, b, h), *vh = v + HEAD(lv, b, h);
             const REAL *douth = dout + HEAD(ldo, b, h), *outh = out + HEAD(lo, b, h);
-            /* in the forward pass P = softmax(S) was used and dropped; rebuild it from lse */
-            SFX(transpose)(T, D, kh, lk.row, xt, T);              /* xt (D x T) = k^T */
-            SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, xt, P);
-            for (idx_t i = 0; i < T; i++) {
-                REAL *row = P + i * ld, l = lse[bh * T + i];
-                idx_t n = causal ? i + 1 : T;
-                VEXP(row, row, n, l);                              /* row = exp(row - lse) */
-                for (idx_t j = n; j < T; j++) row[j] = 0;
+            /* in the forward pass P = softmax(S) was used, and kept in p or dropped: then
+             * rebuild it from lse */
+            const REAL *Ph = P;                                    /* this head's P, row stride ldp */
+            idx_t ldp = ld;
+            if (p) {
+                Ph = p + bh * T * T;
+                ldp = T;
+            } else {
+                SFX(transpose)(T, D, kh, lk.row, xt, T);          /* xt (D x T) = k^T */
+                SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, xt, P);
+                for (idx_t i = 0; i < T; i++) {
+                    REAL *row = P + i * ld, l = lse[bh * T + i];
+                    idx_t n = causal ? i + 1 : T;
+                    VEXP(row, row, n, l);                          /* row = exp(row - lse) */
+                    for (idx_t j = n; j < T; j++) row[j] = 0;
+                }
             }
             /* out = P v, so dv = P^T dout and dP = dout v^T */
-            SFX(attn_cols_times)(T, D, ld, (REAL)1, causal, P, douth, ldo.row, dvh, ldv.row);
+            SFX(attn_cols_times)(T, D, ldp, (REAL)1, causal, Ph, douth, ldo.row, dvh, ldv.row);
             SFX(transpose)(T, D, vh, lv.row, xt, T);              /* xt = v^T */
             SFX(attn_scores)(T, D, ld, (REAL)1, causal, douth, ldo.row, xt, dP);
             /* P = softmax(S) row-wise, so dS = P * (dP - delta), delta_i = dout_i . out_i */
-            SFX(softmax_grad_rows)(T, D, ld, causal, P, dP, douth, ldo.row, outh, lo.row);
+            SFX(softmax_grad_rows)(T, D, ld, causal, Ph, ldp, dP, douth, ldo.row, outh, lo.row);
             /* S = scale * q k^T, so dq = scale * dS k and dk = scale * dS^T q */
             SFX(attn_rows_times)(T, D, ld, scale, causal, dP, kh, lk.row, dqh, ldq.row);
             SFX(attn_cols_times)(T, D, ld, scale, causal, dP, qh, lq.row, dkh, ldk.row);

@@ -122,7 +122,7 @@ static void SFX(tiles_softmax)(idx_t T, idx_t ld, int causal, REAL *P, REAL *lse
 static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
                                          const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
                                          const REAL *v, attn_layout lv, REAL *out, attn_layout lo,
-                                         REAL *lse)
+                                         REAL *lse, REAL *p)
 {
     idx_t BH = B * H;
     UKR_T ukr = GET_UKR();
@@ -143,6 +143,7 @@ static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REA
             /* S = scale * q k^T (q read in place), P = softmax(S), out = P v (v read in place) */
             SFX(tiles_gemm)(ukr, T, b.Tc, D, scale, qh, lq.row, 1, b.Kt, b.Tc, b.P, b.Tcc, 0, b.Apad, b.Cedge);
             SFX(tiles_softmax)(T, b.Tcc, causal, b.P, lse + bh * T, NULL);
+            if (p) SFX(keep_probabilities)(T, b.Tcc, b.P, p + bh * T * T);
             SFX(tiles_gemm)(ukr, T, D, T, 1, b.P, b.Tcc, 1, v + HEAD(lv, bi, h), lv.row, oh, lo.row,
                             0, b.Apad, b.Cedge);
         }
@@ -153,7 +154,7 @@ static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REA
 static void SFX(attention_backward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
                                           const REAL *dout, attn_layout ldo, const REAL *q, attn_layout lq,
                                           const REAL *k, attn_layout lk, const REAL *v, attn_layout lv,
-                                          const REAL *out, attn_layout lo, const REAL *lse,
+                                          const REAL *out, attn_layout lo, const REAL *lse, const REAL *p,
                                           REAL *dq, attn_layout ldq, REAL *dk, attn_layout ldk,
                                           REAL *dv, attn_layout ldv)
 {
@@ -175,16 +176,23 @@ static void SFX(attention_backward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, RE
             }
             const REAL *qh = q + HEAD(lq, bi, h), *kh = k + HEAD(lk, bi, h), *vh = v + HEAD(lv, bi, h);
             const REAL *douth = dout + HEAD(ldo, bi, h), *outh = out + HEAD(lo, bi, h);
-            SFX(transpose)(T, D, kh, lk.row, b.Kt, b.Tc);
-            SFX(transpose)(T, D, vh, lv.row, b.Vt, b.Tc);
-            /* P = exp(scale * q k^T - lse), rebuilt */
-            SFX(tiles_gemm)(ukr, T, b.Tc, D, scale, qh, lq.row, 1, b.Kt, b.Tc, b.P, b.Tcc, 0, b.Apad, b.Cedge);
-            SFX(tiles_softmax)(T, b.Tcc, causal, b.P, NULL, lse + bh * T);
-            /* dv = P^T dout (P^T: rs 1, cs Tcc; its rows past T are P's zero columns) */
-            SFX(tiles_gemm)(ukr, T, D, T, 1, b.P, 1, b.Tcc, douth, ldo.row, dvh, ldv.row, 0, b.Apad, b.Cedge);
+            /* P: kept by the forward in p (row stride T), or rebuilt as exp(scale * q k^T - lse) */
+            const REAL *Ph = b.P;
+            idx_t ldp = b.Tcc;
+            if (p) {
+                Ph = p + bh * T * T;
+                ldp = T;
+            } else {
+                SFX(transpose)(T, D, kh, lk.row, b.Kt, b.Tc);
+                SFX(tiles_gemm)(ukr, T, b.Tc, D, scale, qh, lq.row, 1, b.Kt, b.Tc, b.P, b.Tcc, 0, b.Apad, b.Cedge);
+                SFX(tiles_softmax)(T, b.Tcc, causal, b.P, NULL, lse + bh * T);
+            }
+            /* dv = P^T dout (P^T: rs 1, cs ldp; the moved-back last tile reads no column past T) */
+            SFX(tiles_gemm)(ukr, T, D, T, 1, Ph, 1, ldp, douth, ldo.row, dvh, ldv.row, 0, b.Apad, b.Cedge);
             /* dP = dout v^T, then dS = P * (dP - delta), delta_i = dout_i . out_i */
+            SFX(transpose)(T, D, vh, lv.row, b.Vt, b.Tc);
             SFX(tiles_gemm)(ukr, T, b.Tc, D, 1, douth, ldo.row, 1, b.Vt, b.Tc, b.dP, b.Tcc, 0, b.Apad, b.Cedge);
-            SFX(softmax_grad_rows)(T, D, b.Tcc, causal, b.P, b.dP, douth, ldo.row, outh, lo.row);
+            SFX(softmax_grad_rows)(T, D, b.Tcc, causal, Ph, ldp, b.dP, douth, ldo.row, outh, lo.row);
             /* dq = scale * dS k;  dk = scale * dS^T q (k, q read in place) */
             SFX(tiles_gemm)(ukr, T, D, T, scale, b.dP, b.Tcc, 1, kh, lk.row, dqh, ldq.row, 0, b.Apad, b.Cedge);
             SFX(tiles_gemm)(ukr, T, D, T, scale, b.dP, 1, b.Tcc, qh, lq.row, dkh, ldk.row, 0, b.Apad, b.Cedge);

@@ -65,20 +65,22 @@ cdef extern from "miniclip.h" nogil:
         idx_t row
     void attention_forward_f32(idx_t B, idx_t H, idx_t T, idx_t D, float scale, int causal,
                                const float *q, attn_layout lq, const float *k, attn_layout lk,
-                               const float *v, attn_layout lv, float *out, attn_layout lo, float *lse)
+                               const float *v, attn_layout lv, float *out, attn_layout lo, float *lse,
+                               float *p)
     void attention_forward_f64(idx_t B, idx_t H, idx_t T, idx_t D, double scale, int causal,
                                const double *q, attn_layout lq, const double *k, attn_layout lk,
-                               const double *v, attn_layout lv, double *out, attn_layout lo, double *lse)
+                               const double *v, attn_layout lv, double *out, attn_layout lo, double *lse,
+                               double *p)
     void attention_backward_f32(idx_t B, idx_t H, idx_t T, idx_t D, float scale, int causal,
                                 const float *dout, attn_layout ldo, const float *q, attn_layout lq,
                                 const float *k, attn_layout lk, const float *v, attn_layout lv,
-                                const float *out, attn_layout lo, const float *lse,
+                                const float *out, attn_layout lo, const float *lse, const float *p,
                                 float *dq, attn_layout ldq, float *dk, attn_layout ldk,
                                 float *dv, attn_layout ldv)
     void attention_backward_f64(idx_t B, idx_t H, idx_t T, idx_t D, double scale, int causal,
                                 const double *dout, attn_layout ldo, const double *q, attn_layout lq,
                                 const double *k, attn_layout lk, const double *v, attn_layout lv,
-                                const double *out, attn_layout lo, const double *lse,
+                                const double *out, attn_layout lo, const double *lse, const double *p,
                                 double *dq, attn_layout ldq, double *dk, attn_layout ldk,
                                 double *dv, attn_layout ldv)
 

@@ -85,28 +85,32 @@ void gemm_batched_f64(idx_t nbatch, idx_t M, idx_t N, idx_t K, double alpha,
 /* ---- fused multi-head attention (attention.c) ----
  * q, k, v, out, dout, dq, dk, dv: (B, H, T, D) arrays with unit stride along D and any
  * other element strides (attn_layout), so heads can be read from and written to a
- * packed (B, T, 3C) projection in place; lse: (B, H, T) contiguous.
- * forward:  out = softmax(scale * q k^T + causal mask) v,  lse = row log-sum-exp of the scores
- * backward: dq, dk, dv from dout, recomputing the probabilities from lse. */
+ * packed (B, T, 3C) projection in place; lse: (B, H, T) and p: (B, H, T, T) contiguous.
+ * forward:  out = softmax(scale * q k^T + causal mask) v,  lse = row log-sum-exp of the scores;
+ *           p = the probabilities softmax(...) too, unless p is NULL
+ * backward: dq, dk, dv from dout, with the probabilities p kept by the forward, or (p NULL)
+ *           recomputing them from lse. */
 typedef struct {
     idx_t batch, head, row;   /* element (b, h, t, d) is at b * batch + h * head + t * row + d */
 } attn_layout;
 void attention_forward_f32(idx_t B, idx_t H, idx_t T, idx_t D, float scale, int causal,
                            const float *q, attn_layout lq, const float *k, attn_layout lk,
-                           const float *v, attn_layout lv, float *out, attn_layout lo, float *lse);
+                           const float *v, attn_layout lv, float *out, attn_layout lo, float *lse,
+                           float *p);
 void attention_forward_f64(idx_t B, idx_t H, idx_t T, idx_t D, double scale, int causal,
                            const double *q, attn_layout lq, const double *k, attn_layout lk,
-                           const double *v, attn_layout lv, double *out, attn_layout lo, double *lse);
+                           const double *v, attn_layout lv, double *out, attn_layout lo, double *lse,
+                           double *p);
 void attention_backward_f32(idx_t B, idx_t H, idx_t T, idx_t D, float scale, int causal,
                             const float *dout, attn_layout ldo, const float *q, attn_layout lq,
                             const float *k, attn_layout lk, const float *v, attn_layout lv,
-                            const float *out, attn_layout lo, const float *lse,
+                            const float *out, attn_layout lo, const float *lse, const float *p,
                             float *dq, attn_layout ldq, float *dk, attn_layout ldk,
                             float *dv, attn_layout ldv);
 void attention_backward_f64(idx_t B, idx_t H, idx_t T, idx_t D, double scale, int causal,
                             const double *dout, attn_layout ldo, const double *q, attn_layout lq,
                             const double *k, attn_layout lk, const double *v, attn_layout lv,
-                            const double *out, attn_layout lo, const double *lse,
+                            const double *out, attn_layout lo, const double *lse, const double *p,
                             double *dq, attn_layout ldq, double *dk, attn_layout ldk,
                             double *dv, attn_layout ldv);
 

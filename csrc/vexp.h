@@ -15,7 +15,14 @@
  * difference is below 1.2e-38 in absolute value. Inputs above 88.376 are clamped to it
  * (result ~2.4e38, finite, not +inf). No -ffast-math: every step is a plain IEEE operation. NaN is NOT propagated (the clamp
  * turns it into a large number): a caller that needs NaN out puts it back itself.
- * Only call it from a function compiled for AVX2+FMA (same target attribute), after
+ *
+ * exp_avx2_pd: float64, 4 lanes, Cephes' exp method (the same reduction, then a Pade form):
+ *     exp(r) = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)),  P degree 2, Q degree 3 (relative error
+ *     ~2e-16 over |r| <= ln 2 / 2); ln 2 again split in two.
+ * 2^n is applied as 2^(n/2) * 2^(n - n/2), two factors that are always normal numbers, so
+ * the product rounds once: large inputs overflow to +inf and small ones underflow gradually
+ * through the subnormals to 0, as libm's exp. NaN is not propagated (as above).
+ * Only call these from a function compiled for AVX2+FMA (same target attribute), after
  * miniclip_use_avx2() said yes.
  */
 #ifndef MINICLIP_VEXP_H
@@ -57,6 +64,39 @@ static inline __m256 exp_avx2_ps(__m256 x)
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));                      /* * 2^n */
     return _mm256_andnot_ps(underflow, y);
+}
+
+/* 2^n for 4 int32 n in [-1022, 1023], as doubles built in the exponent bits */
+__attribute__((target("avx2,fma")))
+static inline __m256d pow2_avx2_pd(__m128i n)
+{
+    __m256i e = _mm256_add_epi64(_mm256_cvtepi32_epi64(n), _mm256_set1_epi64x(1023));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(e, 52));
+}
+
+__attribute__((target("avx2,fma")))
+static inline __m256d exp_avx2_pd(__m256d x)
+{
+    /* past these exp(x) is +inf or 0 in double; the clamp keeps n/2 inside the normal range */
+    x = _mm256_min_pd(x, _mm256_set1_pd(710.0));
+    x = _mm256_max_pd(x, _mm256_set1_pd(-746.0));
+    __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634074)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93145751953125e-1), x);        /* x - n ln2_hi */
+    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.42860682030941723212e-6), r);           /* - n ln2_lo */
+    __m256d r2 = _mm256_mul_pd(r, r);
+    __m256d p = _mm256_fmadd_pd(_mm256_set1_pd(1.26177193074810590878e-4), r2,
+                                _mm256_set1_pd(3.02994407707441961300e-2));
+    p = _mm256_mul_pd(r, _mm256_fmadd_pd(p, r2, _mm256_set1_pd(9.99999999999999999910e-1)));  /* r P(r^2) */
+    __m256d q = _mm256_fmadd_pd(_mm256_set1_pd(3.00198505138664455042e-6), r2,
+                                _mm256_set1_pd(2.52448340349684104192e-3));
+    q = _mm256_fmadd_pd(q, r2, _mm256_set1_pd(2.27265548208155028766e-1));
+    q = _mm256_fmadd_pd(q, r2, _mm256_set1_pd(2.00000000000000000009e0));            /* Q(r^2) */
+    __m256d e = _mm256_div_pd(p, _mm256_sub_pd(q, p));
+    e = _mm256_fmadd_pd(_mm256_set1_pd(2.0), e, _mm256_set1_pd(1.0));              /* exp(r) */
+    __m128i ni = _mm256_cvtpd_epi32(n);
+    __m128i n1 = _mm_srai_epi32(ni, 1), n2 = _mm_sub_epi32(ni, n1);                 /* n = n1 + n2 */
+    return _mm256_mul_pd(_mm256_mul_pd(e, pow2_avx2_pd(n1)), pow2_avx2_pd(n2));
 }
 #else
 #define MINICLIP_HAVE_AVX2 0

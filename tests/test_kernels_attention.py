@@ -58,8 +58,8 @@ LAYOUTS = ["contiguous", "transposed", "packed", "strided_d", "reversed"]
        D=st.sampled_from([1, 3, 8, 16, 17, 32, 33, 64]),
        causal=st.booleans(), dtype=st.sampled_from(DTYPES),
        layout=st.sampled_from(LAYOUTS), scale=st.sampled_from([None, 0.3]),
-       into_views=st.booleans(), seed=st.integers(0, 2**16))
-def test_attention_matches_reference(B, H, T, D, causal, dtype, layout, scale, into_views, seed):
+       into_views=st.booleans(), keep_p=st.booleans(), seed=st.integers(0, 2**16))
+def test_attention_matches_reference(B, H, T, D, causal, dtype, layout, scale, into_views, keep_p, seed):
     rng = np.random.default_rng(seed)
     q, k, v, dout = (_heads(rng, (B, H, T, D), dtype, layout) for _ in range(4))
     scale = 1.0 / np.sqrt(D) if scale is None else scale
@@ -68,16 +68,22 @@ def test_attention_matches_reference(B, H, T, D, causal, dtype, layout, scale, i
         y = np.full((B, T, H, D), np.nan, dtype)
         dqkv = np.full((B, T, 3, H, D), np.nan, dtype)
         out_view, grads_views = y.transpose(0, 2, 1, 3), tuple(dqkv.transpose(2, 0, 3, 1, 4))
-    out, lse = compiled.attention_forward(q, k, v, scale, causal, out=out_view)
+    p = np.full((B, H, T, T), np.nan, dtype) if keep_p else None  # the probabilities, kept for the backward
+    out, lse = compiled.attention_forward(q, k, v, scale, causal, out=out_view, p=p)
     if into_views:
         assert out is out_view
     q64, k64, v64, dout64 = (x.astype(np.float64) for x in (q, k, v, dout))
-    out_ref, lse_ref = reference.attention_forward(q64, k64, v64, scale, causal)
+    p_ref = np.empty((B, H, T, T))
+    out_ref, lse_ref = reference.attention_forward(q64, k64, v64, scale, causal, p=p_ref)
+    if keep_p:
+        assert _rel(p, p_ref) <= _tol(dtype)
+        if causal:  # masked entries are exact zeros
+            assert not np.triu(p, k=1).any()
     assert out.dtype == dtype and lse.dtype == dtype
     assert out.shape == (B, H, T, D) and lse.shape == (B, H, T)
     assert _rel(out, out_ref) <= _tol(dtype)
     assert _rel(lse, lse_ref) <= _tol(dtype)
-    grads = compiled.attention_backward(dout, q, k, v, out, lse, scale, causal, grads=grads_views)
+    grads = compiled.attention_backward(dout, q, k, v, out, lse, scale, causal, grads=grads_views, p=p)
     grads_ref = reference.attention_backward(dout64, q64, k64, v64, out_ref, lse_ref, scale, causal)
     if into_views:
         assert all(g is view for g, view in zip(grads, grads_views))
@@ -109,13 +115,14 @@ def test_attention_model_sizes(causal, simd):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_attention_gradcheck_compiled(causal):
+@pytest.mark.parametrize("T, D", [(7, 5), (4, 6)])  # T > D rebuilds the probabilities, T <= D keeps them
+def test_attention_gradcheck_compiled(causal, T, D):
     """Central differences through ops.scaled_dot_product_attention on the compiled backend."""
     before = miniclip.get_backend()
     miniclip.set_backend("compiled")
     try:
         rng = np.random.default_rng(1)
-        q, k, v = (Tensor(rng.standard_normal((1, 2, 7, 5)), requires_grad=True) for _ in range(3))
+        q, k, v = (Tensor(rng.standard_normal((1, 2, T, D)), requires_grad=True) for _ in range(3))
         err = gradcheck(lambda a, b, c: ops.scaled_dot_product_attention(a, b, c, causal=causal), q, k, v)
         assert err <= 1e-6
     finally:
@@ -138,6 +145,10 @@ def test_attention_errors_name_the_input():
     with pytest.raises(ValueError, match="dk a writeable"):
         compiled.attention_backward(q, q, q, q, q, np.zeros((1, 2, 3)), 0.5, False,
                                     grads=(np.zeros_like(q), np.zeros((1, 2, 3, 5)), np.zeros_like(q)))
+    with pytest.raises(ValueError, match="expected p a C-contiguous \\(1, 2, 3, 3\\)"):
+        compiled.attention_forward(q, q, q, 0.5, False, p=np.zeros((1, 2, 3, 4)))
+    with pytest.raises(ValueError, match="expected p a C-contiguous"):
+        compiled.attention_backward(q, q, q, q, q, np.zeros((1, 2, 3)), 0.5, False, p=np.zeros((1, 2, 3, 6))[..., ::2])
     with pytest.raises(ValueError, match="contiguous last axis"):   # the C wrapper checks it too
         _C.attention_forward(q, q, q, np.zeros((1, 2, 3, 8))[..., ::2], np.zeros((1, 2, 3)), 0.5, False)
 

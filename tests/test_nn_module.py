@@ -122,3 +122,18 @@ def test_forgetting_super_init_is_explained():
 
     with pytest.raises(RuntimeError, match="super\\(\\).__init__"):
         Bad()
+
+
+@pytest.mark.parametrize("shape", [(), (5,), (0, 3), (3, 4, 5), (1500, 701)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_init_normal_draws_in_blocks_the_numbers_of_one_draw(shape, dtype, monkeypatch):
+    """init.normal fills its result block by block (no full-size float64 temporaries); the numbers,
+    and the generator's state after them, are those of one draw of the whole array."""
+    from miniclip.nn import init
+    monkeypatch.setattr(init, "BLOCK", 1000)              # several blocks, the last one partial
+    rng_a, rng_b = np.random.default_rng(7), np.random.default_rng(7)
+    got = init.normal(rng_a, shape, 0.02, dtype)
+    want = (0.02 * rng_b.standard_normal(shape)).astype(dtype)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert rng_a.standard_normal() == rng_b.standard_normal()

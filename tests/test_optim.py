@@ -69,6 +69,28 @@ def test_backend_kernel_matches_reference(dtype, rtol):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_parameters_updated_on_their_own_give_the_same_bits(dtype, monkeypatch):
+    """Parameters of OWN_CALL_SIZE values or more skip the gathered buffer: same weights and moments."""
+    import miniclip.training.optim as optim
+    runs = {}
+    for own_call_size in (10 ** 9, 12):               # everything gathered / the (5, 4) and larger on their own
+        monkeypatch.setattr(optim, "OWN_CALL_SIZE", own_call_size)
+        params = make_params(dtype)
+        opt = AdamW(params, lr=1e-2)
+        grads = np.random.default_rng(5)
+        for _ in range(3):
+            set_grads(params, grads)
+            opt.step()
+        runs[own_call_size] = (params, opt)
+    (gathered, opt_g), (own, opt_o) = runs.values()
+    assert any(p.data.size >= 12 for _, p in own)
+    for (name, a), (_, b) in zip(gathered, own):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+        np.testing.assert_array_equal(opt_g.exp_avg[name], opt_o.exp_avg[name], err_msg=name)
+        np.testing.assert_array_equal(opt_g.exp_avg_sq[name], opt_o.exp_avg_sq[name], err_msg=name)
+
+
 def test_matches_torch_adamw_float64():
     torch = pytest.importorskip("torch")
     params = make_params(np.float64)

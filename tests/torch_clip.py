@@ -216,3 +216,15 @@ class TorchCLIP(tnn.Module):
 def torch_clip_loss(lpi, lpt):
     labels = torch.arange(lpi.shape[0])
     return (F.cross_entropy(lpi, labels) + F.cross_entropy(lpt, labels)) / 2
+
+
+def torch_adamw(model, lr, betas, eps, weight_decay):
+    """``torch.optim.AdamW`` with miniclip's parameter groups (``miniclip.training.optim.wants_weight_decay``):
+    decay on weight matrices only, not on gains, biases, the temperature or the embeddings
+    (``in_proj_weight`` is named as the weight it is)."""
+    from miniclip.training.optim import wants_weight_decay
+    named = list(model.named_parameters())
+    decay = [wants_weight_decay(n.replace("in_proj_weight", "weight"), p) for n, p in named]
+    return torch.optim.AdamW([{"params": [p for (_, p), d in zip(named, decay) if d], "weight_decay": weight_decay},
+                              {"params": [p for (_, p), d in zip(named, decay) if not d], "weight_decay": 0.0}],
+                             lr=lr, betas=betas, eps=eps)

@@ -252,12 +252,23 @@ def _out_heads(name, arrays, shape, dtype):
     return [x for _, x in arrays]
 
 
-def attention_forward(q, k, v, scale, causal, out=None):
+def _probabilities(name, p, shape, dtype):
+    """``p``, the (B, H, T, T) probabilities, checked: None, or a C-contiguous array of q's dtype."""
+    B, H, T, _ = shape
+    if p is not None and not (isinstance(p, np.ndarray) and p.shape == (B, H, T, T) and p.dtype == dtype
+                              and p.flags.c_contiguous):
+        raise ValueError(f"{name}: expected p a C-contiguous {(B, H, T, T)} {dtype} array, got "
+                         f"{getattr(p, 'shape', type(p).__name__)} {getattr(p, 'dtype', '')}")
+    return p
+
+
+def attention_forward(q, k, v, scale, causal, out=None, p=None):
     """Fused attention (C, one head per OpenMP task); same contract as ``reference.attention_forward``.
 
     q, k, v (B, H, T, D), any strides with D the unit-stride axis (others are copied first).
     Returns out (B, H, T, D) and lse (B, H, T). ``out``, when given, is a (B, H, T, D) view to
-    write into (for example the heads of a (B, T, H, D) array, so the caller needs no transpose).
+    write into (for example the heads of a (B, T, H, D) array, so the caller needs no transpose);
+    ``p``, when given, a C-contiguous (B, H, T, T) array that receives the probabilities.
     """
     q, k, v = _heads("attention_forward", [("q", q), ("k", k), ("v", v)])
     B, H, T, D = q.shape
@@ -266,12 +277,14 @@ def attention_forward(q, k, v, scale, causal, out=None):
     else:
         (out,) = _out_heads("attention_forward", [("out", out)], q.shape, q.dtype)
     lse = np.empty((B, H, T), dtype=q.dtype)
-    _C.attention_forward(q, k, v, out, lse, float(scale), bool(causal))
+    p = _probabilities("attention_forward", p, q.shape, q.dtype)
+    _C.attention_forward(q, k, v, out, lse, float(scale), bool(causal), p)
     return out, lse
 
 
-def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None):
-    """Fused attention backward (recomputes P from lse); same contract as the reference.
+def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None, p=None):
+    """Fused attention backward (uses ``p``, the probabilities the forward kept, or recomputes
+    them from lse); same contract as the reference.
 
     Returns dq, dk, dv, each (B, H, T, D). ``grads``, when given, is a tuple of three (B, H, T, D)
     views to write dq, dk, dv into (for example the thirds of a packed (B, T, 3C) gradient).
@@ -288,7 +301,8 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None):
     else:
         grads = tuple(_out_heads("attention_backward", list(zip(("dq", "dk", "dv"), grads)),
                                  q.shape, q.dtype))
-    _C.attention_backward(dout, q, k, v, out, lse, *grads, float(scale), bool(causal))
+    p = _probabilities("attention_backward", p, q.shape, q.dtype)
+    _C.attention_backward(dout, q, k, v, out, lse, *grads, float(scale), bool(causal), p)
     return grads
 
 

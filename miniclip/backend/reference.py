@@ -233,25 +233,31 @@ def _causal_scores(q, k, scale, causal):
     return s
 
 
-def attention_forward(q, k, v, scale, causal, out=None):
+def attention_forward(q, k, v, scale, causal, out=None, p=None):
     """out = softmax(scale * q k^T + mask) v, per batch and head; also returns lse.
 
     q, k, v: (B, H, T, D). Returns out (B, H, T, D) and lse (B, H, T), the
     log-sum-exp of each row of scores: all the backward needs to rebuild the
     probabilities, P = exp(S - lse), without keeping the (T, T) matrix.
-    ``out``, when given, is a (B, H, T, D) array (or view) the result is written into.
+    ``out``, when given, is a (B, H, T, D) array (or view) the result is written into;
+    ``p``, when given, a (B, H, T, T) array that receives the probabilities P (kept for
+    the backward, which then need not rebuild them).
     """
     s = _causal_scores(q, k, scale, causal)
     lse = logsumexp(s, axis=-1)                       # (B, H, T)
-    p = np.exp(s - lse[..., None])                    # (B, H, T, T)
+    probs = np.exp(s - lse[..., None])                # (B, H, T, T)
+    if p is not None:
+        p[...] = probs
+    p = probs
     if out is None:
         return np.matmul(p, v), lse
     out[...] = np.matmul(p, v)
     return out, lse
 
 
-def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None):
-    """Gradients of attention, recomputing P = exp(S - lse) from the saved lse.
+def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None, p=None):
+    """Gradients of attention, recomputing P = exp(S - lse) from the saved lse (or given ``p``,
+    the probabilities the forward kept).
 
     With P the probabilities and O = P V:
         dV = P^T dO
@@ -260,8 +266,9 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal, grads=None):
         dQ = scale * dS K,   dK = scale * dS^T Q
     Returns dq, dk, dv, each (B, H, T, D); written into ``grads`` (three arrays or views) when given.
     """
-    s = _causal_scores(q, k, scale, causal)
-    p = np.exp(s - lse[..., None])                                    # (B, H, T, T)
+    if p is None:
+        s = _causal_scores(q, k, scale, causal)
+        p = np.exp(s - lse[..., None])                                # (B, H, T, T)
     dv = np.matmul(np.swapaxes(p, -1, -2), dout)
     dp = np.matmul(dout, np.swapaxes(v, -1, -2))
     delta = np.sum(dout * out, axis=-1, keepdims=True)               # (B, H, T, 1)

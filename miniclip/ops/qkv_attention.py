@@ -12,7 +12,8 @@ op does it without a single copy: q, k, v are strided views of qkv in the heads 
 (B, H, T, D) (head h of q in row t is qkv[b, t, h*D:(h+1)*D], the next row 3C values further),
 the kernel reads them where they are and writes each head's output straight into its columns of
 y (B, T, C); the backward writes dq, dk, dv straight into the thirds of dqkv (B, T, 3C). The graph
-holds one node instead of twelve.
+holds one node instead of twelve. Short sequences (T <= D) also keep the probabilities for the
+backward (``ops.attention.kept_probabilities``).
 """
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..backend import K
 from ._util import operands
+from .attention import kept_probabilities
 from .matmul import matmul
 from .narrow import narrow
 from .softmax import softmax
@@ -36,14 +38,15 @@ class QKVAttention(Function):
         q, k, v = qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # (B, T, 3C) -> 3 x (B, H, T, D), views
         y = np.empty((B, T, H, D), dtype=qkv.dtype)
         out = y.transpose(0, 2, 1, 3)                                 # (B, T, H, D) -> (B, H, T, D), a view
-        _, lse = K.attention_forward(q, k, v, scale, causal, out=out)  # writes the heads into y; lse (B, H, T)
-        ctx.save_for_backward(qkv, y, lse)
+        p = kept_probabilities(ctx, B, H, T, D, qkv.dtype)            # (B, H, T, T) when T <= D, or None
+        _, lse = K.attention_forward(q, k, v, scale, causal, out=out, p=p)  # writes the heads into y; lse (B, H, T)
+        ctx.save_for_backward(qkv, y, lse, p)
         ctx.num_heads, ctx.scale, ctx.causal = H, scale, causal
         return y.reshape(B, T, C)                                     # (B, T, H, D) -> (B, T, H*D)
 
     @staticmethod
     def backward(ctx, dy):
-        qkv, y, lse = ctx.saved_tensors
+        qkv, y, lse, p = ctx.saved_tensors
         B, T, C3 = qkv.shape
         H = ctx.num_heads
         D = C3 // (3 * H)
@@ -52,7 +55,7 @@ class QKVAttention(Function):
         dout = dy.reshape(B, T, H, D).transpose(0, 2, 1, 3)          # (B, T, C) -> (B, H, T, D), a view
         dqkv = np.empty((B, T, 3, H, D), dtype=dy.dtype)
         grads = tuple(dqkv.transpose(2, 0, 3, 1, 4))                  # (B, T, 3, H, D) -> 3 x (B, H, T, D), views
-        K.attention_backward(dout, q, k, v, out, lse, ctx.scale, ctx.causal, grads=grads)
+        K.attention_backward(dout, q, k, v, out, lse, ctx.scale, ctx.causal, grads=grads, p=p)
         return dqkv.reshape(B, T, C3), None, None, None               # (B, T, 3, H, D) -> (B, T, 3C)
 
 

@@ -60,25 +60,39 @@ def _checked_grad(name, p):
     return grad
 
 
-class _FlatGroup:
-    """One parameter group's arrays laid end to end, so that a step is one compiled pass.
+# Parameters of at least this many values are updated by a compiled call of their own, reading
+# their gradient where it is; smaller ones are gathered into one buffer and updated together.
+OWN_CALL_SIZE = 1 << 16
 
-    ``p``, ``m``, ``v``, ``g`` are flat (total,) buffers; ``views[i]`` is parameter i's slice of
-    ``p`` in its shape, and after ``adopt`` the parameter's ``.data`` *is* that view (so the
-    update written into ``p`` is the model's new weights, with no copy back). The moments
-    ``m``, ``v`` are likewise viewed per parameter by the optimizer's ``exp_avg`` dicts.
+
+class _FlatGroup:
+    """One parameter group's arrays laid end to end, so that a step is a few compiled passes.
+
+    ``p``, ``m``, ``v`` are flat (total,) buffers; ``views[i]`` is parameter i's slice of ``p``
+    in its shape, and after ``adopt`` the parameter's ``.data`` *is* that view (so the update
+    written into ``p`` is the model's new weights, with no copy back). The moments ``m``, ``v``
+    are likewise viewed per parameter by the optimizer's ``exp_avg`` dicts.
+
+    The many small parameters (gains, biases, small matrices) are one contiguous run of each
+    buffer (``p[:small_total]``), and their gradients are gathered into ``g`` for one compiled
+    pass: per-call overhead would otherwise dominate. Large parameters (``OWN_CALL_SIZE`` values
+    or more) come after them and get a call each on their own gradient array: a copy of it would
+    cost time, and memory the size of the model (PyTorch's AdamW holds no such buffer either).
     """
 
     def __init__(self, params):
-        self.params = params                                  # [(name, parameter)] of one dtype
+        small = [(n, p) for n, p in params if p.data.size < OWN_CALL_SIZE]
+        self.params = small + [(n, p) for n, p in params if p.data.size >= OWN_CALL_SIZE]  # small first
+        self.n_small = len(small)
         dtype = params[0][1].data.dtype
-        sizes = [p.data.size for _, p in params]
+        sizes = [p.data.size for _, p in self.params]
         self.offsets = np.cumsum([0] + sizes)                 # parameter i is [offsets[i], offsets[i+1])
-        total = int(self.offsets[-1])
-        self.p, self.m, self.v, self.g = (np.zeros(total, dtype) for _ in range(4))
+        total, small_total = int(self.offsets[-1]), int(self.offsets[self.n_small])
+        self.p, self.m, self.v = (np.zeros(total, dtype) for _ in range(3))
+        self.g = np.zeros(small_total, dtype)                 # the small parameters' gradients
         self.views = [self.p[a:b].reshape(p.data.shape)       # (size,) -> the parameter's shape
-                      for (_, p), a, b in zip(params, self.offsets[:-1], self.offsets[1:])]
-        for i in range(len(params)):
+                      for (_, p), a, b in zip(self.params, self.offsets[:-1], self.offsets[1:])]
+        for i in range(len(self.params)):
             self.adopt(i)
 
     def adopt(self, i):
@@ -92,16 +106,18 @@ class _FlatGroup:
         return buf[self.offsets[i]:self.offsets[i + 1]].reshape(self.views[i].shape)
 
     def gather_grads(self):
-        """Copy every gradient into ``g``; False (nothing copied for sure) if one is missing.
+        """Copy the small parameters' gradients into ``g``; False (nothing copied for sure) if any
+        parameter's gradient is missing.
 
         A parameter whose ``.data`` was replaced by a new array since (``p.data = ...``) is
         adopted again first, so the flat buffer always holds the model's current weights."""
+        if any(p.grad is None for _, p in self.params):
+            return False
         for i, (name, p) in enumerate(self.params):
-            if p.grad is None:
-                return False
             if p.data is not self.views[i]:
                 self.adopt(i)
-            self.segment(self.g, i)[...] = _checked_grad(name, p)
+            if i < self.n_small:
+                self.segment(self.g, i)[...] = _checked_grad(name, p)
         return True
 
 
@@ -115,9 +131,10 @@ class AdamW:
     reader can check which parameters are decayed. A parameter whose ``.grad`` is None is left
     untouched by a step (as PyTorch does); the step count is one per ``step()`` call.
 
-    Speed: each group's parameters, moments and gradients live in flat buffers (``_FlatGroup``),
-    so a step is one compiled AdamW pass per group instead of one call per parameter (62 for
-    the default model; the per-call overhead was most of the optimizer's time). After
+    Speed: each group's parameters and moments live in flat buffers (``_FlatGroup``), so a step
+    is one compiled AdamW pass over a group's small parameters instead of one call per parameter
+    (62 for the default model; the per-call overhead was most of the optimizer's time), and one
+    call per large parameter, on its gradient where it is. After
     ``AdamW(...)`` every parameter's ``.data`` is a view into its group's buffer; the
     arithmetic is the same, element by element.
     """
@@ -149,7 +166,7 @@ class AdamW:
             for dtype in sorted({by_name[n].data.dtype.str for n in group["names"]}):
                 members = [(n, by_name[n]) for n in group["names"] if by_name[n].data.dtype.str == dtype]
                 flat = _FlatGroup(members)
-                for i, (n, _) in enumerate(members):
+                for i, (n, _) in enumerate(flat.params):          # the flat group's order (small first)
                     self.exp_avg[n], self.exp_avg_sq[n] = flat.segment(flat.m, i), flat.segment(flat.v, i)
                 self._flat.append((flat, group["weight_decay"]))
 
@@ -163,9 +180,14 @@ class AdamW:
         self.step_count += 1
         beta1, beta2 = self.betas
         for flat, weight_decay in self._flat:
-            if flat.gather_grads():       # every gradient present: the whole group in one pass
-                K.adamw_step(flat.p, flat.g, flat.m, flat.v, self.lr, beta1, beta2, self.eps,
-                           weight_decay, self.step_count)
+            if flat.gather_grads():       # every gradient present: the small ones in one pass
+                n = len(flat.g)
+                K.adamw_step(flat.p[:n], flat.g, flat.m[:n], flat.v[:n], self.lr, beta1, beta2, self.eps,
+                             weight_decay, self.step_count)
+                for i in range(flat.n_small, len(flat.params)):                 # the large ones, each
+                    name, p = flat.params[i]
+                    K.adamw_step(p.data, _checked_grad(name, p), self.exp_avg[name], self.exp_avg_sq[name],
+                                 self.lr, beta1, beta2, self.eps, weight_decay, self.step_count)
                 continue
             for i, (name, p) in enumerate(flat.params):   # some missing: parameter by parameter
                 if p.grad is None:
