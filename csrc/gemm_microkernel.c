@@ -358,8 +358,8 @@ static void pack_a_rowmajor_avx2_f32(idx_t kc, const float *a, idx_t rs_a, float
 }
 
 /* Packing a row-major A (cs_a == 1) for the AVX-512 tile is a 14 x kc -> kc x 14 transpose,
- * and done one value at a time it costs ~10% of a product with N = 256 (each value of A~ is
- * used only N times). float32: 16 columns at a time: load 16 values of each of the 14 rows
+ * and done one value at a time it is a visible part of a product with small N (each value of A~
+ * is used only N times; benchmarks/README.md, Kernel notes). float32: 16 columns at a time: load 16 values of each of the 14 rows
  * (rows 14, 15 are zero), transpose 16 x 16 in registers, and store each column as 14 values
  * (a masked store: nothing is written past the column).
  * The transpose, in three steps of shuffles: pairs of rows interleaved (unpack), then quads

@@ -80,7 +80,7 @@ static void team_barrier(int nt) { (void)nt; }
  * and the threads' A~ blocks (which = 1), grown when a call needs more, never shrunk; at most
  * KC x NC + nt x MC x KC values (~8.5 MiB float64, by the blocks below). Why keep them: a
  * buffer this large comes from mmap, and a fresh one costs a page fault and a page of zeros
- * per 4 KiB at every call (10% of a 2048^3 float64 product). Returns NULL when out of memory. */
+ * per 4 KiB at every call (benchmarks/README.md, Kernel notes). Returns NULL when out of memory. */
 #if defined(_MSC_VER)
 #define THREAD_LOCAL __declspec(thread)
 #else
