@@ -18,6 +18,30 @@ static void SFX(keep_probabilities)(idx_t T, idx_t ld, const REAL *P, REAL *p)
     for (idx_t i = 0; i < T; i++) memcpy(p + i * T, P + i * ld, (size_t)T * sizeof(REAL));
 }
 
+/* P (the T x T block, row stride ld) = the probabilities from the scores already in P:
+ * forward (lse_out != NULL): row max, log-sum-exp (stored), normalise;
+ * backward (lse_in != NULL): exp(S - lse). Masked entries become exact zeros. Nothing
+ * outside the T x T block is read or written (the tile path's padding is left as it is). */
+static void SFX(attn_softmax_rows)(idx_t T, idx_t ld, int causal, REAL *P, REAL *lse_out, const REAL *lse_in)
+{
+    for (idx_t i = 0; i < T; i++) {
+        REAL *row = P + i * ld;
+        idx_t n = causal ? i + 1 : T;                          /* columns i may see */
+        if (lse_out) {
+            REAL m = row[0];
+            #pragma omp simd reduction(max:m)
+            for (idx_t j = 1; j < n; j++) m = row[j] > m ? row[j] : m;
+            REAL sum = VEXP(row, row, n, m);                   /* row = exp(row - m) */
+            lse_out[i] = m + LOG(sum);
+            REAL inv = (REAL)1 / sum;
+            for (idx_t j = 0; j < n; j++) row[j] *= inv;
+        } else {
+            VEXP(row, row, n, lse_in[i]);                      /* row = exp(row - lse) */
+        }
+        for (idx_t j = n; j < T; j++) row[j] = 0;              /* the mask: exact zeros */
+    }
+}
+
 /* dP (T x T block, row stride ld) becomes dS = P * (dP - delta) row by row (P: row stride
  * ld_p), delta_i = dout_i . out_i (= sum_j P_ij dP_ij: the softmax backward without P's row
  * sums); masked entries (causal: j > i) are written as exact zeros. */

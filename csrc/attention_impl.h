@@ -7,7 +7,7 @@
  * attention_common_impl.h. T here is always the token count, REAL the element type.
  */
 #include "real.h"
-#include "attention_common_impl.h"   /* fill_nan, keep_probabilities, softmax_grad_rows */
+#include "attention_common_impl.h"   /* fill_nan, attn_softmax_rows, keep_probabilities, softmax_grad_rows */
 
 /* the tile path (attention_tiles_impl.h), taken when USE_TILES(T, D) */
 static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
@@ -55,18 +55,7 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
             const REAL *qh = q + HEAD(lq, b, h), *kh = k + HEAD(lk, b, h), *vh = v + HEAD(lv, b, h);
             SFX(transpose)(T, D, kh, lk.row, kt, T);              /* kt (D x T) = k^T */
             SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, kt, S);
-            for (idx_t i = 0; i < T; i++) {                        /* softmax of each row */
-                REAL *row = S + i * ld;
-                idx_t n = causal ? i + 1 : T;                      /* columns i may see */
-                REAL m = row[0];
-                #pragma omp simd reduction(max:m)
-                for (idx_t j = 1; j < n; j++) m = row[j] > m ? row[j] : m;
-                REAL sum = VEXP(row, row, n, m);                   /* row = exp(row - m) */
-                lse[bh * T + i] = m + LOG(sum);
-                REAL inv = (REAL)1 / sum;
-                for (idx_t j = 0; j < n; j++) row[j] *= inv;
-                for (idx_t j = n; j < T; j++) row[j] = 0;         /* the mask: exact zeros */
-            }
+            SFX(attn_softmax_rows)(T, ld, causal, S, lse + bh * T, NULL);  /* P = softmax(S), over S */
             if (p) SFX(keep_probabilities)(T, ld, S, p + bh * T * T);
             SFX(attn_rows_times)(T, D, ld, (REAL)1, causal, S, vh, lv.row, oh, lo.row);
         }
@@ -116,12 +105,7 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
             } else {
                 SFX(transpose)(T, D, kh, lk.row, xt, T);          /* xt (D x T) = k^T */
                 SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, xt, P);
-                for (idx_t i = 0; i < T; i++) {
-                    REAL *row = P + i * ld, l = lse[bh * T + i];
-                    idx_t n = causal ? i + 1 : T;
-                    VEXP(row, row, n, l);                          /* row = exp(row - lse) */
-                    for (idx_t j = n; j < T; j++) row[j] = 0;
-                }
+                SFX(attn_softmax_rows)(T, ld, causal, P, NULL, lse + bh * T);  /* P = exp(S - lse) */
             }
             /* out = P v, so dv = P^T dout and dP = dout v^T */
             SFX(attn_cols_times)(T, D, ldp, (REAL)1, causal, Ph, douth, ldo.row, dvh, ldv.row);

@@ -94,31 +94,6 @@ static int SFX(tiles_alloc)(SFX(tiles_t) *b, idx_t T, idx_t D)
 #undef ROUND_LINE
 #undef LINE
 
-/* P (the T x T block, row stride ld) = the probabilities from the scores already in P:
- * forward (lse_out != NULL): row max, log-sum-exp (stored), normalise;
- * backward (lse_in != NULL): exp(S - lse). Masked entries become exact zeros. Nothing
- * outside the T x T block is ever read (every product sums over exactly T tokens, and
- * no product has more than T rows), so the padding is left as it is. */
-static void SFX(tiles_softmax)(idx_t T, idx_t ld, int causal, REAL *P, REAL *lse_out, const REAL *lse_in)
-{
-    for (idx_t i = 0; i < T; i++) {
-        REAL *row = P + i * ld;
-        idx_t n = causal ? i + 1 : T;                          /* columns i may see */
-        if (lse_out) {
-            REAL m = row[0];
-            #pragma omp simd reduction(max:m)
-            for (idx_t j = 1; j < n; j++) m = row[j] > m ? row[j] : m;
-            REAL sum = VEXP(row, row, n, m);                   /* row = exp(row - m) */
-            lse_out[i] = m + LOG(sum);
-            REAL inv = (REAL)1 / sum;
-            for (idx_t j = 0; j < n; j++) row[j] *= inv;
-        } else {
-            VEXP(row, row, n, lse_in[i]);                      /* row = exp(row - lse) */
-        }
-        for (idx_t j = n; j < T; j++) row[j] = 0;              /* the mask: exact zeros */
-    }
-}
-
 static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
                                          const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
                                          const REAL *v, attn_layout lv, REAL *out, attn_layout lo,
@@ -142,7 +117,7 @@ static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REA
             SFX(transpose)(T, D, k + HEAD(lk, bi, h), lk.row, b.Kt, b.Tc);        /* Kt = k^T */
             /* S = scale * q k^T (q read in place), P = softmax(S), out = P v (v read in place) */
             SFX(tiles_gemm)(ukr, T, b.Tc, D, scale, qh, lq.row, 1, b.Kt, b.Tc, b.P, b.Tcc, 0, b.Apad, b.Cedge);
-            SFX(tiles_softmax)(T, b.Tcc, causal, b.P, lse + bh * T, NULL);
+            SFX(attn_softmax_rows)(T, b.Tcc, causal, b.P, lse + bh * T, NULL);
             if (p) SFX(keep_probabilities)(T, b.Tcc, b.P, p + bh * T * T);
             SFX(tiles_gemm)(ukr, T, D, T, 1, b.P, b.Tcc, 1, v + HEAD(lv, bi, h), lv.row, oh, lo.row,
                             0, b.Apad, b.Cedge);
@@ -185,7 +160,7 @@ static void SFX(attention_backward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, RE
             } else {
                 SFX(transpose)(T, D, kh, lk.row, b.Kt, b.Tc);
                 SFX(tiles_gemm)(ukr, T, b.Tc, D, scale, qh, lq.row, 1, b.Kt, b.Tc, b.P, b.Tcc, 0, b.Apad, b.Cedge);
-                SFX(tiles_softmax)(T, b.Tcc, causal, b.P, NULL, lse + bh * T);
+                SFX(attn_softmax_rows)(T, b.Tcc, causal, b.P, NULL, lse + bh * T);
             }
             /* dv = P^T dout (P^T: rs 1, cs ldp; the moved-back last tile reads no column past T) */
             SFX(tiles_gemm)(ukr, T, D, T, 1, Ph, 1, ldp, douth, ldo.row, dvh, ldv.row, 0, b.Apad, b.Cedge);
