@@ -22,9 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from miniclip.model import CLIP  # noqa: E402
-from miniclip.optim import AdamW  # noqa: E402
-from miniclip.train import TrainConfig, _loss_fn, _threads  # noqa: E402
-from miniclip.train_step import train_step  # noqa: E402
+from miniclip.training import TrainConfig, train_step  # noqa: E402
+from miniclip.training.optim import AdamW  # noqa: E402
+from miniclip.training.run import _threads  # noqa: E402
 
 # name -> TrainConfig fields that differ from the default ("resnet": CLIP's ModifiedResNet stage depths)
 VARIANTS = {
@@ -61,7 +61,7 @@ def step_seconds(fields, steps, vocab_size=638):
     tokens = rng.integers(1, vocab_size - 1, size=(B, T))
     tokens[:, -1] = vocab_size - 1  # the end token (highest id) ends every caption
     batch = Batch(rng.standard_normal((B, 3, R, R)).astype(np.float32), tokens)
-    loss_fn = _loss_fn(config)
+    loss_fn = config.loss_fn()
     for _ in range(3):
         train_step(model, batch, loss_fn, optimizer)
     t = time.perf_counter()
