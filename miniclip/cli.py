@@ -36,6 +36,20 @@ def _cmd_info(args):
 
 
 # ------------------------------------------------------------------- train / eval / zeroshot / plot
+def vision_layers_arg(text):
+    """``--vision-layers``: "3" (ViT blocks) or "1,1,1,1" (a ModifiedResNet's four stage depths)."""
+    try:
+        depths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        depths = ()
+    if len(depths) == 1:
+        return depths[0]
+    if len(depths) != 4:
+        raise argparse.ArgumentTypeError(f"expected an integer (ViT blocks) or four comma-separated stage "
+                                         f"depths such as 1,1,1,1 (a ModifiedResNet), got {text!r}")
+    return depths
+
+
 # (flag, TrainConfig field, type, metavar, help); defaults come from TrainConfig so --help shows the recipe
 TRAIN_OPTIONS = (
     ("--out", "out", str, "DIR", "run folder (default: runs/shapes-N, the first free N)"),
@@ -50,8 +64,11 @@ TRAIN_OPTIONS = (
     ("--image-resolution", "image_resolution", int, "R", "image side in pixels"),
     ("--patch-size", "vision_patch_size", int, "P", "ViT patch size (R must be a multiple)"),
     ("--vision-width", "vision_width", int, "W", "image transformer width"),
-    ("--vision-layers", "vision_layers", int, "N", "image transformer blocks"),
-    ("--vision-heads", "vision_heads", int, "H", "image attention heads"),
+    ("--vision-layers", "vision_layers", vision_layers_arg, "N", "image transformer blocks, or four "
+                                                                  "comma-separated stage depths (e.g. 1,1,1,1) "
+                                                                  "for CLIP's ModifiedResNet"),
+    ("--vision-heads", "vision_heads", int, "H", "image attention heads (a ModifiedResNet: its attention "
+                                                 "pool's)"),
     ("--text-width", "transformer_width", int, "W", "text transformer width"),
     ("--text-layers", "transformer_layers", int, "N", "text transformer blocks"),
     ("--text-heads", "transformer_heads", int, "H", "text attention heads"),

@@ -38,8 +38,8 @@ class TrainConfig:
     image_resolution: int = 32
     vision_patch_size: int = 8
     vision_width: int = 64
-    vision_layers: int = 3
-    vision_heads: int = 2
+    vision_layers: int = 3            # an int: ViT blocks; four stage depths, e.g. (1, 1, 1, 1): CLIP's ModifiedResNet
+    vision_heads: int = 2             # ViT heads; a ModifiedResNet's attention pool: None gives the original's rule
     embed_dim: int = 64
     transformer_width: int = 64
     transformer_layers: int = 2
@@ -87,8 +87,14 @@ class TrainConfig:
             need(name, isinstance(v, int) and not isinstance(v, bool) and (v >= 0 if allow_zero else v >= 1),
                  "an integer >= 0" if allow_zero else "an integer >= 1")
 
+        if isinstance(self.vision_layers, list):  # read back from config.json
+            self.vision_layers = tuple(self.vision_layers)
+        need("vision_layers", isinstance(self.vision_layers, int) and not isinstance(self.vision_layers, bool) or (
+            isinstance(self.vision_layers, tuple) and len(self.vision_layers) == 4
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in self.vision_layers)),
+            "an integer >= 1 (ViT blocks) or four stage depths >= 1 (a ModifiedResNet)")
         for name in ("steps", "batch_size", "image_resolution", "vision_patch_size", "vision_width",
-                     "vision_layers", "vision_heads", "embed_dim", "transformer_width", "transformer_layers",
+                     *(() if self.resnet else ("vision_layers",)), "embed_dim", "transformer_width", "transformer_layers",
                      "transformer_heads", "context_length", "eval_every", "checkpoint_every",
                      "keep_checkpoints", "eval_images", "eval_heldout_images", "final_eval_images",
                      "final_eval_heldout_images"):
@@ -115,10 +121,18 @@ class TrainConfig:
             isinstance(self.init_temperature, (int, float)) and 0.01 <= self.init_temperature <= 1),
             "None or a number in [0.01, 1] (the clamp keeps 1/tau in [1, 100])")
         need("dtype", self.dtype in ("float32", "float64"), "'float32' or 'float64'")
-        need("vision_patch_size", self.image_resolution % self.vision_patch_size == 0,
-             f"a divisor of image_resolution={self.image_resolution}")
-        need("vision_width", self.vision_width % self.vision_heads == 0,
-             f"a multiple of vision_heads={self.vision_heads}")
+        if self.resnet:  # stem and stages halve the picture 5 times; the pool's width is 32 * vision_width
+            need("image_resolution", self.image_resolution % 32 == 0, "a multiple of 32 for a ModifiedResNet")
+            need("vision_heads", self.vision_heads is None or (
+                isinstance(self.vision_heads, int) and self.vision_heads >= 1
+                and 32 * self.vision_width % self.vision_heads == 0),
+                f"None or a divisor of the attention pool's width 32 * vision_width = {32 * self.vision_width}")
+        else:
+            positive_int("vision_heads")
+            need("vision_patch_size", self.image_resolution % self.vision_patch_size == 0,
+                 f"a divisor of image_resolution={self.image_resolution}")
+            need("vision_width", self.vision_width % self.vision_heads == 0,
+                 f"a multiple of vision_heads={self.vision_heads}")
         need("transformer_width", self.transformer_width % self.transformer_heads == 0,
              f"a multiple of transformer_heads={self.transformer_heads}")
         need("vocab_size", isinstance(self.vocab_size, int) and self.vocab_size >= 514,
@@ -132,6 +146,11 @@ class TrainConfig:
              "None, or a CSV path given together with TrainConfig.train_data (the shapes world draws its "
              "own evaluation images)")
         need("local_loss", isinstance(self.local_loss, bool), "True or False")
+
+    @property
+    def resnet(self):
+        """True when the image tower is a ModifiedResNet (``vision_layers`` four stage depths)."""
+        return isinstance(self.vision_layers, (tuple, list))
 
     def to_json(self):
         return json.dumps(asdict(self), indent=2)
