@@ -121,6 +121,8 @@ class TrainConfig:
             isinstance(self.init_temperature, (int, float)) and 0.01 <= self.init_temperature <= 1),
             "None or a number in [0.01, 1] (the clamp keeps 1/tau in [1, 100])")
         need("dtype", self.dtype in ("float32", "float64"), "'float32' or 'float64'")
+        need("vision_patch_size", self.image_resolution % self.vision_patch_size == 0,
+             f"a divisor of image_resolution={self.image_resolution}")
         if self.resnet:  # stem and stages halve the picture 5 times; the pool's width is 32 * vision_width
             need("image_resolution", self.image_resolution % 32 == 0, "a multiple of 32 for a ModifiedResNet")
             need("vision_heads", self.vision_heads is None or (
@@ -129,8 +131,6 @@ class TrainConfig:
                 f"None or a divisor of the attention pool's width 32 * vision_width = {32 * self.vision_width}")
         else:
             positive_int("vision_heads")
-            need("vision_patch_size", self.image_resolution % self.vision_patch_size == 0,
-                 f"a divisor of image_resolution={self.image_resolution}")
             need("vision_width", self.vision_width % self.vision_heads == 0,
                  f"a multiple of vision_heads={self.vision_heads}")
         need("transformer_width", self.transformer_width % self.transformer_heads == 0,
