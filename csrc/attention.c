@@ -67,12 +67,15 @@
 /* offset of head (b, h) in an array with layout l (see attn_layout in miniclip.h) */
 #define HEAD(l, b, h) ((b) * (l).batch + (h) * (l).head)
 
-/* sequences up to this long, with D a multiple of the micro-kernel's NR, take the tile
- * path (attention_tiles_impl.h); longer ones the general one (attention_impl.h). Past it the
- * tile path stops paying: its edge savings shrink while it computes whole score matrices
- * where the general path skips the masked blocks of causal ones (benchmarks/README.md). */
-#define TILES_MAX_T 24
-#define USE_TILES(T, D) ((T) <= TILES_MAX_T && (D) % NR == 0)
+/* The tile path (attention_tiles_impl.h) for short sequences: a sequence takes it when one of
+ * the micro-kernels' tiles fits it (tile_kernel there): D a multiple of the tile's columns and
+ * T up to the tile's limit below; for the AVX-512 tile also at least its 14 rows (a shorter
+ * sequence would be padded to 14 rows, where the 6-row tile wastes less). Past the limit the
+ * tile path stops paying: its edge savings shrink while it computes whole score matrices where
+ * the general path skips the masked blocks of causal ones (measured per tile:
+ * benchmarks/README.md). */
+#define TILES_MAX_T 24          /* the 6-row tile (AVX2, generic): four tiles of rows */
+#define TILES512_MAX_T 42       /* the 14-row tile (AVX-512): three tiles of rows */
 
 #define REAL_BITS 32
 #include "attention_impl.h"

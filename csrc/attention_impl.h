@@ -9,12 +9,20 @@
 #include "real.h"
 #include "attention_common_impl.h"   /* fill_nan, attn_softmax_rows, keep_probabilities, softmax_grad_rows */
 
-/* the tile path (attention_tiles_impl.h), taken when USE_TILES(T, D) */
-static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
+/* the tile path (attention_tiles_impl.h), taken when tile_kernel finds a micro-kernel tk (its
+ * function and its tile, mr x nr) whose tile fits T and D (see TILES_MAX_T in attention.c) */
+typedef struct {
+    UKR_T ukr;
+    idx_t mr, nr;
+} SFX(tile_kernel_t);
+static int SFX(tile_kernel)(idx_t T, idx_t D, SFX(tile_kernel_t) *tk);   /* 0: none fits */
+static void SFX(attention_forward_tiles)(const SFX(tile_kernel_t) *tk, idx_t B, idx_t H, idx_t T, idx_t D,
+                                         REAL scale, int causal,
                                          const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
                                          const REAL *v, attn_layout lv, REAL *out, attn_layout lo,
                                          REAL *lse, REAL *p);
-static void SFX(attention_backward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
+static void SFX(attention_backward_tiles)(const SFX(tile_kernel_t) *tk, idx_t B, idx_t H, idx_t T, idx_t D,
+                                          REAL scale, int causal,
                                           const REAL *dout, attn_layout ldo, const REAL *q, attn_layout lq,
                                           const REAL *k, attn_layout lk, const REAL *v, attn_layout lv,
                                           const REAL *out, attn_layout lo, const REAL *lse, const REAL *p,
@@ -33,8 +41,9 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
                             const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
                             const REAL *v, attn_layout lv, REAL *out, attn_layout lo, REAL *lse, REAL *p)
 {
-    if (USE_TILES(T, D)) {
-        SFX(attention_forward_tiles)(B, H, T, D, scale, causal, q, lq, k, lk, v, lv, out, lo, lse, p);
+    SFX(tile_kernel_t) tk;
+    if (SFX(tile_kernel)(T, D, &tk)) {
+        SFX(attention_forward_tiles)(&tk, B, H, T, D, scale, causal, q, lq, k, lk, v, lv, out, lo, lse, p);
         return;
     }
     idx_t BH = B * H;
@@ -70,8 +79,9 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
                              REAL *dq, attn_layout ldq, REAL *dk, attn_layout ldk,
                              REAL *dv, attn_layout ldv)
 {
-    if (USE_TILES(T, D)) {
-        SFX(attention_backward_tiles)(B, H, T, D, scale, causal, dout, ldo, q, lq, k, lk, v, lv,
+    SFX(tile_kernel_t) tk;
+    if (SFX(tile_kernel)(T, D, &tk)) {
+        SFX(attention_backward_tiles)(&tk, B, H, T, D, scale, causal, dout, ldo, q, lq, k, lk, v, lv,
                                       out, lo, lse, p, dq, ldq, dk, ldk, dv, ldv);
         return;
     }
