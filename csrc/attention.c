@@ -52,8 +52,11 @@
 #include "miniclip.h"
 #include "transpose.h"
 
-/* rows per causal block: a multiple of the micro-kernel's MR = 6 */
-#define CAUSAL_BLOCK 24
+/* rows per causal block: whole tiles of the micro-kernel GEMM v3 runs (choose_kernel in
+ * gemm_packed_impl.h), about two dozen rows: 2 of the AVX-512 kernel's 14, 4 of the AVX2 or
+ * generic kernel's 6 (smaller blocks skip more of the masked triangle but make smaller products;
+ * benchmarks/README.md) */
+#define CAUSAL_BLOCK (GET_UKR512() ? 2 * MR512 : 4 * MR)
 /* row stride of the T x T scratch (S, P, dP): T rounded up to 16 values (64 bytes in
  * float32), so every row starts on a cache line and the micro-kernel's row stores do not
  * straddle two lines (a 17-token row would otherwise start at every 68th byte) */

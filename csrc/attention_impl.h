@@ -149,8 +149,9 @@ static void SFX(attn_scores)(idx_t T, idx_t D, idx_t ld, REAL scale, int causal,
         GEMM1(T, T, D, scale, q, ld_q, 1, kt, T, 1, S, ld);
         return;
     }
-    for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
-        idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
+    idx_t blk = CAUSAL_BLOCK;
+    for (idx_t i0 = 0; i0 < T; i0 += blk) {
+        idx_t i1 = i0 + blk < T ? i0 + blk : T;
         /* S[i0:i1, 0:i1] = scale * q[i0:i1] k[0:i1]^T */
         GEMM1(i1 - i0, i1, D, scale, q + i0 * ld_q, ld_q, 1, kt, T, 1, S + i0 * ld, ld);
     }
@@ -166,8 +167,9 @@ static void SFX(attn_rows_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int cau
         GEMM1(T, D, T, alpha, P, ld, 1, V, ld_v, 1, C, ld_c);
         return;
     }
-    for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
-        idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
+    idx_t blk = CAUSAL_BLOCK;
+    for (idx_t i0 = 0; i0 < T; i0 += blk) {
+        idx_t i1 = i0 + blk < T ? i0 + blk : T;
         GEMM1(i1 - i0, D, i1, alpha, P + i0 * ld, ld, 1, V, ld_v, 1, C + i0 * ld_c, ld_c);
     }
 }
@@ -182,8 +184,9 @@ static void SFX(attn_cols_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int cau
         GEMM1(T, D, T, alpha, P, 1, ld, X, ld_x, 1, C, ld_c);  /* P^T: rs = 1, cs = ld */
         return;
     }
-    for (idx_t j0 = 0; j0 < T; j0 += CAUSAL_BLOCK) {
-        idx_t j1 = j0 + CAUSAL_BLOCK < T ? j0 + CAUSAL_BLOCK : T;
+    idx_t blk = CAUSAL_BLOCK;
+    for (idx_t j0 = 0; j0 < T; j0 += blk) {
+        idx_t j1 = j0 + blk < T ? j0 + blk : T;
         GEMM1(j1 - j0, D, T - j0, alpha, P + j0 * ld + j0, 1, ld, X + j0 * ld_x, ld_x, 1,
               C + j0 * ld_c, ld_c);
     }
