@@ -51,7 +51,7 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
     #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
     {
         idx_t ld = SCORE_LD(T);
-        REAL *S = (REAL *)SCRATCH_ALLOC((size_t)(T * ld + T * D) * sizeof(REAL)); /* scores, then k^T */
+        REAL *S = (REAL *)SCRATCH_ALLOC((size_t)(T * ld + D * ld) * sizeof(REAL)); /* scores, then k^T */
         REAL *kt = S ? S + T * ld : NULL;
         #pragma omp for schedule(dynamic, 4)
         for (idx_t bh = 0; bh < BH; bh++) {
@@ -62,7 +62,7 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
                 continue;
             }
             const REAL *qh = q + HEAD(lq, b, h), *kh = k + HEAD(lk, b, h), *vh = v + HEAD(lv, b, h);
-            SFX(transpose)(T, D, kh, lk.row, kt, T);              /* kt (D x T) = k^T */
+            SFX(transpose)(T, D, kh, lk.row, kt, ld);             /* kt (D x T, row stride ld) = k^T */
             SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, kt, S);
             SFX(attn_softmax_rows)(T, ld, causal, S, lse + bh * T, NULL);  /* P = softmax(S), over S */
             if (p) SFX(keep_probabilities)(T, ld, S, p + bh * T * T);
@@ -91,7 +91,7 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
         idx_t ld = SCORE_LD(T);
         REAL *P = (REAL *)SCRATCH_ALLOC((size_t)T * ld * sizeof(REAL));  /* probabilities */
         REAL *dP = (REAL *)SCRATCH_ALLOC((size_t)T * ld * sizeof(REAL)); /* dP, then dS in place */
-        REAL *xt = (REAL *)malloc((size_t)T * D * sizeof(REAL));           /* k^T, then v^T */
+        REAL *xt = (REAL *)SCRATCH_ALLOC((size_t)D * ld * sizeof(REAL));  /* k^T, then v^T */
         int ok = P && dP && xt;
         #pragma omp for schedule(dynamic, 4)
         for (idx_t bh = 0; bh < BH; bh++) {
@@ -113,13 +113,13 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
                 Ph = p + bh * T * T;
                 ldp = T;
             } else {
-                SFX(transpose)(T, D, kh, lk.row, xt, T);          /* xt (D x T) = k^T */
+                SFX(transpose)(T, D, kh, lk.row, xt, ld);         /* xt (D x T) = k^T */
                 SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, xt, P);
                 SFX(attn_softmax_rows)(T, ld, causal, P, NULL, lse + bh * T);  /* P = exp(S - lse) */
             }
             /* out = P v, so dv = P^T dout and dP = dout v^T */
             SFX(attn_cols_times)(T, D, ldp, (REAL)1, causal, Ph, douth, ldo.row, dvh, ldv.row);
-            SFX(transpose)(T, D, vh, lv.row, xt, T);              /* xt = v^T */
+            SFX(transpose)(T, D, vh, lv.row, xt, ld);             /* xt = v^T */
             SFX(attn_scores)(T, D, ld, (REAL)1, causal, douth, ldo.row, xt, dP);
             /* P = softmax(S) row-wise, so dS = P * (dP - delta), delta_i = dout_i . out_i */
             SFX(softmax_grad_rows)(T, D, ld, causal, Ph, ldp, dP, douth, ldo.row, outh, lo.row);
@@ -139,21 +139,22 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
                      (REAL)0, (C), (rs_c), 1, 1)
 
 /* S = scale * q k^T, (T x T) with row stride ld, given q (T x D, row stride ld_q) and
- * kt = k^T (D x T, contiguous: the products with k^T then read rows of kt with unit
- * stride, and GEMM v3 needs no packing at these sizes);
+ * kt = k^T (D x T, row stride ld too: the products with k^T then read rows of kt with unit
+ * stride, and GEMM v3 needs no packing at these sizes; the transpose's row stores start on
+ * a cache line, as the scores' do);
  * causal: row block [i0, i1) only needs columns 0 .. i1. */
 static void SFX(attn_scores)(idx_t T, idx_t D, idx_t ld, REAL scale, int causal,
                              const REAL *q, idx_t ld_q, const REAL *kt, REAL *S)
 {
     if (!causal) {
-        GEMM1(T, T, D, scale, q, ld_q, 1, kt, T, 1, S, ld);
+        GEMM1(T, T, D, scale, q, ld_q, 1, kt, ld, 1, S, ld);
         return;
     }
     idx_t blk = CAUSAL_BLOCK;
     for (idx_t i0 = 0; i0 < T; i0 += blk) {
         idx_t i1 = i0 + blk < T ? i0 + blk : T;
         /* S[i0:i1, 0:i1] = scale * q[i0:i1] k[0:i1]^T */
-        GEMM1(i1 - i0, i1, D, scale, q + i0 * ld_q, ld_q, 1, kt, T, 1, S + i0 * ld, ld);
+        GEMM1(i1 - i0, i1, D, scale, q + i0 * ld_q, ld_q, 1, kt, ld, 1, S + i0 * ld, ld);
     }
 }
 
