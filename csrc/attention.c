@@ -73,7 +73,8 @@
 /* The tile path (attention_tiles_impl.h) for short sequences: a sequence takes it when one of
  * the micro-kernels' tiles fits it (tile_kernel there): D a multiple of the tile's columns and
  * T up to the tile's limit below; for the AVX-512 tile also at least its 14 rows (a shorter
- * sequence would be padded to 14 rows, where the 6-row tile wastes less). Past the limit the
+ * sequence would be padded to 14 rows, where the 6-row tile wastes less), and not where T
+ * rounded up to 14 rows is more than 1.5 T (T = 15 .. 18). Past the limit the
  * tile path stops paying: its edge savings shrink while it computes whole score matrices where
  * the general path skips the masked blocks of causal ones (measured per tile:
  * benchmarks/README.md). */

@@ -20,9 +20,10 @@
  * than one tile goes through a padded copy.
  *
  * The tile (mr x nr) is a micro-kernel's, chosen per call (tile_kernel): AVX-512's 14 x 32
- * (float64 14 x 16) when the CPU has it, D is a multiple of 32 (16) and 14 <= T <= 42, else the
- * AVX2 or generic 6 x 16 (6 x 8) when D is a multiple of 16 (8) and T <= 24; other sequences
- * take the general path (attention.c says why those limits).
+ * (float64 14 x 16) when the CPU has it, D is a multiple of 32 (16), 14 <= T <= 42 and T rounded
+ * up to 14 rows wastes little (not at T = 15 .. 18), else the AVX2 or generic 6 x 16 (6 x 8)
+ * when D is a multiple of 16 (8) and T <= 24; other sequences take the general path
+ * (attention.c says why those limits).
  *
  * Shape legend (per head): T tokens, D head dim (a multiple of nr here), Tc = T rounded up
  * to nr, Tcc = Tc rounded up to a cache line, the scores' row length. Buffers (one set per
@@ -134,11 +135,15 @@ static void SFX(attention_backward_tiles)(const SFX(tile_kernel_t) *tk, idx_t B,
 }
 
 /* the micro-kernel of the tile path: the AVX-512 one when the CPU may run it and its tile fits
- * T and D, else the AVX2 / generic one when its tile does; 0 when neither fits (attention.c) */
+ * T and D, else the AVX2 / generic one when its tile does; 0 when neither fits (attention.c).
+ * The AVX-512 tile fits when its rows, T rounded up to 14, are at most 1.5 T: at T = 15 .. 18
+ * it would compute 28 rows where the 6-row tile computes 18 (or 24 at 19, where the wide
+ * tile's twice wider vectors win again) */
 static int SFX(tile_kernel)(idx_t T, idx_t D, SFX(tile_kernel_t) *k)
 {
     UKR_T wide = GET_UKR512();
-    if (wide && D % NR512 == 0 && T >= MR512 && T <= TILES512_MAX_T) {
+    idx_t rows512 = (T + MR512 - 1) / MR512 * MR512;
+    if (wide && D % NR512 == 0 && T >= MR512 && T <= TILES512_MAX_T && 2 * rows512 <= 3 * T) {
         *k = (SFX(tile_kernel_t)){wide, MR512, NR512};
         return 1;
     }

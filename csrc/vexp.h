@@ -1,7 +1,7 @@
 /* vexp.h: exp over a row, vectorised where the CPU allows (internal header; vexp.c).
  *
  * The softmax-like kernels spend much of their time in exp; libm's expf is scalar,
- * so vexp.c carries an AVX2 version (chosen at run time like the GEMM micro-kernel).
+ * so vexp.c carries AVX2 and AVX-512 versions (chosen at run time like the GEMM micro-kernel).
  * The 8-lane exp itself, exp_avx2_ps, is here as a static inline function so that other
  * kernels (activation.c) can call it inside their own AVX2 loops, with no call per vector
  * and no temporary array.

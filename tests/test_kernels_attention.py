@@ -98,10 +98,11 @@ def test_attention_matches_reference(B, H, T, D, causal, dtype, layout, scale, i
 
 
 # T around the tile path's limits (csrc/attention.c): the 6-row tile (AVX2, generic) up to 24, the
-# AVX-512 14-row tile from 14 to 42; below, at and above each, and T = 17, the image tower's.
+# AVX-512 14-row tile at 14 and from 19 to 42 (15 .. 18 take the 6-row tile); below, at and above
+# each, and T = 17, the image tower's.
 # D: multiples of both tiles' widths (32, 64), of the narrow one only (16, 48; float64 8, 24),
 # and neither (20: the general path at every T).
-TILE_T = [1, 5, 6, 7, 13, 14, 15, 17, 24, 25, 28, 41, 42, 43]
+TILE_T = [1, 5, 6, 7, 13, 14, 15, 17, 18, 19, 24, 25, 28, 41, 42, 43]
 TILE_D = {np.float32: [16, 20, 32, 48, 64], np.float64: [8, 20, 24, 32, 64]}
 
 
