@@ -1,11 +1,11 @@
 /* vexp.c: y = exp(x - shift) over a row, and its sum (see vexp.h).
  *
- * With AVX-512: 16 float32 lanes at a time through exp_avx512_ps, 8 float64 lanes through
- * exp_avx512_pd, the row's last values as one masked vector (masked loads and stores are plain
- * instructions in AVX-512, unlike AVX2's). With AVX2+FMA: 8 float32 lanes through exp_avx2_ps,
- * 4 float64 lanes through exp_avx2_pd, the last few values one at a time through libm (vexp.h
- * describes the methods). NaN in gives NaN out. CPUs without AVX2 use libm's exp throughout.
- * The level follows the GEMM micro-kernel's (miniclip_set_simd).
+ * With AVX-512: float32 16 lanes at a time through exp_avx512_ps, the row's last values as one
+ * masked vector (masked loads and stores are plain instructions in AVX-512, unlike AVX2's).
+ * With AVX2+FMA (and float64 with AVX-512 too: vexp.h says why): 8 float32 lanes through
+ * exp_avx2_ps, 4 float64 lanes through exp_avx2_pd, the last few values one at a time through
+ * libm (vexp.h describes the methods). NaN in gives NaN out. CPUs without AVX2 use libm's exp
+ * throughout. The level follows the GEMM micro-kernel's (miniclip_set_simd).
  */
 #include <math.h>
 
@@ -28,23 +28,6 @@ static float exp_shift_sum_avx512_f32(const float *x, float *y, idx_t n, float s
     return _mm512_reduce_add_ps(acc);
 }
 
-__attribute__((target("avx512f")))
-static double exp_shift_sum_avx512_f64(const double *x, double *y, idx_t n, double shift)
-{
-    __m512d vs = _mm512_set1_pd(shift), acc = _mm512_setzero_pd();
-    for (idx_t j = 0; j < n; j += 8) {
-        __mmask8 m = n - j >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (n - j)) - 1);
-        __m512d xj = _mm512_maskz_loadu_pd(m, x + j);
-        __m512d e = exp_avx512_pd(_mm512_sub_pd(xj, vs));
-        e = _mm512_mask_mov_pd(e, _mm512_cmp_pd_mask(xj, xj, _CMP_UNORD_Q), xj);
-        _mm512_mask_storeu_pd(y + j, m, e);
-        acc = _mm512_mask_add_pd(acc, m, acc, e);
-    }
-    return _mm512_reduce_add_pd(acc);
-}
-#endif
-
-#if MINICLIP_HAVE_AVX2
 __attribute__((target("avx2,fma")))
 static float exp_shift_sum_avx2_f32(const float *x, float *y, idx_t n, float shift)
 {
@@ -113,7 +96,6 @@ static double exp_shift_sum_avx2_f64(const double *x, double *y, idx_t n, double
 double exp_shift_sum_f64(const double *x, double *y, idx_t n, double shift)
 {
 #if MINICLIP_HAVE_AVX2
-    if (miniclip_use_avx512()) return exp_shift_sum_avx512_f64(x, y, n, shift);
     if (miniclip_use_avx2()) return exp_shift_sum_avx2_f64(x, y, n, shift);
 #endif
     double sum = 0;

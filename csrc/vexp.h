@@ -25,9 +25,10 @@
  * Only call these from a function compiled for AVX2+FMA (same target attribute), after
  * miniclip_use_avx2() said yes.
  *
- * exp_avx512_ps, exp_avx512_pd: the same two methods, step for step, on 16 float32 / 8 float64
- * lanes (AVX-512F), for functions compiled with target("avx512f") after miniclip_use_avx512()
- * (gemm_microkernel.h) said yes.
+ * exp_avx512_ps: exp_avx2_ps step for step on 16 lanes (AVX-512F), for functions compiled with
+ * target("avx512f") after miniclip_use_avx512() (gemm_microkernel.h) said yes. float64 stays on
+ * exp_avx2_pd: its Pade form divides, and a 512-bit division takes twice as long as a 256-bit one,
+ * so 8 lanes gained little over 4 and lost on short rows (benchmarks/README.md).
  */
 #ifndef MINICLIP_VEXP_H
 #define MINICLIP_VEXP_H
@@ -126,39 +127,6 @@ static inline __m512 exp_avx512_ps(__m512 x)
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));                      /* * 2^n */
     return _mm512_maskz_mov_ps((__mmask16)~underflow, y);
-}
-
-/* 2^n for 8 int32 n in [-1022, 1023], as doubles built in the exponent bits */
-__attribute__((target("avx512f")))
-static inline __m512d pow2_avx512_pd(__m256i n)
-{
-    __m512i e = _mm512_add_epi64(_mm512_cvtepi32_epi64(n), _mm512_set1_epi64(1023));
-    return _mm512_castsi512_pd(_mm512_slli_epi64(e, 52));
-}
-
-/* exp_avx2_pd on 8 lanes */
-__attribute__((target("avx512f")))
-static inline __m512d exp_avx512_pd(__m512d x)
-{
-    x = _mm512_min_pd(x, _mm512_set1_pd(710.0));
-    x = _mm512_max_pd(x, _mm512_set1_pd(-746.0));
-    __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634074)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93145751953125e-1), x);        /* x - n ln2_hi */
-    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.42860682030941723212e-6), r);           /* - n ln2_lo */
-    __m512d r2 = _mm512_mul_pd(r, r);
-    __m512d p = _mm512_fmadd_pd(_mm512_set1_pd(1.26177193074810590878e-4), r2,
-                                _mm512_set1_pd(3.02994407707441961300e-2));
-    p = _mm512_mul_pd(r, _mm512_fmadd_pd(p, r2, _mm512_set1_pd(9.99999999999999999910e-1)));  /* r P(r^2) */
-    __m512d q = _mm512_fmadd_pd(_mm512_set1_pd(3.00198505138664455042e-6), r2,
-                                _mm512_set1_pd(2.52448340349684104192e-3));
-    q = _mm512_fmadd_pd(q, r2, _mm512_set1_pd(2.27265548208155028766e-1));
-    q = _mm512_fmadd_pd(q, r2, _mm512_set1_pd(2.00000000000000000009e0));            /* Q(r^2) */
-    __m512d e = _mm512_div_pd(p, _mm512_sub_pd(q, p));
-    e = _mm512_fmadd_pd(_mm512_set1_pd(2.0), e, _mm512_set1_pd(1.0));              /* exp(r) */
-    __m256i ni = _mm512_cvtpd_epi32(n);
-    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);          /* n = n1 + n2 */
-    return _mm512_mul_pd(_mm512_mul_pd(e, pow2_avx512_pd(n1)), pow2_avx512_pd(n2));
 }
 #else
 #define MINICLIP_HAVE_AVX2 0

@@ -76,9 +76,9 @@ def test_softmax_extreme_rows():
 
 @pytest.mark.parametrize("simd", SIMDS)
 def test_softmax_rows_every_tail_length(simd):
-    """The row exp (csrc/vexp.c: 16 / 8 lanes with a masked last vector on AVX-512, 8 / 4 lanes
-    and a scalar tail on AVX2, libm on generic) at every SIMD level, on rows of every length
-    around the vector widths, with -inf, huge and underflowing entries (exp of -87.5, -746)."""
+    """The row exp (csrc/vexp.c: float32 16 lanes with a masked last vector on AVX-512, 8 lanes
+    (float64 4) and a scalar tail on AVX2, libm on generic) at every SIMD level, on rows of every
+    length around the vector widths, with -inf, huge and underflowing entries (exp of -87.5, -746)."""
     rng = np.random.default_rng(6)
     for dtype in DTYPES:
         for C in list(range(1, 36)) + [64, 65, 77, 200]:
