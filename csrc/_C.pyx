@@ -542,26 +542,30 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, int
         raise MemoryError("conv2d_forward: out of memory")
 
 
-def im2col(const floating[:, :, :, ::1] x, int kh, int kw, int stride, int padding, floating[:, :, ::1] cols):
-    """cols (N, C*kh*kw, Ho*Wo) = the windows of x (N, C, H, W) (conv.c)."""
+def im2col(const floating[:, :, :, ::1] x, int kh, int kw, int stride, int padding, floating[:, :, ::1] cols,
+           bint merged=False):
+    """cols = the windows of x (N, C, H, W) (conv.c): (N, C*kh*kw, Ho*Wo), or when merged
+    (C*kh*kw, N, Ho*Wo), the images side by side."""
     cdef idx_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef idx_t L = ((H + 2 * padding - kh) // stride + 1) * ((W + 2 * padding - kw) // stride + 1)
-    if cols.shape[0] != N or cols.shape[1] != C * kh * kw or cols.shape[2] != L:
+    if (cols.shape[0], cols.shape[1], cols.shape[2]) != ((C * kh * kw, N, L) if merged else (N, C * kh * kw, L)):
         raise ValueError("im2col: shapes differ")
     if cols.size == 0:
         return
     with nogil:
         if floating is float:
-            im2col_f32(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0])
+            im2col_f32(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0], merged)
         else:
-            im2col_f64(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0])
+            im2col_f64(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0], merged)
 
 
-def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int padding, floating[:, :, :, ::1] dx):
-    """dx (N, C, H, W) = the adjoint of im2col applied to cols (N, C*kh*kw, Ho*Wo) (conv.c)."""
+def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int padding, floating[:, :, :, ::1] dx,
+           bint merged=False):
+    """dx (N, C, H, W) = the adjoint of im2col applied to cols (N, C*kh*kw, Ho*Wo), or when merged
+    (C*kh*kw, N, Ho*Wo) (conv.c)."""
     cdef idx_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef idx_t L = ((H + 2 * padding - kh) // stride + 1) * ((W + 2 * padding - kw) // stride + 1)
-    if cols.shape[0] != N or cols.shape[1] != C * kh * kw or cols.shape[2] != L:
+    if (cols.shape[0], cols.shape[1], cols.shape[2]) != ((C * kh * kw, N, L) if merged else (N, C * kh * kw, L)):
         raise ValueError("col2im: shapes differ")
     if dx.size == 0:
         return
@@ -570,9 +574,9 @@ def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int paddi
         return
     with nogil:
         if floating is float:
-            col2im_f32(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0])
+            col2im_f32(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0], merged)
         else:
-            col2im_f64(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0])
+            col2im_f64(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0], merged)
 
 
 def avg_pool2d(const floating[:, :, ::1] x, int k, floating[:, :, ::1] y):

@@ -124,13 +124,13 @@ cdef extern from "miniclip.h" nogil:
                            const double *x, const double *w, const double *scale, const double *shift,
                            const double *res, int relu, double *y)
     void im2col_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                    const float *x, float *cols)
+                    const float *x, float *cols, int merged)
     void im2col_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                    const double *x, double *cols)
+                    const double *x, double *cols, int merged)
     void col2im_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                    const float *cols, float *dx)
+                    const float *cols, float *dx, int merged)
     void col2im_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                    const double *cols, double *dx)
+                    const double *cols, double *dx, int merged)
     void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y)
     void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y)
     int winograd3x3_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const float *x, const float *w,

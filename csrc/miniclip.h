@@ -156,7 +156,7 @@ void adamw_step_f64(idx_t n, double *p, const double *g, double *m, double *v, d
                     double beta2, double step_size, double inv_sqrt_bc2, double eps);
 
 /* ---- convolution (conv.c); x (N, C, H, W), w (O, C*kh*kw), y and res (N, O, Ho, Wo), cols
- * (N, C*kh*kw, Ho*Wo), dx (N, C, H, W), all contiguous. conv2d_forward: y = conv(x, w) (stride s,
+ * (N, C*kh*kw, Ho*Wo), or (C*kh*kw, N*Ho*Wo) when merged, dx (N, C, H, W), all contiguous. conv2d_forward: y = conv(x, w) (stride s,
  * zero padding p), then y = y * scale[o] + shift[o] + res, then max(y, 0) when relu; scale, shift,
  * res may be NULL. Returns 0 when out of memory (nothing written), 1 otherwise. */
 int conv2d_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
@@ -166,13 +166,13 @@ int conv2d_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, id
                        const double *x, const double *w, const double *scale, const double *shift,
                        const double *res, int relu, double *y);
 void im2col_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                const float *x, float *cols);
+                const float *x, float *cols, int merged);
 void im2col_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                const double *x, double *cols);
+                const double *x, double *cols, int merged);
 void col2im_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                const float *cols, float *dx);
+                const float *cols, float *dx, int merged);
 void col2im_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                const double *cols, double *dx);
+                const double *cols, double *dx, int merged);
 
 /* ---- 3x3 convolution, stride 1, padding 1, by Winograd's F(2x2, 3x3) (winograd.c); x (N, C, H, W),
  * w (O, C, 3, 3), y and res (N, O, H, W) contiguous; the epilogue and the result as conv2d_forward. */

@@ -1,4 +1,5 @@
-"""The ResNet's kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im; csrc/winograd.c:
+"""The ResNet's kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im in both layouts, and
+the convolution's backward on them; csrc/winograd.c:
 the 3x3 convolution by F(2x2, 3x3); csrc/pool.c: avg_pool2d) against their NumPy references, and ``nn.conv_bn``'s fused inference path against
 the plain ops.
 
@@ -112,17 +113,49 @@ def test_conv2d_relu_keeps_nan():
     assert np.isnan(y).all()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("merged", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("problem", PROBLEMS)
-def test_im2col_and_col2im_equal_the_reference_to_the_bit(problem, dtype):
+def test_im2col_and_col2im_equal_the_reference_to_the_bit(problem, dtype, merged, threads):
     rng = np.random.default_rng(2)
     x, w, s, p, *_ = _inputs(rng, problem, dtype, contiguous=False)
     k = w.shape[2]
-    cols = compiled.im2col(x, k, k, s, p)
-    np.testing.assert_array_equal(cols, reference.im2col(x, k, k, s, p))
-    c = rng.standard_normal(cols.shape).astype(dtype)
-    np.testing.assert_array_equal(compiled.col2im(c, x.shape, k, k, s, p),
-                                  reference.col2im(c, x.shape, k, k, s, p))
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        cols = compiled.im2col(x, k, k, s, p, merged=merged)
+        np.testing.assert_array_equal(cols, reference.im2col(x, k, k, s, p, merged=merged))
+        c = rng.standard_normal(cols.shape).astype(dtype)
+        np.testing.assert_array_equal(compiled.col2im(c, x.shape, k, k, s, p, merged=merged),
+                                      reference.col2im(c, x.shape, k, k, s, p, merged=merged))
+    finally:
+        compiled.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_conv2d_backward_matches_the_products_per_image(problem, dtype, threads):
+    """Conv2d's backward (one GEMM over all images for dW, one for dcols) against the formulas
+    per image, in float64 NumPy: dW = sum_n dy[n] cols[n]^T, dx = col2im(W^T dy[n])."""
+    rng = np.random.default_rng(3)
+    x, w, s, p, *_ = _inputs(rng, problem, dtype, contiguous=False)
+    N, O, k = x.shape[0], w.shape[0], w.shape[2]
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+        y = ops.conv2d(xt, wt, s, p)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        y.backward(dy)
+    finally:
+        compiled.set_num_threads(before)
+    cols = reference.im2col(x.astype(np.float64), k, k, s, p)                  # (N, CK, L)
+    dy2 = dy.astype(np.float64).reshape(N, O, -1)                              # (N, O, L)
+    dw = np.einsum("nol,nkl->ok", dy2, cols).reshape(w.shape)
+    dx = reference.col2im(np.einsum("ok,nol->nkl", w.reshape(O, -1).astype(np.float64), dy2), x.shape, k, k, s, p)
+    assert _err(wt.grad, dw.astype(dtype)) <= _tol(dtype) and _err(xt.grad, dx.astype(dtype)) <= _tol(dtype), problem
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

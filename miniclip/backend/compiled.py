@@ -454,23 +454,30 @@ def _contiguous(*arrays):
     return [None if a is None else np.ascontiguousarray(a) for a in arrays]
 
 
-def im2col(x, kh, kw, stride, padding):
-    """The windows of x (N, C, H, W) as columns (N, C*kh*kw, L), in C; same contract as the reference."""
-    if not (_float_array(x) and x.ndim == 4) or (kh == kw == 1 and stride == 1 and padding == 0):
-        return reference.im2col(x, kh, kw, stride, padding)               # 1x1: x itself, a view
+def im2col(x, kh, kw, stride, padding, merged=False):
+    """The windows of x (N, C, H, W) as columns (N, C*kh*kw, L), or (C*kh*kw, N*L) when ``merged``,
+    in C; same contract as the reference."""
+    plain_1x1 = kh == kw == 1 and stride == 1 and padding == 0 and not merged
+    if not (_float_array(x) and x.ndim == 4) or plain_1x1:
+        return reference.im2col(x, kh, kw, stride, padding, merged)     # 1x1: x itself, a view
     N, C, H, W = x.shape
     L = ((H + 2 * padding - kh) // stride + 1) * ((W + 2 * padding - kw) // stride + 1)
-    cols = np.empty((N, C * kh * kw, L), dtype=x.dtype)
-    _C.im2col(np.ascontiguousarray(x), kh, kw, stride, padding, cols)
-    return cols
+    CK = C * kh * kw
+    cols = np.empty((CK, N, L) if merged else (N, CK, L), dtype=x.dtype)
+    _C.im2col(np.ascontiguousarray(x), kh, kw, stride, padding, cols, merged)
+    return cols.reshape(CK, N * L) if merged else cols
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding):
-    """The adjoint of im2col, in C (same order of additions as the reference, so equal to the bit)."""
-    if not (_float_array(cols) and cols.ndim == 3) or (kh == kw == 1 and stride == 1 and padding == 0):
-        return reference.col2im(cols, x_shape, kh, kw, stride, padding)
+def col2im(cols, x_shape, kh, kw, stride, padding, merged=False):
+    """The adjoint of im2col (either layout), in C (same order of additions as the reference, so
+    equal to the bit)."""
+    plain_1x1 = kh == kw == 1 and stride == 1 and padding == 0 and not merged
+    if not (_float_array(cols) and cols.ndim == (2 if merged else 3)) or plain_1x1:
+        return reference.col2im(cols, x_shape, kh, kw, stride, padding, merged)
     dx = np.empty(x_shape, dtype=cols.dtype)
-    _C.col2im(np.ascontiguousarray(cols), kh, kw, stride, padding, dx)
+    if merged:
+        cols = cols.reshape(cols.shape[0], x_shape[0], -1)                # (CK, N*L) -> (CK, N, L)
+    _C.col2im(np.ascontiguousarray(cols), kh, kw, stride, padding, dx, merged)
     return dx
 
 

@@ -296,7 +296,7 @@ def embedding_backward(ids, dout, num_embeddings):
 
 
 # ----------------------------------------------------------------------- im2col / col2im
-def im2col(x, kh, kw, stride, padding):
+def im2col(x, kh, kw, stride, padding, merged=False):
     """The convolution windows of x as the columns of a matrix: x (N, C, H, W) -> cols (N, C*kh*kw, L).
 
     L = Ho*Wo output positions, Ho = (H + 2 padding - kh) // stride + 1 (likewise Wo); column l of
@@ -305,11 +305,18 @@ def im2col(x, kh, kw, stride, padding):
     so a convolution is one matrix product per image: weight (C_out, C*kh*kw) @ cols[n].
     A 1x1 window with stride 1 and no padding is x itself: returned as a view when x allows.
 
+    ``merged=True`` lays the same columns out as one matrix (C*kh*kw, N*L), the images side by
+    side (column n*L + l is window l of image n), so that a product summed over all images (the
+    convolution's weight gradient) is one GEMM instead of N thin ones.
+
     The loop runs over the kh*kw window offsets (i, j), each copying a whole strided (N, C, Ho, Wo)
     slab of x, the mirror image of ``col2im``; one 6-D transposing copy of a sliding-window view
     does the same work several times slower on large feature maps (see benchmarks/README.md).
     """
     N, C, H, W = x.shape
+    if merged:
+        cols = im2col(x, kh, kw, stride, padding)                      # (N, CK, L)
+        return np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cols.shape[1], -1)   # (CK, N*L)
     if kh == kw == 1 and stride == 1 and padding == 0:
         return x.reshape(N, C, H * W)                                  # every pixel is its own window
     if padding:
@@ -323,14 +330,18 @@ def im2col(x, kh, kw, stride, padding):
     return cols.reshape(N, C * kh * kw, Ho * Wo)
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding):
+def col2im(cols, x_shape, kh, kw, stride, padding, merged=False):
     """The adjoint of ``im2col``: each column entry added back to the pixel it was copied from.
 
-    cols (N, C*kh*kw, L) -> dx (N, C, H, W) with x_shape = (N, C, H, W). Windows overlap when
-    stride < kernel, so a pixel collects the sum over every window (i, j) that read it; the
-    loop runs over the kh*kw window offsets, each a strided add of a whole (N, C, Ho, Wo) slab.
+    cols (N, C*kh*kw, L) -> dx (N, C, H, W) with x_shape = (N, C, H, W); with ``merged=True``
+    cols is im2col's merged layout (C*kh*kw, N*L). Windows overlap when stride < kernel, so a
+    pixel collects the sum over every window (i, j) that read it; the loop runs over the kh*kw
+    window offsets, each a strided add of a whole (N, C, Ho, Wo) slab.
     """
     N, C, H, W = x_shape
+    if merged:
+        cols = cols.reshape(cols.shape[0], N, -1).transpose(1, 0, 2)   # (CK, N*L) -> (N, CK, L)
+        return col2im(np.ascontiguousarray(cols), x_shape, kh, kw, stride, padding)
     if kh == kw == 1 and stride == 1 and padding == 0:
         return cols.reshape(x_shape)
     Ho = (H + 2 * padding - kh) // stride + 1
