@@ -579,6 +579,56 @@ def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int paddi
             col2im_f64(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0], merged)
 
 
+def batchnorm_stats(const floating[:, :, ::1] x, floating[::1] mean, floating[::1] var):
+    """mean, var (C,) = the mean and biased variance of each channel of x (N, C, HW) (batchnorm.c)."""
+    cdef idx_t N = x.shape[0], C = x.shape[1], HW = x.shape[2]
+    if mean.shape[0] != C or var.shape[0] != C or N * HW == 0:
+        raise ValueError("batchnorm_stats: shapes differ")
+    if C == 0:
+        return
+    with nogil:
+        if floating is float:
+            batchnorm_stats_f32(N, C, HW, &x[0, 0, 0], &mean[0], &var[0])
+        else:
+            batchnorm_stats_f64(N, C, HW, &x[0, 0, 0], &mean[0], &var[0])
+
+
+def batchnorm_apply(const floating[:, :, ::1] x, const floating[::1] scale, const floating[::1] shift,
+                    floating[:, :, ::1] y):
+    """y (N, C, HW) = x * scale[c] + shift[c] (batchnorm.c)."""
+    cdef idx_t N = x.shape[0], C = x.shape[1], HW = x.shape[2]
+    if (scale.shape[0] != C or shift.shape[0] != C or y.shape[0] != N or y.shape[1] != C
+            or y.shape[2] != HW):
+        raise ValueError("batchnorm_apply: shapes differ")
+    if y.size == 0:
+        return
+    with nogil:
+        if floating is float:
+            batchnorm_apply_f32(N, C, HW, &x[0, 0, 0], &scale[0], &shift[0], &y[0, 0, 0])
+        else:
+            batchnorm_apply_f64(N, C, HW, &x[0, 0, 0], &scale[0], &shift[0], &y[0, 0, 0])
+
+
+def batchnorm_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy, const floating[::1] mu,
+                       const floating[::1] rstd, const floating[::1] weight, bint training,
+                       floating[:, :, ::1] dx, floating[::1] dweight, floating[::1] dbias):
+    """dx (N, C, HW), dweight, dbias (C,) = BatchNorm2d's backward (batchnorm.c)."""
+    cdef idx_t N = x.shape[0], C = x.shape[1], HW = x.shape[2]
+    if (dy.shape[0] != N or dy.shape[1] != C or dy.shape[2] != HW or dx.shape[0] != N or dx.shape[1] != C
+            or dx.shape[2] != HW or mu.shape[0] != C or rstd.shape[0] != C or weight.shape[0] != C
+            or dweight.shape[0] != C or dbias.shape[0] != C):
+        raise ValueError("batchnorm_backward: shapes differ")
+    if C == 0:
+        return
+    with nogil:
+        if floating is float:
+            batchnorm_backward_f32(N, C, HW, &x[0, 0, 0], &dy[0, 0, 0], &mu[0], &rstd[0], &weight[0],
+                                   training, &dx[0, 0, 0], &dweight[0], &dbias[0])
+        else:
+            batchnorm_backward_f64(N, C, HW, &x[0, 0, 0], &dy[0, 0, 0], &mu[0], &rstd[0], &weight[0],
+                                   training, &dx[0, 0, 0], &dweight[0], &dbias[0])
+
+
 def avg_pool2d(const floating[:, :, ::1] x, int k, floating[:, :, ::1] y):
     """y (P, H/k, W/k) = the means of the k x k blocks of x (P, H, W) (pool.c)."""
     cdef idx_t P = x.shape[0], H = x.shape[1], W = x.shape[2]

@@ -185,6 +185,20 @@ int winograd3x3_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const d
 void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y);
 void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y);
 
+/* ---- BatchNorm2d (batchnorm.c); x, y, dy, dx (N, C, HW) contiguous, the rest (C,); see batchnorm.c */
+void batchnorm_stats_f32(idx_t N, idx_t C, idx_t HW, const float *x, float *mean, float *var);
+void batchnorm_stats_f64(idx_t N, idx_t C, idx_t HW, const double *x, double *mean, double *var);
+void batchnorm_apply_f32(idx_t N, idx_t C, idx_t HW, const float *x, const float *scale, const float *shift,
+                         float *y);
+void batchnorm_apply_f64(idx_t N, idx_t C, idx_t HW, const double *x, const double *scale, const double *shift,
+                         double *y);
+void batchnorm_backward_f32(idx_t N, idx_t C, idx_t HW, const float *x, const float *dy, const float *mu,
+                            const float *rstd, const float *weight, int training,
+                            float *dx, float *dweight, float *dbias);
+void batchnorm_backward_f64(idx_t N, idx_t C, idx_t HW, const double *x, const double *dy, const double *mu,
+                            const double *rstd, const double *weight, int training,
+                            double *dx, double *dweight, double *dbias);
+
 /* SIMD selection for the micro-kernels (gemm_microkernel.c):
  * mode 0 = auto (the best the CPU supports: AVX-512, AVX2+FMA or generic), 1 = force the
  * portable generic C kernel, 2 = at most AVX2+FMA (AVX-512 off, so its path stays tested on an

@@ -1,7 +1,8 @@
 """The ResNet's kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im in both layouts, and
 the convolution's backward on them; csrc/winograd.c:
-the 3x3 convolution by F(2x2, 3x3); csrc/pool.c: avg_pool2d) against their NumPy references, and ``nn.conv_bn``'s fused inference path against
-the plain ops.
+the 3x3 convolution by F(2x2, 3x3); csrc/pool.c: avg_pool2d; csrc/batchnorm.c: BatchNorm2d's
+statistics, affine map and backward) against their NumPy references, and ``nn.conv_bn``'s fused
+inference path against the plain ops.
 
 Shape legend: N images, C input channels, H, W input size, O output channels, k the kernel,
 s stride, p padding. Shapes are awkward on purpose: size 1, odd sizes, stride 2 and 3, padding
@@ -133,29 +134,38 @@ def test_im2col_and_col2im_equal_the_reference_to_the_bit(problem, dtype, merged
         compiled.set_num_threads(before)
 
 
+@pytest.mark.parametrize("block_bytes", [1, compiled.CONV_BACKWARD_BLOCK_BYTES])   # 1: one image per block
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("problem", PROBLEMS)
-def test_conv2d_backward_matches_the_products_per_image(problem, dtype, threads):
-    """Conv2d's backward (one GEMM over all images for dW, one for dcols) against the formulas
-    per image, in float64 NumPy: dW = sum_n dy[n] cols[n]^T, dx = col2im(W^T dy[n])."""
+def test_conv2d_backward_matches_the_products_per_image(problem, dtype, threads, block_bytes, monkeypatch):
+    """K.conv2d_backward (one GEMM over all images for dW, one for dcols; compiled: per block of
+    images) against the formulas per image, in float64 NumPy: dW = sum_n dy[n] cols[n]^T,
+    dx = col2im(W^T dy[n]); and through the op, Conv2d's backward."""
+    monkeypatch.setattr(compiled, "CONV_BACKWARD_BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(3)
     x, w, s, p, *_ = _inputs(rng, problem, dtype, contiguous=False)
     N, O, k = x.shape[0], w.shape[0], w.shape[2]
-    before = compiled.get_num_threads()
-    compiled.set_num_threads(threads)
-    try:
-        xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
-        y = ops.conv2d(xt, wt, s, p)
-        dy = rng.standard_normal(y.shape).astype(dtype)
-        y.backward(dy)
-    finally:
-        compiled.set_num_threads(before)
+    Ho, Wo = (x.shape[2] + 2 * p - k) // s + 1, (x.shape[3] + 2 * p - k) // s + 1
+    dy = rng.standard_normal((N, O, Ho, Wo)).astype(dtype)
     cols = reference.im2col(x.astype(np.float64), k, k, s, p)                  # (N, CK, L)
     dy2 = dy.astype(np.float64).reshape(N, O, -1)                              # (N, O, L)
     dw = np.einsum("nol,nkl->ok", dy2, cols).reshape(w.shape)
     dx = reference.col2im(np.einsum("ok,nol->nkl", w.reshape(O, -1).astype(np.float64), dy2), x.shape, k, k, s, p)
-    assert _err(wt.grad, dw.astype(dtype)) <= _tol(dtype) and _err(xt.grad, dx.astype(dtype)) <= _tol(dtype), problem
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+        ops.conv2d(xt, wt, s, p).backward(dy)
+        results = [(xt.grad, wt.grad)] + [backend.conv2d_backward(x, w, dy, s, p) for backend in (compiled, reference)]
+        only_dx, none = compiled.conv2d_backward(x, w, dy, s, p, needs_dw=False)
+        none_, only_dw = compiled.conv2d_backward(x, w, dy, s, p, needs_dx=False)
+    finally:
+        compiled.set_num_threads(before)
+    assert none is None and none_ is None
+    results.append((only_dx, only_dw))
+    for ours_dx, ours_dw in results:
+        assert _err(ours_dw, dw.astype(dtype)) <= _tol(dtype) and _err(ours_dx, dx.astype(dtype)) <= _tol(dtype), problem
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -165,6 +175,39 @@ def test_avg_pool2d_matches_the_reference(shape, k, dtype):
     x = np.random.default_rng(6).standard_normal(shape).astype(dtype)
     for layout in (x, x[:, ::-1], np.asfortranarray(x)):
         assert _err(compiled.avg_pool2d(layout, k), reference.avg_pool2d(layout, k)) <= _tol(dtype)
+
+
+# ---------------------------------------------------------------------------- batch norm
+BN_SHAPES = [(1, 1, 1, 2), (2, 3, 1, 1), (1, 5, 3, 7), (3, 4, 5, 5), (128, 3, 1, 1), (2, 17, 9, 11),
+             (4, 70, 8, 8)]  # (N, C, H, W): one pixel per image, odd sizes, batch 1, rows shorter than 8
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batch_norm_kernels_match_the_reference(shape, dtype, threads):
+    rng = np.random.default_rng(7)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 5).astype(dtype)        # an offset mean: the two-pass variance
+    x = np.asfortranarray(x)                                       # non-contiguous: the kernels copy
+    dy = rng.standard_normal(shape).astype(dtype)[:, :, ::-1]      # (reversed rows: another layout)
+    weight, scale, shift = (rng.standard_normal(C).astype(dtype) for _ in range(3))
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        stats = compiled.batch_norm_stats(x)
+        y = compiled.batch_norm_apply(x, scale, shift)
+        mu, var = reference.batch_norm_stats(x)
+        rstd = (1 / np.sqrt(var + 1e-5)).astype(dtype)
+        grads = {t: compiled.batch_norm_backward(x, dy, mu, rstd, weight, t) for t in (True, False)}
+    finally:
+        compiled.set_num_threads(before)
+    for ours, ref in zip(stats, (mu, var)):
+        assert _err(ours, ref) <= _tol(dtype)
+    assert _err(y, reference.batch_norm_apply(x, scale, shift)) <= _tol(dtype)
+    for training, ours in grads.items():
+        for a, b in zip(ours, reference.batch_norm_backward(x, dy, mu, rstd, weight, training)):
+            assert _err(a, b) <= _tol(dtype), (training, a, b)
 
 
 # ------------------------------------------------------------------------------ conv_bn

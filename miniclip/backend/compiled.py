@@ -26,7 +26,8 @@ __all__ = ["gemm", "gemm_naive", "matmul", "linear", "attention_forward", "atten
            "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
            "layer_norm_forward", "layer_norm_backward",
            "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
-           "im2col", "col2im", "conv2d", "avg_pool2d",
+           "im2col", "col2im", "conv2d", "conv2d_backward", "avg_pool2d",
+           "batch_norm_stats", "batch_norm_apply", "batch_norm_backward",
            "adamw_step", "set_num_threads", "get_num_threads", "set_simd", "get_simd",
            "measure_peak_gflops"]
 
@@ -510,6 +511,38 @@ def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, re
     return y
 
 
+# The backward's columns and dy for a block of images take at most this many bytes, so that they
+# stay in L2 from im2col to the GEMMs and from the GEMM to col2im (benchmarks/README.md, ResNet).
+CONV_BACKWARD_BLOCK_BYTES = 1 << 20
+
+
+def conv2d_backward(x, weight, dy, stride, padding, needs_dx=True, needs_dw=True):
+    """The reference's formula (one GEMM for dW, one for dcols, on the merged layout), run on
+    blocks of whole images: per block, im2col, dW += dy_blk @ cols_blk^T, dcols = W^T @ dy_blk
+    and col2im, while the block's columns are still in cache. Same contract as the reference."""
+    if not (_float_array(x, weight, dy) and x.ndim == 4 and weight.ndim == 4 and dy.ndim == 4):
+        return reference.conv2d_backward(x, weight, dy, stride, padding, needs_dx, needs_dw)
+    N, O, Ho, Wo = dy.shape
+    _, C, kh, kw = weight.shape
+    L, CK = Ho * Wo, C * kh * kw
+    w2 = np.ascontiguousarray(weight).reshape(O, CK)                    # (O, CK)
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy).reshape(N, O, L)
+    dx = np.empty(x.shape, x.dtype) if needs_dx else None
+    dw2 = np.zeros((O, CK), x.dtype) if needs_dw else None
+    nb = max(1, CONV_BACKWARD_BLOCK_BYTES // (x.itemsize * (CK + O) * max(L, 1)))   # images per block
+    for n0 in range(0, N, nb):
+        xb, m = x[n0:n0 + nb], min(nb, N - n0)
+        dy_b = np.ascontiguousarray(dy[n0:n0 + nb].transpose(1, 0, 2)).reshape(O, m * L)   # (O, m*L)
+        if needs_dw:
+            cols = im2col(xb, kh, kw, stride, padding, merged=True)    # (CK, m*L)
+            gemm(dy_b, cols.T, dw2, 1.0, 1.0)                           # dW += (O, m*L) @ (m*L, CK)
+        if needs_dx:
+            dcols = np.empty((CK, m * L), x.dtype)
+            gemm(w2.T, dy_b, dcols)                                     # (CK, O) @ (O, m*L)
+            dx[n0:n0 + nb] = col2im(dcols, xb.shape, kh, kw, stride, padding, merged=True)
+    return dx, (dw2.reshape(weight.shape) if needs_dw else None)
+
+
 def avg_pool2d(x, k):
     """The means of x's k x k blocks in C (csrc/pool.c); same contract as the reference."""
     if not (_float_array(x) and x.ndim == 4):
@@ -518,6 +551,42 @@ def avg_pool2d(x, k):
     y = np.empty((N, C, H // k, W // k), dtype=x.dtype)
     _C.avg_pool2d(np.ascontiguousarray(x).reshape(N * C, H, W), k, y.reshape(N * C, H // k, W // k))
     return y
+
+
+# ------------------------------------------------------------------------ batch norm
+# csrc/batchnorm.c: each kernel views x (N, C, H, W) as (N, C, H*W); same contracts as the reference.
+def _bn_rows(x):
+    return np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)     # (N, C, HW)
+
+
+def batch_norm_stats(x):
+    """mean, var (C,) of x's channels, in C: two passes (the mean, then the squared deviations)."""
+    if not (_float_array(x) and x.ndim == 4 and x.size):
+        return reference.batch_norm_stats(x)
+    mean, var = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    _C.batchnorm_stats(_bn_rows(x), mean, var)
+    return mean, var
+
+
+def batch_norm_apply(x, scale, shift):
+    """y = x * scale[c] + shift[c] in one C pass."""
+    if not (_float_array(x, scale, shift) and x.ndim == 4 and x.size):
+        return reference.batch_norm_apply(x, scale, shift)
+    y = np.empty(x.shape, x.dtype)
+    _C.batchnorm_apply(_bn_rows(x), np.ascontiguousarray(scale), np.ascontiguousarray(shift), _bn_rows(y))
+    return y
+
+
+def batch_norm_backward(x, dy, mu, rstd, weight, training):
+    """(dx, dweight, dbias) in C: one pass for the two sums, one for dx."""
+    if not (_float_array(x, dy, mu, rstd, weight) and x.ndim == 4 and x.shape == dy.shape and x.size):
+        return reference.batch_norm_backward(x, dy, mu, rstd, weight, training)
+    C = x.shape[1]
+    dx = np.empty(x.shape, x.dtype)
+    dweight, dbias = np.empty(C, x.dtype), np.empty(C, x.dtype)
+    _C.batchnorm_backward(_bn_rows(x), _bn_rows(dy), *_contiguous(mu, rstd, weight), bool(training),
+                          _bn_rows(dx), dweight, dbias)
+    return dx, dweight, dbias
 
 
 # ----------------------------------------------------------------------------- AdamW

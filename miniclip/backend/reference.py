@@ -19,7 +19,8 @@ KERNELS = (
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
     "embedding_backward",
-    "im2col", "col2im", "conv2d", "avg_pool2d",
+    "im2col", "col2im", "conv2d", "conv2d_backward", "avg_pool2d",
+    "batch_norm_stats", "batch_norm_apply", "batch_norm_backward",
     "adamw_step",
 )
 
@@ -383,6 +384,27 @@ def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, re
     return y
 
 
+def conv2d_backward(x, weight, dy, stride, padding, needs_dx=True, needs_dw=True):
+    """The convolution's gradients -> (dx, dweight), each None unless needed (ops/conv.py).
+
+    x (N, C, H, W), weight (O, C, kh, kw), dy (N, O, Ho, Wo). On the merged layout, the images'
+    columns side by side, cols_all (CK, N*L) and dy_all (O, N*L):
+        dW        = dy_all @ cols_all^T       (O, N*L) @ (N*L, CK): the sum over images and positions
+        dcols_all = W^T @ dy_all              (CK, O) @ (O, N*L)
+        dx        = col2im(dcols_all)
+    """
+    N, O, Ho, Wo = dy.shape
+    _, C, kh, kw = weight.shape
+    dy_all = dy.reshape(N, O, Ho * Wo).transpose(1, 0, 2).reshape(O, N * Ho * Wo)   # (O, N*L)
+    dx = dw = None
+    if needs_dw:
+        dw = (dy_all @ im2col(x, kh, kw, stride, padding, merged=True).T).reshape(weight.shape)
+    if needs_dx:
+        dcols_all = weight.reshape(O, C * kh * kw).T @ dy_all                       # (CK, N*L)
+        dx = col2im(dcols_all, x.shape, kh, kw, stride, padding, merged=True)
+    return dx, dw
+
+
 def avg_pool2d(x, k):
     """The mean of each k x k block of x (N, C, H, W) -> (N, C, H // k, W // k); rows and columns
     past the last whole block are dropped (PyTorch's ``AvgPool2d(k)``, ``ceil_mode=False``)."""
@@ -390,6 +412,41 @@ def avg_pool2d(x, k):
     Ho, Wo = H // k, W // k
     blocks = x[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)     # (N, C, Ho, k, Wo, k)
     return blocks.mean(axis=(3, 5))                                     # (N, C, Ho, Wo)
+
+
+# ------------------------------------------------------------------------ batch norm
+# x, y, dy, dx (N, C, H, W); the rest (C,); sums and means over the M = N*H*W values of a channel.
+_BN_AXES = (0, 2, 3)  # every axis but the channels
+
+
+def batch_norm_stats(x):
+    """BatchNorm2d's training statistics: mean[c] and the biased var[c] = mean((x - mean[c])^2)."""
+    return x.mean(axis=_BN_AXES), x.var(axis=_BN_AXES)
+
+
+def batch_norm_apply(x, scale, shift):
+    """BatchNorm2d as a per-channel affine map: y = x * scale[c] + shift[c]."""
+    y = x * scale.reshape(1, -1, 1, 1)
+    y += shift.reshape(1, -1, 1, 1)
+    return y
+
+
+def batch_norm_backward(x, dy, mu, rstd, weight, training):
+    """BatchNorm2d's backward -> (dx, dweight, dbias). With xhat = (x - mu) * rstd, g = dy * weight:
+        dbias = sum(dy),   dweight = sum(dy * xhat)
+        dx = rstd * (g - mean(g) - xhat * mean(g * xhat))     training: mu, rstd the batch's
+        dx = rstd * g                                         eval: mu, rstd constants
+    (mean(g) = weight * dbias / M is the path through mu, mean(g * xhat) = weight * dweight / M
+    the path through the variance)."""
+    xhat = (x - mu.reshape(1, -1, 1, 1)) * rstd.reshape(1, -1, 1, 1)   # (N, C, H, W), recomputed
+    dbias = dy.sum(axis=_BN_AXES)
+    dweight = (dy * xhat).sum(axis=_BN_AXES)
+    scale = (weight * rstd).reshape(1, -1, 1, 1)
+    if not training:
+        return dy * scale, dweight, dbias
+    M = dy.size // dy.shape[1]
+    dx = scale * (dy - (dbias / M).reshape(1, -1, 1, 1) - xhat * (dweight / M).reshape(1, -1, 1, 1))
+    return dx, dweight, dbias
 
 
 # ----------------------------------------------------------------------------- AdamW

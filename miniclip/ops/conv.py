@@ -36,6 +36,8 @@ class Conv2d(Function):
     dcols_all = W^T @ dy_all is one GEMM N*L columns wide. (One product per image would be N
     GEMMs as thin as L, a single position in the ResNet's last stage.) The columns are rebuilt
     from x in the backward instead of being kept: a 3x3 window makes them 9 times the size of x.
+    ``K.conv2d_backward`` is these three lines (``backend/reference.py``); the compiled version
+    runs them on a few images at a time, so that the columns stay in cache from im2col to GEMM.
     """
 
     @staticmethod
@@ -48,23 +50,8 @@ class Conv2d(Function):
     @staticmethod
     def backward(ctx, dy):
         x, weight = ctx.saved_tensors
-        s, p = ctx.stride, ctx.padding
-        N, O, Ho, Wo = dy.shape
-        _, C, kh, kw = weight.shape
-        w2 = weight.reshape(O, C * kh * kw)                           # (O, CK)
-        dy_all = np.ascontiguousarray(dy.reshape(N, O, Ho * Wo).transpose(1, 0, 2))   # (O, N, L)
-        dy_all = dy_all.reshape(O, N * Ho * Wo)                       # (O, N*L), images side by side
         needs = ctx.needs_input_grad
-        dx = dw = None
-        if needs[1]:
-            cols_all = K.im2col(x, kh, kw, s, p, merged=True)         # (CK, N*L), rebuilt
-            dw2 = np.empty((O, C * kh * kw), dtype=dy.dtype)
-            K.gemm(dy_all, cols_all.T, dw2)                           # (O, N*L) @ (N*L, CK): sums over n and l
-            dw = dw2.reshape(weight.shape)
-        if needs[0]:
-            dcols_all = np.empty((C * kh * kw, N * Ho * Wo), dtype=dy.dtype)
-            K.gemm(w2.T, dy_all, dcols_all)                           # (CK, O) @ (O, N*L)
-            dx = K.col2im(dcols_all, x.shape, kh, kw, s, p, merged=True)   # (N, C, H, W)
+        dx, dw = K.conv2d_backward(x, weight, dy, ctx.stride, ctx.padding, needs[0], needs[1])
         return dx, dw, None, None
 
 
