@@ -586,11 +586,14 @@ def batchnorm_stats(const floating[:, :, ::1] x, floating[::1] mean, floating[::
         raise ValueError("batchnorm_stats: shapes differ")
     if C == 0:
         return
+    cdef int ok
     with nogil:
         if floating is float:
-            batchnorm_stats_f32(N, C, HW, &x[0, 0, 0], &mean[0], &var[0])
+            ok = batchnorm_stats_f32(N, C, HW, &x[0, 0, 0], &mean[0], &var[0])
         else:
-            batchnorm_stats_f64(N, C, HW, &x[0, 0, 0], &mean[0], &var[0])
+            ok = batchnorm_stats_f64(N, C, HW, &x[0, 0, 0], &mean[0], &var[0])
+    if not ok:
+        raise MemoryError("batchnorm_stats: out of memory")
 
 
 def batchnorm_apply(const floating[:, :, ::1] x, const floating[::1] scale, const floating[::1] shift,
@@ -620,13 +623,16 @@ def batchnorm_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
         raise ValueError("batchnorm_backward: shapes differ")
     if C == 0:
         return
+    cdef int ok
     with nogil:
         if floating is float:
-            batchnorm_backward_f32(N, C, HW, &x[0, 0, 0], &dy[0, 0, 0], &mu[0], &rstd[0], &weight[0],
-                                   training, &dx[0, 0, 0], &dweight[0], &dbias[0])
+            ok = batchnorm_backward_f32(N, C, HW, &x[0, 0, 0], &dy[0, 0, 0], &mu[0], &rstd[0], &weight[0],
+                                        training, &dx[0, 0, 0], &dweight[0], &dbias[0])
         else:
-            batchnorm_backward_f64(N, C, HW, &x[0, 0, 0], &dy[0, 0, 0], &mu[0], &rstd[0], &weight[0],
-                                   training, &dx[0, 0, 0], &dweight[0], &dbias[0])
+            ok = batchnorm_backward_f64(N, C, HW, &x[0, 0, 0], &dy[0, 0, 0], &mu[0], &rstd[0], &weight[0],
+                                        training, &dx[0, 0, 0], &dweight[0], &dbias[0])
+    if not ok:
+        raise MemoryError("batchnorm_backward: out of memory")
 
 
 def avg_pool2d(const floating[:, :, ::1] x, int k, floating[:, :, ::1] y):

@@ -17,9 +17,15 @@
  * map once, and the backward reads x and dy twice (the two sums, then dx). Sums are taken in
  * double, in eight independent partial sums per row so that the compiler can keep them in one
  * vector register without reordering a single addition chain. Channels are split between the
- * threads.
+ * threads; each runs its channels image by image, so that memory is read in order.
  */
+#include <stdlib.h>
+
 #include "miniclip.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define REAL_BITS 32
 #include "batchnorm_impl.h"

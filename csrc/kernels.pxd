@@ -133,16 +133,16 @@ cdef extern from "miniclip.h" nogil:
                     const double *cols, double *dx, int merged)
     void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y)
     void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y)
-    void batchnorm_stats_f32(idx_t N, idx_t C, idx_t HW, const float *x, float *mean, float *var)
-    void batchnorm_stats_f64(idx_t N, idx_t C, idx_t HW, const double *x, double *mean, double *var)
+    int batchnorm_stats_f32(idx_t N, idx_t C, idx_t HW, const float *x, float *mean, float *var)
+    int batchnorm_stats_f64(idx_t N, idx_t C, idx_t HW, const double *x, double *mean, double *var)
     void batchnorm_apply_f32(idx_t N, idx_t C, idx_t HW, const float *x, const float *scale, const float *shift,
                              float *y)
     void batchnorm_apply_f64(idx_t N, idx_t C, idx_t HW, const double *x, const double *scale,
                              const double *shift, double *y)
-    void batchnorm_backward_f32(idx_t N, idx_t C, idx_t HW, const float *x, const float *dy, const float *mu,
+    int batchnorm_backward_f32(idx_t N, idx_t C, idx_t HW, const float *x, const float *dy, const float *mu,
                                 const float *rstd, const float *weight, int training,
                                 float *dx, float *dweight, float *dbias)
-    void batchnorm_backward_f64(idx_t N, idx_t C, idx_t HW, const double *x, const double *dy,
+    int batchnorm_backward_f64(idx_t N, idx_t C, idx_t HW, const double *x, const double *dy,
                                 const double *mu, const double *rstd, const double *weight, int training,
                                 double *dx, double *dweight, double *dbias)
     int winograd3x3_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const float *x, const float *w,
