@@ -579,6 +579,20 @@ def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int paddi
             col2im_f64(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0], merged)
 
 
+def relu_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx):
+    """dx = dy where y > 0, else 0; flat and contiguous (relu.c)."""
+    cdef idx_t n = y.shape[0]
+    if dy.shape[0] != n or dx.shape[0] != n:
+        raise ValueError("relu_backward: y, dy, dx differ in size")
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            relu_backward_f32(n, &y[0], &dy[0], &dx[0])
+        else:
+            relu_backward_f64(n, &y[0], &dy[0], &dx[0])
+
+
 def batchnorm_stats(const floating[:, :, ::1] x, floating[::1] mean, floating[::1] var):
     """mean, var (C,) = the mean and biased variance of each channel of x (N, C, HW) (batchnorm.c)."""
     cdef idx_t N = x.shape[0], C = x.shape[1], HW = x.shape[2]

@@ -185,6 +185,10 @@ int winograd3x3_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const d
 void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y);
 void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y);
 
+/* ---- ReLU's backward (relu.c): dx = dy where y > 0, else 0; n contiguous values */
+void relu_backward_f32(idx_t n, const float *y, const float *dy, float *dx);
+void relu_backward_f64(idx_t n, const double *y, const double *dy, double *dx);
+
 /* ---- BatchNorm2d (batchnorm.c); x, y, dy, dx (N, C, HW) contiguous, the rest (C,); see batchnorm.c */
 int batchnorm_stats_f32(idx_t N, idx_t C, idx_t HW, const float *x, float *mean, float *var);
 int batchnorm_stats_f64(idx_t N, idx_t C, idx_t HW, const double *x, double *mean, double *var);

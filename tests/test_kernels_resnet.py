@@ -1,7 +1,7 @@
-"""The ResNet's kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im in both layouts, and
-the convolution's backward on them; csrc/winograd.c:
-the 3x3 convolution by F(2x2, 3x3); csrc/pool.c: avg_pool2d; csrc/batchnorm.c: BatchNorm2d's
-statistics, affine map and backward) against their NumPy references, and ``nn.conv_bn``'s fused
+"""The ResNet's kernels against their NumPy references: csrc/conv.c (conv2d with its epilogue,
+im2col and col2im in both layouts, the convolution's backward on them), csrc/winograd.c (the 3x3
+convolution by F(2x2, 3x3)), csrc/pool.c (avg_pool2d), csrc/batchnorm.c (BatchNorm2d's
+statistics, affine map and backward), csrc/relu.c (ReLU's backward); and ``nn.conv_bn``'s fused
 inference path against the plain ops.
 
 Shape legend: N images, C input channels, H, W input size, O output channels, k the kernel,
@@ -175,6 +175,30 @@ def test_avg_pool2d_matches_the_reference(shape, k, dtype):
     x = np.random.default_rng(6).standard_normal(shape).astype(dtype)
     for layout in (x, x[:, ::-1], np.asfortranarray(x)):
         assert _err(compiled.avg_pool2d(layout, k), reference.avg_pool2d(layout, k)) <= _tol(dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5, 2), (128, 16, 16, 16)])
+def test_relu_backward_equals_the_reference_to_the_bit(shape, dtype, threads):
+    """csrc/relu.c against np.where(y > 0, dy, 0): the same values, NaN, infinities and zeros included."""
+    rng = np.random.default_rng(8)
+    y = np.maximum(rng.standard_normal(shape), 0).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    flat_y, flat_dy = y.reshape(-1), dy.reshape(-1)
+    flat_y[::5], flat_dy[::3] = np.nan, np.nan                       # NaN on both sides, some coinciding
+    flat_dy[1::7], flat_y[2::11] = np.inf, -0.0
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        for a, b in ((y, dy), (y.T, dy.T), (y, dy[..., ::-1])):       # contiguous, transposed, reversed
+            ours = compiled.relu_backward(a, b)
+            ref = reference.relu_backward(a, b)
+            assert ours.dtype == ref.dtype == dtype
+            np.testing.assert_array_equal(ours, ref)
+            np.testing.assert_array_equal(np.signbit(ours), np.signbit(ref))
+    finally:
+        compiled.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------- batch norm

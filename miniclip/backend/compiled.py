@@ -25,7 +25,7 @@ __all__ = ["gemm", "gemm_naive", "matmul", "linear", "attention_forward", "atten
            "embedding_backward",
            "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
            "layer_norm_forward", "layer_norm_backward",
-           "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
+           "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward", "relu_backward",
            "im2col", "col2im", "conv2d", "conv2d_backward", "avg_pool2d",
            "batch_norm_stats", "batch_norm_apply", "batch_norm_backward",
            "adamw_step", "set_num_threads", "get_num_threads", "set_simd", "get_simd",
@@ -448,6 +448,15 @@ def quick_gelu_backward(x, dy):
     if not (_float_array(x, dy) and x.shape == dy.shape):
         return reference.quick_gelu_backward(x, dy)
     return _elementwise("quick_gelu", x, dy)
+
+
+def relu_backward(y, dy):
+    """dy where y > 0, else 0: one branch-free C pass (csrc/relu.c)."""
+    if not (_float_array(y, dy) and y.shape == dy.shape):
+        return reference.relu_backward(y, dy)
+    dx = np.empty(y.shape, dtype=y.dtype)
+    _C.relu_backward(*(np.ascontiguousarray(a).reshape(-1) for a in (y, dy)), dx.reshape(-1))
+    return dx
 
 
 # ----------------------------------------------------------------------- convolution

@@ -15,7 +15,7 @@ KERNELS = (
     "matmul", "linear",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "logsumexp",
     "layer_norm_forward", "layer_norm_backward",
-    "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
+    "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward", "relu_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
     "embedding_backward",
@@ -165,6 +165,12 @@ def layer_norm_backward(dy, x, weight, mean, rstd):
 
 
 # ----------------------------------------------------------------------- activations
+def relu_backward(y, dy):
+    """ReLU's backward from its output y = max(x, 0): dy where y > 0, else 0 (the subgradient 0
+    at x = 0, as PyTorch)."""
+    return np.where(y > 0, dy, 0)
+
+
 _SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2 / pi)
 _GELU_C = 0.044715
 
