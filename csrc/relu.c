@@ -13,11 +13,17 @@
 void relu_backward_f32(idx_t n, const float *y, const float *dy, float *dx)
 {
     #pragma omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)
-    for (idx_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+    for (idx_t i = 0; i < n; i++) {
+        float g = dy[i];                /* read unconditionally: a select, not a branch around a load */
+        dx[i] = y[i] > 0 ? g : 0.0f;
+    }
 }
 
 void relu_backward_f64(idx_t n, const double *y, const double *dy, double *dx)
 {
     #pragma omp parallel for schedule(static) if(n > PARALLEL_ELEMENTS)
-    for (idx_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0;
+    for (idx_t i = 0; i < n; i++) {
+        double g = dy[i];
+        dx[i] = y[i] > 0 ? g : 0.0;
+    }
 }
