@@ -579,6 +579,20 @@ def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int paddi
             col2im_f64(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0], merged)
 
 
+def avg_pool2d_backward(const floating[:, :, ::1] dy, int k, floating[:, :, ::1] dx):
+    """dx (P, H, W) = the backward of avg_pool2d from dy (P, H/k, W/k) (pool.c)."""
+    cdef idx_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
+    if k < 1 or dy.shape[0] != P or dy.shape[1] != H // k or dy.shape[2] != W // k:
+        raise ValueError("avg_pool2d_backward: shapes differ")
+    if dx.size == 0:
+        return
+    with nogil:
+        if floating is float:
+            avg_pool2d_backward_f32(P, H, W, k, &dy[0, 0, 0], &dx[0, 0, 0])
+        else:
+            avg_pool2d_backward_f64(P, H, W, k, &dy[0, 0, 0], &dx[0, 0, 0])
+
+
 def relu_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx):
     """dx = dy where y > 0, else 0; flat and contiguous (relu.c)."""
     cdef idx_t n = y.shape[0]

@@ -133,6 +133,8 @@ cdef extern from "miniclip.h" nogil:
                     const double *cols, double *dx, int merged)
     void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y)
     void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y)
+    void avg_pool2d_backward_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *dy, float *dx)
+    void avg_pool2d_backward_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *dy, double *dx)
     void relu_backward_f32(idx_t n, const float *y, const float *dy, float *dx)
     void relu_backward_f64(idx_t n, const double *y, const double *dy, double *dx)
     int batchnorm_stats_f32(idx_t N, idx_t C, idx_t HW, const float *x, float *mean, float *var)

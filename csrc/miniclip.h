@@ -184,6 +184,8 @@ int winograd3x3_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const d
 /* ---- average pooling over k x k blocks (pool.c); x (P, H, W), y (P, H/k, W/k) contiguous ---- */
 void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y);
 void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y);
+void avg_pool2d_backward_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *dy, float *dx);
+void avg_pool2d_backward_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *dy, double *dx);
 
 /* ---- ReLU's backward (relu.c): dx = dy where y > 0, else 0; n contiguous values */
 void relu_backward_f32(idx_t n, const float *y, const float *dy, float *dx);

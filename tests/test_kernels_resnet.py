@@ -1,6 +1,6 @@
 """The ResNet's kernels against their NumPy references: csrc/conv.c (conv2d with its epilogue,
 im2col and col2im in both layouts, the convolution's backward on them), csrc/winograd.c (the 3x3
-convolution by F(2x2, 3x3)), csrc/pool.c (avg_pool2d), csrc/batchnorm.c (BatchNorm2d's
+convolution by F(2x2, 3x3)), csrc/pool.c (avg_pool2d and its backward), csrc/batchnorm.c (BatchNorm2d's
 statistics, affine map and backward), csrc/relu.c (ReLU's backward); and ``nn.conv_bn``'s fused
 inference path against the plain ops.
 
@@ -175,6 +175,11 @@ def test_avg_pool2d_matches_the_reference(shape, k, dtype):
     x = np.random.default_rng(6).standard_normal(shape).astype(dtype)
     for layout in (x, x[:, ::-1], np.asfortranarray(x)):
         assert _err(compiled.avg_pool2d(layout, k), reference.avg_pool2d(layout, k)) <= _tol(dtype)
+    Ho, Wo = shape[2] // k, shape[3] // k
+    dy = np.random.default_rng(7).standard_normal((shape[0], shape[1], Ho, Wo)).astype(dtype)
+    for layout in (dy, dy[:, ::-1], np.asfortranarray(dy)):     # the backward: each block's share, 0 past the edge
+        ours = compiled.avg_pool2d_backward(layout, shape, k)
+        np.testing.assert_array_equal(ours, reference.avg_pool2d_backward(layout, shape, k))   # the same divisions
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -199,6 +204,21 @@ def test_relu_backward_equals_the_reference_to_the_bit(shape, dtype, threads):
             np.testing.assert_array_equal(np.signbit(ours), np.signbit(ref))
     finally:
         compiled.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avg_pool2d_backward_on_threads(dtype, threads):
+    """A map large enough for the kernel to split its planes between threads, with dropped edges."""
+    shape, k = (16, 9, 33, 35), 3
+    dy = np.random.default_rng(9).standard_normal((16, 9, 11, 11)).astype(dtype)
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        ours = compiled.avg_pool2d_backward(dy, shape, k)
+    finally:
+        compiled.set_num_threads(before)
+    np.testing.assert_array_equal(ours, reference.avg_pool2d_backward(dy, shape, k))
 
 
 # ---------------------------------------------------------------------------- batch norm

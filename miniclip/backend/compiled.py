@@ -26,7 +26,7 @@ __all__ = ["gemm", "gemm_naive", "matmul", "linear", "attention_forward", "atten
            "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
            "layer_norm_forward", "layer_norm_backward",
            "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward", "relu_backward",
-           "im2col", "col2im", "conv2d", "conv2d_backward", "avg_pool2d",
+           "im2col", "col2im", "conv2d", "conv2d_backward", "avg_pool2d", "avg_pool2d_backward",
            "batch_norm_stats", "batch_norm_apply", "batch_norm_backward",
            "adamw_step", "set_num_threads", "get_num_threads", "set_simd", "get_simd",
            "measure_peak_gflops"]
@@ -560,6 +560,16 @@ def avg_pool2d(x, k):
     y = np.empty((N, C, H // k, W // k), dtype=x.dtype)
     _C.avg_pool2d(np.ascontiguousarray(x).reshape(N * C, H, W), k, y.reshape(N * C, H // k, W // k))
     return y
+
+
+def avg_pool2d_backward(dy, x_shape, k):
+    """The backward of avg_pool2d in C (csrc/pool.c); same contract as the reference."""
+    if not (_float_array(dy) and dy.ndim == 4 and len(x_shape) == 4):
+        return reference.avg_pool2d_backward(dy, x_shape, k)
+    N, C, H, W = x_shape
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    _C.avg_pool2d_backward(np.ascontiguousarray(dy).reshape(N * C, H // k, W // k), k, dx.reshape(N * C, H, W))
+    return dx
 
 
 # ------------------------------------------------------------------------ batch norm

@@ -19,7 +19,7 @@ KERNELS = (
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
     "embedding_backward",
-    "im2col", "col2im", "conv2d", "conv2d_backward", "avg_pool2d",
+    "im2col", "col2im", "conv2d", "conv2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "batch_norm_stats", "batch_norm_apply", "batch_norm_backward",
     "adamw_step",
 )
@@ -418,6 +418,17 @@ def avg_pool2d(x, k):
     Ho, Wo = H // k, W // k
     blocks = x[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)     # (N, C, Ho, k, Wo, k)
     return blocks.mean(axis=(3, 5))                                     # (N, C, Ho, Wo)
+
+
+def avg_pool2d_backward(dy, x_shape, k):
+    """The backward of ``avg_pool2d``: dx (x_shape) = dy / k^2 copied over each k x k block,
+    0 on the rows and columns past the last whole block."""
+    N, C, H, W = x_shape
+    Ho, Wo = dy.shape[2:]
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    blocks = dx[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)  # a view into dx (contiguous rows)
+    blocks[...] = (dy / (k * k))[:, :, :, None, :, None]              # each block gets its share
+    return dx
 
 
 # ------------------------------------------------------------------------ batch norm
