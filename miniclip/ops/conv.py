@@ -16,8 +16,6 @@ a 1x1 convolution's columns straight from x. No bias: every convolution of CLIP'
 followed by a BatchNorm, whose shift would absorb it (the original passes ``bias=False``).
 """
 
-import numpy as np
-
 from ..autograd.function import Function
 from ..backend import K
 from ._util import operands
