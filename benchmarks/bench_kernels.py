@@ -28,7 +28,11 @@ fastest round (the least disturbed by anything else on the machine). Between two
 implementations we pause 0.3 s: OpenBLAS's idle threads keep spinning (sched_yield) for
 about 0.1 s after each call, and measured right after NumPy our threads would share the
 cores with them -- the very contention the compiled backend avoids in training by
-limiting BLAS to one thread. Shape legend: M, N, K GEMM sizes; B batch, H heads, T tokens, D head dim.
+limiting BLAS to one thread. The process keeps freed memory for the next call
+(``miniclip.tools.memory.reuse_freed_memory``, as ``miniclip train`` does), so no implementation
+pays a page fault per 4 KB of every fresh result array at every call: that cost belongs to the
+allocator, not the kernel, and depends on the process's allocation history (it moved the naive
+attention by up to 1.7x between runs). Shape legend: M, N, K GEMM sizes; B batch, H heads, T tokens, D head dim.
 """
 
 import os
@@ -49,6 +53,7 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 import miniclip  # noqa: E402
 from miniclip.backend import compiled, reference  # noqa: E402
 from miniclip.ops.attention import keeps_probabilities  # noqa: E402
+from miniclip.tools.memory import reuse_freed_memory  # noqa: E402
 
 
 def wait_for_quiet(max_wait, quiet_load):
@@ -274,6 +279,7 @@ def main(argv=None):
         torch = None
 
     miniclip.set_backend("compiled")
+    malloc_tuned = reuse_freed_memory()
     load = wait_for_quiet(args.max_wait, args.quiet_load)
     info = miniclip.build_info()
     unset = ", ".join(f"{k}={v}" for k, v in OPENBLAS_UNSET.items()) or "none was set"
@@ -282,7 +288,8 @@ def main(argv=None):
               f"{os.cpu_count()} cores, threads {args.threads}, load average at start "
               f"{load if load is None else round(load, 2)}; numpy {np.__version__} "
               f"({openblas_kernel()}; unset here: {unset}), "
-              f"torch {torch.__version__ if torch else 'not installed'}, miniclip simd {info.get('simd')}"
+              f"torch {torch.__version__ if torch else 'not installed'}, miniclip simd {info.get('simd')}, "
+              f"freed memory {'kept for reuse' if malloc_tuned else 'returned (malloc not tuned)'}"
               f"{', ' + omp_env if omp_env else ''}, "
               f"flags `{info.get('compile_flags')}`")
     print(header, flush=True)

@@ -542,26 +542,30 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, int
         raise MemoryError("conv2d_forward: out of memory")
 
 
-def im2col(const floating[:, :, :, ::1] x, int kh, int kw, int stride, int padding, floating[:, :, ::1] cols):
-    """cols (N, C*kh*kw, Ho*Wo) = the windows of x (N, C, H, W) (conv.c)."""
+def im2col(const floating[:, :, :, ::1] x, int kh, int kw, int stride, int padding, floating[:, :, ::1] cols,
+           bint merged=False):
+    """cols = the windows of x (N, C, H, W) (conv.c): (N, C*kh*kw, Ho*Wo), or when merged
+    (C*kh*kw, N, Ho*Wo), the images side by side."""
     cdef idx_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef idx_t L = ((H + 2 * padding - kh) // stride + 1) * ((W + 2 * padding - kw) // stride + 1)
-    if cols.shape[0] != N or cols.shape[1] != C * kh * kw or cols.shape[2] != L:
+    if (cols.shape[0], cols.shape[1], cols.shape[2]) != ((C * kh * kw, N, L) if merged else (N, C * kh * kw, L)):
         raise ValueError("im2col: shapes differ")
     if cols.size == 0:
         return
     with nogil:
         if floating is float:
-            im2col_f32(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0])
+            im2col_f32(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0], merged)
         else:
-            im2col_f64(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0])
+            im2col_f64(N, C, H, W, kh, kw, stride, padding, &x[0, 0, 0, 0], &cols[0, 0, 0], merged)
 
 
-def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int padding, floating[:, :, :, ::1] dx):
-    """dx (N, C, H, W) = the adjoint of im2col applied to cols (N, C*kh*kw, Ho*Wo) (conv.c)."""
+def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int padding, floating[:, :, :, ::1] dx,
+           bint merged=False):
+    """dx (N, C, H, W) = the adjoint of im2col applied to cols (N, C*kh*kw, Ho*Wo), or when merged
+    (C*kh*kw, N, Ho*Wo) (conv.c)."""
     cdef idx_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef idx_t L = ((H + 2 * padding - kh) // stride + 1) * ((W + 2 * padding - kw) // stride + 1)
-    if cols.shape[0] != N or cols.shape[1] != C * kh * kw or cols.shape[2] != L:
+    if (cols.shape[0], cols.shape[1], cols.shape[2]) != ((C * kh * kw, N, L) if merged else (N, C * kh * kw, L)):
         raise ValueError("col2im: shapes differ")
     if dx.size == 0:
         return
@@ -570,9 +574,93 @@ def col2im(const floating[:, :, ::1] cols, int kh, int kw, int stride, int paddi
         return
     with nogil:
         if floating is float:
-            col2im_f32(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0])
+            col2im_f32(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0], merged)
         else:
-            col2im_f64(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0])
+            col2im_f64(N, C, H, W, kh, kw, stride, padding, &cols[0, 0, 0], &dx[0, 0, 0, 0], merged)
+
+
+def avg_pool2d_backward(const floating[:, :, ::1] dy, int k, floating[:, :, ::1] dx):
+    """dx (P, H, W) = the backward of avg_pool2d from dy (P, H/k, W/k) (pool.c)."""
+    cdef idx_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
+    if k < 1 or dy.shape[0] != P or dy.shape[1] != H // k or dy.shape[2] != W // k:
+        raise ValueError("avg_pool2d_backward: shapes differ")
+    if dx.size == 0:
+        return
+    with nogil:
+        if floating is float:
+            avg_pool2d_backward_f32(P, H, W, k, &dy[0, 0, 0], &dx[0, 0, 0])
+        else:
+            avg_pool2d_backward_f64(P, H, W, k, &dy[0, 0, 0], &dx[0, 0, 0])
+
+
+def relu_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx):
+    """dx = dy where y > 0, else 0; flat and contiguous (relu.c)."""
+    cdef idx_t n = y.shape[0]
+    if dy.shape[0] != n or dx.shape[0] != n:
+        raise ValueError("relu_backward: y, dy, dx differ in size")
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            relu_backward_f32(n, &y[0], &dy[0], &dx[0])
+        else:
+            relu_backward_f64(n, &y[0], &dy[0], &dx[0])
+
+
+def batchnorm_stats(const floating[:, :, ::1] x, floating[::1] mean, floating[::1] var):
+    """mean, var (C,) = the mean and biased variance of each channel of x (N, C, HW) (batchnorm.c)."""
+    cdef idx_t N = x.shape[0], C = x.shape[1], HW = x.shape[2]
+    if mean.shape[0] != C or var.shape[0] != C or N * HW == 0:
+        raise ValueError("batchnorm_stats: shapes differ")
+    if C == 0:
+        return
+    cdef int ok
+    with nogil:
+        if floating is float:
+            ok = batchnorm_stats_f32(N, C, HW, &x[0, 0, 0], &mean[0], &var[0])
+        else:
+            ok = batchnorm_stats_f64(N, C, HW, &x[0, 0, 0], &mean[0], &var[0])
+    if not ok:
+        raise MemoryError("batchnorm_stats: out of memory")
+
+
+def batchnorm_apply(const floating[:, :, ::1] x, const floating[::1] scale, const floating[::1] shift,
+                    floating[:, :, ::1] y):
+    """y (N, C, HW) = x * scale[c] + shift[c] (batchnorm.c)."""
+    cdef idx_t N = x.shape[0], C = x.shape[1], HW = x.shape[2]
+    if (scale.shape[0] != C or shift.shape[0] != C or y.shape[0] != N or y.shape[1] != C
+            or y.shape[2] != HW):
+        raise ValueError("batchnorm_apply: shapes differ")
+    if y.size == 0:
+        return
+    with nogil:
+        if floating is float:
+            batchnorm_apply_f32(N, C, HW, &x[0, 0, 0], &scale[0], &shift[0], &y[0, 0, 0])
+        else:
+            batchnorm_apply_f64(N, C, HW, &x[0, 0, 0], &scale[0], &shift[0], &y[0, 0, 0])
+
+
+def batchnorm_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy, const floating[::1] mu,
+                       const floating[::1] rstd, const floating[::1] weight, bint training,
+                       floating[:, :, ::1] dx, floating[::1] dweight, floating[::1] dbias):
+    """dx (N, C, HW), dweight, dbias (C,) = BatchNorm2d's backward (batchnorm.c)."""
+    cdef idx_t N = x.shape[0], C = x.shape[1], HW = x.shape[2]
+    if (dy.shape[0] != N or dy.shape[1] != C or dy.shape[2] != HW or dx.shape[0] != N or dx.shape[1] != C
+            or dx.shape[2] != HW or mu.shape[0] != C or rstd.shape[0] != C or weight.shape[0] != C
+            or dweight.shape[0] != C or dbias.shape[0] != C):
+        raise ValueError("batchnorm_backward: shapes differ")
+    if C == 0:
+        return
+    cdef int ok
+    with nogil:
+        if floating is float:
+            ok = batchnorm_backward_f32(N, C, HW, &x[0, 0, 0], &dy[0, 0, 0], &mu[0], &rstd[0], &weight[0],
+                                        training, &dx[0, 0, 0], &dweight[0], &dbias[0])
+        else:
+            ok = batchnorm_backward_f64(N, C, HW, &x[0, 0, 0], &dy[0, 0, 0], &mu[0], &rstd[0], &weight[0],
+                                        training, &dx[0, 0, 0], &dweight[0], &dbias[0])
+    if not ok:
+        raise MemoryError("batchnorm_backward: out of memory")
 
 
 def avg_pool2d(const floating[:, :, ::1] x, int k, floating[:, :, ::1] y):

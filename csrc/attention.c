@@ -52,8 +52,11 @@
 #include "miniclip.h"
 #include "transpose.h"
 
-/* rows per causal block: a multiple of the micro-kernel's MR = 6 */
-#define CAUSAL_BLOCK 24
+/* rows per causal block: whole tiles of the micro-kernel GEMM v3 runs (choose_kernel in
+ * gemm_packed_impl.h), about two dozen rows: 2 of the AVX-512 kernel's 14, 4 of the AVX2 or
+ * generic kernel's 6 (smaller blocks skip more of the masked triangle but make smaller products;
+ * benchmarks/README.md) */
+#define CAUSAL_BLOCK (GET_UKR512() ? 2 * MR512 : 4 * MR)
 /* row stride of the T x T scratch (S, P, dP): T rounded up to 16 values (64 bytes in
  * float32), so every row starts on a cache line and the micro-kernel's row stores do not
  * straddle two lines (a 17-token row would otherwise start at every 68th byte) */
@@ -67,12 +70,16 @@
 /* offset of head (b, h) in an array with layout l (see attn_layout in miniclip.h) */
 #define HEAD(l, b, h) ((b) * (l).batch + (h) * (l).head)
 
-/* sequences up to this long, with D a multiple of the micro-kernel's NR, take the tile
- * path (attention_tiles_impl.h); longer ones the general one (attention_impl.h). Past it the
- * tile path stops paying: its edge savings shrink while it computes whole score matrices
- * where the general path skips the masked blocks of causal ones (benchmarks/README.md). */
-#define TILES_MAX_T 24
-#define USE_TILES(T, D) ((T) <= TILES_MAX_T && (D) % NR == 0)
+/* The tile path (attention_tiles_impl.h) for short sequences: a sequence takes it when one of
+ * the micro-kernels' tiles fits it (tile_kernel there): D a multiple of the tile's columns and
+ * T up to the tile's limit below; for the AVX-512 tile also at least its 14 rows (a shorter
+ * sequence would be padded to 14 rows, where the 6-row tile wastes less), and not where T
+ * rounded up to 14 rows is more than 1.5 T (T = 15 .. 18). Past the limit the
+ * tile path stops paying: its edge savings shrink while it computes whole score matrices where
+ * the general path skips the masked blocks of causal ones (measured per tile:
+ * benchmarks/README.md). */
+#define TILES_MAX_T 24          /* the 6-row tile (AVX2, generic): four tiles of rows */
+#define TILES512_MAX_T 42       /* the 14-row tile (AVX-512): three tiles of rows */
 
 #define REAL_BITS 32
 #include "attention_impl.h"

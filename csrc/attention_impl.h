@@ -9,12 +9,20 @@
 #include "real.h"
 #include "attention_common_impl.h"   /* fill_nan, attn_softmax_rows, keep_probabilities, softmax_grad_rows */
 
-/* the tile path (attention_tiles_impl.h), taken when USE_TILES(T, D) */
-static void SFX(attention_forward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
+/* the tile path (attention_tiles_impl.h), taken when tile_kernel finds a micro-kernel tk (its
+ * function and its tile, mr x nr) whose tile fits T and D (see TILES_MAX_T in attention.c) */
+typedef struct {
+    UKR_T ukr;
+    idx_t mr, nr;
+} SFX(tile_kernel_t);
+static int SFX(tile_kernel)(idx_t T, idx_t D, SFX(tile_kernel_t) *tk);   /* 0: none fits */
+static void SFX(attention_forward_tiles)(const SFX(tile_kernel_t) *tk, idx_t B, idx_t H, idx_t T, idx_t D,
+                                         REAL scale, int causal,
                                          const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
                                          const REAL *v, attn_layout lv, REAL *out, attn_layout lo,
                                          REAL *lse, REAL *p);
-static void SFX(attention_backward_tiles)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int causal,
+static void SFX(attention_backward_tiles)(const SFX(tile_kernel_t) *tk, idx_t B, idx_t H, idx_t T, idx_t D,
+                                          REAL scale, int causal,
                                           const REAL *dout, attn_layout ldo, const REAL *q, attn_layout lq,
                                           const REAL *k, attn_layout lk, const REAL *v, attn_layout lv,
                                           const REAL *out, attn_layout lo, const REAL *lse, const REAL *p,
@@ -33,8 +41,9 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
                             const REAL *q, attn_layout lq, const REAL *k, attn_layout lk,
                             const REAL *v, attn_layout lv, REAL *out, attn_layout lo, REAL *lse, REAL *p)
 {
-    if (USE_TILES(T, D)) {
-        SFX(attention_forward_tiles)(B, H, T, D, scale, causal, q, lq, k, lk, v, lv, out, lo, lse, p);
+    SFX(tile_kernel_t) tk;
+    if (SFX(tile_kernel)(T, D, &tk)) {
+        SFX(attention_forward_tiles)(&tk, B, H, T, D, scale, causal, q, lq, k, lk, v, lv, out, lo, lse, p);
         return;
     }
     idx_t BH = B * H;
@@ -42,7 +51,7 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
     #pragma omp parallel if((double)BH * T * T * D > ATTENTION_PARALLEL_WORK)
     {
         idx_t ld = SCORE_LD(T);
-        REAL *S = (REAL *)SCRATCH_ALLOC((size_t)(T * ld + T * D) * sizeof(REAL)); /* scores, then k^T */
+        REAL *S = (REAL *)SCRATCH_ALLOC((size_t)(T * ld + D * ld) * sizeof(REAL)); /* scores, then k^T */
         REAL *kt = S ? S + T * ld : NULL;
         #pragma omp for schedule(dynamic, 4)
         for (idx_t bh = 0; bh < BH; bh++) {
@@ -53,7 +62,7 @@ void SFX(attention_forward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int 
                 continue;
             }
             const REAL *qh = q + HEAD(lq, b, h), *kh = k + HEAD(lk, b, h), *vh = v + HEAD(lv, b, h);
-            SFX(transpose)(T, D, kh, lk.row, kt, T);              /* kt (D x T) = k^T */
+            SFX(transpose)(T, D, kh, lk.row, kt, ld);             /* kt (D x T, row stride ld) = k^T */
             SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, kt, S);
             SFX(attn_softmax_rows)(T, ld, causal, S, lse + bh * T, NULL);  /* P = softmax(S), over S */
             if (p) SFX(keep_probabilities)(T, ld, S, p + bh * T * T);
@@ -70,8 +79,9 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
                              REAL *dq, attn_layout ldq, REAL *dk, attn_layout ldk,
                              REAL *dv, attn_layout ldv)
 {
-    if (USE_TILES(T, D)) {
-        SFX(attention_backward_tiles)(B, H, T, D, scale, causal, dout, ldo, q, lq, k, lk, v, lv,
+    SFX(tile_kernel_t) tk;
+    if (SFX(tile_kernel)(T, D, &tk)) {
+        SFX(attention_backward_tiles)(&tk, B, H, T, D, scale, causal, dout, ldo, q, lq, k, lk, v, lv,
                                       out, lo, lse, p, dq, ldq, dk, ldk, dv, ldv);
         return;
     }
@@ -81,7 +91,7 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
         idx_t ld = SCORE_LD(T);
         REAL *P = (REAL *)SCRATCH_ALLOC((size_t)T * ld * sizeof(REAL));  /* probabilities */
         REAL *dP = (REAL *)SCRATCH_ALLOC((size_t)T * ld * sizeof(REAL)); /* dP, then dS in place */
-        REAL *xt = (REAL *)malloc((size_t)T * D * sizeof(REAL));           /* k^T, then v^T */
+        REAL *xt = (REAL *)SCRATCH_ALLOC((size_t)D * ld * sizeof(REAL));  /* k^T, then v^T */
         int ok = P && dP && xt;
         #pragma omp for schedule(dynamic, 4)
         for (idx_t bh = 0; bh < BH; bh++) {
@@ -103,13 +113,13 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
                 Ph = p + bh * T * T;
                 ldp = T;
             } else {
-                SFX(transpose)(T, D, kh, lk.row, xt, T);          /* xt (D x T) = k^T */
+                SFX(transpose)(T, D, kh, lk.row, xt, ld);         /* xt (D x T) = k^T */
                 SFX(attn_scores)(T, D, ld, scale, causal, qh, lq.row, xt, P);
                 SFX(attn_softmax_rows)(T, ld, causal, P, NULL, lse + bh * T);  /* P = exp(S - lse) */
             }
             /* out = P v, so dv = P^T dout and dP = dout v^T */
             SFX(attn_cols_times)(T, D, ldp, (REAL)1, causal, Ph, douth, ldo.row, dvh, ldv.row);
-            SFX(transpose)(T, D, vh, lv.row, xt, T);              /* xt = v^T */
+            SFX(transpose)(T, D, vh, lv.row, xt, ld);             /* xt = v^T */
             SFX(attn_scores)(T, D, ld, (REAL)1, causal, douth, ldo.row, xt, dP);
             /* P = softmax(S) row-wise, so dS = P * (dP - delta), delta_i = dout_i . out_i */
             SFX(softmax_grad_rows)(T, D, ld, causal, Ph, ldp, dP, douth, ldo.row, outh, lo.row);
@@ -129,20 +139,22 @@ void SFX(attention_backward)(idx_t B, idx_t H, idx_t T, idx_t D, REAL scale, int
                      (REAL)0, (C), (rs_c), 1, 1)
 
 /* S = scale * q k^T, (T x T) with row stride ld, given q (T x D, row stride ld_q) and
- * kt = k^T (D x T, contiguous: the products with k^T then read rows of kt with unit
- * stride, and GEMM v3 needs no packing at these sizes);
+ * kt = k^T (D x T, row stride ld too: the products with k^T then read rows of kt with unit
+ * stride, and GEMM v3 needs no packing at these sizes; the transpose's row stores start on
+ * a cache line, as the scores' do);
  * causal: row block [i0, i1) only needs columns 0 .. i1. */
 static void SFX(attn_scores)(idx_t T, idx_t D, idx_t ld, REAL scale, int causal,
                              const REAL *q, idx_t ld_q, const REAL *kt, REAL *S)
 {
     if (!causal) {
-        GEMM1(T, T, D, scale, q, ld_q, 1, kt, T, 1, S, ld);
+        GEMM1(T, T, D, scale, q, ld_q, 1, kt, ld, 1, S, ld);
         return;
     }
-    for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
-        idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
+    idx_t blk = CAUSAL_BLOCK;
+    for (idx_t i0 = 0; i0 < T; i0 += blk) {
+        idx_t i1 = i0 + blk < T ? i0 + blk : T;
         /* S[i0:i1, 0:i1] = scale * q[i0:i1] k[0:i1]^T */
-        GEMM1(i1 - i0, i1, D, scale, q + i0 * ld_q, ld_q, 1, kt, T, 1, S + i0 * ld, ld);
+        GEMM1(i1 - i0, i1, D, scale, q + i0 * ld_q, ld_q, 1, kt, ld, 1, S + i0 * ld, ld);
     }
 }
 
@@ -156,8 +168,9 @@ static void SFX(attn_rows_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int cau
         GEMM1(T, D, T, alpha, P, ld, 1, V, ld_v, 1, C, ld_c);
         return;
     }
-    for (idx_t i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
-        idx_t i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
+    idx_t blk = CAUSAL_BLOCK;
+    for (idx_t i0 = 0; i0 < T; i0 += blk) {
+        idx_t i1 = i0 + blk < T ? i0 + blk : T;
         GEMM1(i1 - i0, D, i1, alpha, P + i0 * ld, ld, 1, V, ld_v, 1, C + i0 * ld_c, ld_c);
     }
 }
@@ -172,8 +185,9 @@ static void SFX(attn_cols_times)(idx_t T, idx_t D, idx_t ld, REAL alpha, int cau
         GEMM1(T, D, T, alpha, P, 1, ld, X, ld_x, 1, C, ld_c);  /* P^T: rs = 1, cs = ld */
         return;
     }
-    for (idx_t j0 = 0; j0 < T; j0 += CAUSAL_BLOCK) {
-        idx_t j1 = j0 + CAUSAL_BLOCK < T ? j0 + CAUSAL_BLOCK : T;
+    idx_t blk = CAUSAL_BLOCK;
+    for (idx_t j0 = 0; j0 < T; j0 += blk) {
+        idx_t j1 = j0 + blk < T ? j0 + blk : T;
         GEMM1(j1 - j0, D, T - j0, alpha, P + j0 * ld + j0, 1, ld, X + j0 * ld_x, ld_x, 1,
               C + j0 * ld_c, ld_c);
     }

@@ -28,7 +28,9 @@
  * image), the blocks run one after another, each GEMM on every thread.
  *
  * Also here, for the backward and for tests: im2col and col2im over whole images, the same
- * copies as the NumPy reference (backend/reference.py), parallel over the channels.
+ * copies as the NumPy reference (backend/reference.py), parallel over the channels, in the
+ * layout image by image (N, CK, L) or with the images side by side (CK, N*L), the "merged"
+ * layout on which the backward's dW and dcols are one GEMM each over all images.
  *
  * The code, for float and double (real.h): conv_impl.h, the driver first, then the column
  * block, the epilogue, and the whole-image im2col / col2im.

@@ -165,32 +165,44 @@ static void SFX(conv_epilogue)(idx_t O, idx_t m, const REAL *out, idx_t ld_out, 
     }
 }
 
-/* cols (N, C*kh*kw, L) = im2col of every image, the channels split between the threads. */
+/* The columns of every image, in one of two layouts (row (c, i, j) of image n starts at
+ * cols + n*ld_img + (c, i, j)*ld):
+ *     merged = 0:  cols (N, C*kh*kw, L)      ld = L,    ld_img = C*kh*kw*L   (image by image)
+ *     merged = 1:  cols (C*kh*kw, N*L)       ld = N*L,  ld_img = L           (images side by side)
+ * The merged layout makes a product over all images one GEMM (the backward's dW and dcols). */
+#define CONV_LAYOUT(merged, N, CK, L, ld, ld_img) \
+    idx_t ld = (merged) ? (N) * (L) : (L), ld_img = (merged) ? (L) : (CK) * (L)
+
+/* cols = im2col of every image (layout above), the (image, channel) planes split between threads. */
 void SFX(im2col)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                 const REAL *x, REAL *cols)
+                 const REAL *x, REAL *cols, int merged)
 {
     idx_t Ho = (H + 2 * p - kh) / s + 1, Wo = (W + 2 * p - kw) / s + 1, L = Ho * Wo;
+    CONV_LAYOUT(merged, N, C * kh * kw, L, ld, ld_img);
     int nt = (double)N * C * kh * kw * L < 65536 ? 1 : miniclip_max_threads();
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (idx_t nc = 0; nc < N * C; nc++)                  /* image n = nc / C, channel c = nc % C */
-        SFX(im2col_rows)(1, H, W, kh, kw, s, p, Wo, x + nc * H * W, 0, L, cols + nc * kh * kw * L, L);
+        SFX(im2col_rows)(1, H, W, kh, kw, s, p, Wo, x + nc * H * W, 0, L,
+                         cols + (nc / C) * ld_img + (nc % C) * kh * kw * ld, ld);
 }
 
-/* dx (N, C, H, W) = col2im(cols (N, C*kh*kw, L)), the adjoint of im2col: each column entry is
+/* dx (N, C, H, W) = col2im(cols) (either layout), the adjoint of im2col: each column entry is
  * added to the pixel it was copied from, the offsets (i, j) in the reference's order, so
  * both sum every pixel in the same order. */
 void SFX(col2im)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                 const REAL *cols, REAL *dx)
+                 const REAL *cols, REAL *dx, int merged)
 {
     idx_t Ho = (H + 2 * p - kh) / s + 1, Wo = (W + 2 * p - kw) / s + 1, L = Ho * Wo;
+    CONV_LAYOUT(merged, N, C * kh * kw, L, ld, ld_img);
     int nt = (double)N * C * kh * kw * L < 65536 ? 1 : miniclip_max_threads();
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (idx_t nc = 0; nc < N * C; nc++) {
         REAL *plane = dx + nc * H * W;                     /* (H, W) */
+        const REAL *rows = cols + (nc / C) * ld_img + (nc % C) * kh * kw * ld;   /* row (c, 0, 0) of image n */
         memset(plane, 0, (size_t)(H * W) * sizeof(REAL));
         for (idx_t i = 0; i < kh; i++)
             for (idx_t j = 0; j < kw; j++) {
-                const REAL *src = cols + (nc * kh * kw + i * kw + j) * L;   /* (Ho, Wo) */
+                const REAL *src = rows + (i * kw + j) * ld;   /* (Ho, Wo) */
                 idx_t off = j - p;
                 idx_t wlo = off >= 0 ? 0 : (-off + s - 1) / s;
                 idx_t whi = W - off > 0 ? (W - off + s - 1) / s : 0;

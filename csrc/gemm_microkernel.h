@@ -21,7 +21,7 @@
  * That is 12 accumulator registers (6 rows x 2 vectors), 2 for the row of B and 1 for a
  * broadcast value of A: 15 of 16, and 12 independent FMA chains, enough to hide the FMA
  * latency (4 cycles x 2 FMA pipes = 8 in flight needed). The generic C kernel uses the same
- * tile, and so do the attention kernels (GEMM_MR_F32 etc., real.h's MR and NR).
+ * tile (GEMM_MR_F32 etc.; real.h's MR and NR, and MR512, NR512 for the AVX-512 tile below).
  *
  * Sizes, AVX-512 (32 zmm registers of 16 floats / 8 doubles): float32 14 x 32, float64 14 x 16.
  * A row of the tile is 2 vectors, so MR rows take 2 MR accumulators; the row of B takes 2 and

@@ -108,14 +108,11 @@ static void *packing_buffer(int which, size_t bytes)
 #define DIRECT_FLOPS (128.0 * 128.0 * 128.0)
 #define DIRECT_K_MAX 512
 
-/* ---- float32: the 6 x 16 and 14 x 32 micro-kernels (real.h's MR x NR, gemm_microkernel.h) ---- */
+/* ---- float32: the 6 x 16 and 14 x 32 micro-kernels (real.h's MR x NR and MR512 x NR512) ---- */
 #define REAL_BITS 32
 #define MC 192
 #define KC 256
 #define NC 4080
-#define MR512 GEMM_MR512_F32
-#define NR512 GEMM_NR512_F32
-#define GET_UKR512 gemm_ukr512_f32
 #define MC512 448
 #define KC512 256
 #define NC512 4096
@@ -126,9 +123,6 @@ static void *packing_buffer(int which, size_t bytes)
 #define MC 96
 #define KC 256
 #define NC 4080
-#define MR512 GEMM_MR512_F64
-#define NR512 GEMM_NR512_F64
-#define GET_UKR512 gemm_ukr512_f64
 #define MC512 224
 #define KC512 256
 #define NC512 4096

@@ -1,10 +1,10 @@
 /* gemm_packed_impl.h: the body of GEMM v3, written once for any element type.
  *
  * Included twice by gemm_packed.c, once per type, with REAL_BITS (real.h: REAL, SFX, UKR_T,
- * GET_UKR, and MR, NR: the generic / AVX2 tile) and these defined:
+ * GET_UKR, and MR, NR: the generic / AVX2 tile; MR512, NR512, GET_UKR512: the AVX-512 tile
+ * and kernel, NULL when it may not run) and these defined:
  *   MC, KC, NC               the cache blocks for the MR x NR tile (gemm_packed.c says why)
- *   MR512, NR512, GET_UKR512 the AVX-512 tile and kernel (NULL when it may not run)
- *   MC512, KC512, NC512      the cache blocks for that tile
+ *   MC512, KC512, NC512      the cache blocks for the MR512 x NR512 tile
  * The tile is chosen at run time (the kernel_t below), so the loops read it from `k`.
  * Read gemm_packed.c first: it explains the algorithm; this file is the code, top-down:
  *   choose_kernel   the micro-kernel for this CPU with its tile and cache blocks
@@ -20,8 +20,7 @@
 
 /* The micro-kernel a product runs, with its tile and the cache blocks chosen for that tile:
  * the AVX-512 kernel's MR512 x NR512 or the generic / AVX2 kernel's MR x NR. Below, the locals
- * MR_, NR_, MC_, KC_, NC_ are this call's (k->mr, ...); real.h's MR and NR stay the 6-row tile
- * that the attention kernels use. */
+ * MR_, NR_, MC_, KC_, NC_ are this call's (k->mr, ...); real.h's MR and NR stay the 6-row tile. */
 typedef struct {
     UKR_T ukr;
     idx_t mr, nr;            /* the tile: C[0:mr, 0:nr] in registers */
@@ -354,9 +353,6 @@ void SFX(gemm_batched)(idx_t nbatch, idx_t M, idx_t N, idx_t K, REAL alpha,
 #undef MC
 #undef KC
 #undef NC
-#undef MR512
-#undef NR512
-#undef GET_UKR512
 #undef MC512
 #undef KC512
 #undef NC512

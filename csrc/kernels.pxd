@@ -124,15 +124,31 @@ cdef extern from "miniclip.h" nogil:
                            const double *x, const double *w, const double *scale, const double *shift,
                            const double *res, int relu, double *y)
     void im2col_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                    const float *x, float *cols)
+                    const float *x, float *cols, int merged)
     void im2col_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                    const double *x, double *cols)
+                    const double *x, double *cols, int merged)
     void col2im_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                    const float *cols, float *dx)
+                    const float *cols, float *dx, int merged)
     void col2im_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                    const double *cols, double *dx)
+                    const double *cols, double *dx, int merged)
     void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y)
     void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y)
+    void avg_pool2d_backward_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *dy, float *dx)
+    void avg_pool2d_backward_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *dy, double *dx)
+    void relu_backward_f32(idx_t n, const float *y, const float *dy, float *dx)
+    void relu_backward_f64(idx_t n, const double *y, const double *dy, double *dx)
+    int batchnorm_stats_f32(idx_t N, idx_t C, idx_t HW, const float *x, float *mean, float *var)
+    int batchnorm_stats_f64(idx_t N, idx_t C, idx_t HW, const double *x, double *mean, double *var)
+    void batchnorm_apply_f32(idx_t N, idx_t C, idx_t HW, const float *x, const float *scale, const float *shift,
+                             float *y)
+    void batchnorm_apply_f64(idx_t N, idx_t C, idx_t HW, const double *x, const double *scale,
+                             const double *shift, double *y)
+    int batchnorm_backward_f32(idx_t N, idx_t C, idx_t HW, const float *x, const float *dy, const float *mu,
+                                const float *rstd, const float *weight, int training,
+                                float *dx, float *dweight, float *dbias)
+    int batchnorm_backward_f64(idx_t N, idx_t C, idx_t HW, const double *x, const double *dy,
+                                const double *mu, const double *rstd, const double *weight, int training,
+                                double *dx, double *dweight, double *dbias)
     int winograd3x3_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const float *x, const float *w,
                                 const float *scale, const float *shift, const float *res, int relu, float *y)
     int winograd3x3_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const double *x, const double *w,

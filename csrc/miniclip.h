@@ -156,7 +156,7 @@ void adamw_step_f64(idx_t n, double *p, const double *g, double *m, double *v, d
                     double beta2, double step_size, double inv_sqrt_bc2, double eps);
 
 /* ---- convolution (conv.c); x (N, C, H, W), w (O, C*kh*kw), y and res (N, O, Ho, Wo), cols
- * (N, C*kh*kw, Ho*Wo), dx (N, C, H, W), all contiguous. conv2d_forward: y = conv(x, w) (stride s,
+ * (N, C*kh*kw, Ho*Wo), or (C*kh*kw, N*Ho*Wo) when merged, dx (N, C, H, W), all contiguous. conv2d_forward: y = conv(x, w) (stride s,
  * zero padding p), then y = y * scale[o] + shift[o] + res, then max(y, 0) when relu; scale, shift,
  * res may be NULL. Returns 0 when out of memory (nothing written), 1 otherwise. */
 int conv2d_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
@@ -166,13 +166,13 @@ int conv2d_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, id
                        const double *x, const double *w, const double *scale, const double *shift,
                        const double *res, int relu, double *y);
 void im2col_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                const float *x, float *cols);
+                const float *x, float *cols, int merged);
 void im2col_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                const double *x, double *cols);
+                const double *x, double *cols, int merged);
 void col2im_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                const float *cols, float *dx);
+                const float *cols, float *dx, int merged);
 void col2im_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
-                const double *cols, double *dx);
+                const double *cols, double *dx, int merged);
 
 /* ---- 3x3 convolution, stride 1, padding 1, by Winograd's F(2x2, 3x3) (winograd.c); x (N, C, H, W),
  * w (O, C, 3, 3), y and res (N, O, H, W) contiguous; the epilogue and the result as conv2d_forward. */
@@ -184,6 +184,26 @@ int winograd3x3_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, const d
 /* ---- average pooling over k x k blocks (pool.c); x (P, H, W), y (P, H/k, W/k) contiguous ---- */
 void avg_pool2d_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *x, float *y);
 void avg_pool2d_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *x, double *y);
+void avg_pool2d_backward_f32(idx_t P, idx_t H, idx_t W, idx_t k, const float *dy, float *dx);
+void avg_pool2d_backward_f64(idx_t P, idx_t H, idx_t W, idx_t k, const double *dy, double *dx);
+
+/* ---- ReLU's backward (relu.c): dx = dy where y > 0, else 0; n contiguous values */
+void relu_backward_f32(idx_t n, const float *y, const float *dy, float *dx);
+void relu_backward_f64(idx_t n, const double *y, const double *dy, double *dx);
+
+/* ---- BatchNorm2d (batchnorm.c); x, y, dy, dx (N, C, HW) contiguous, the rest (C,); see batchnorm.c */
+int batchnorm_stats_f32(idx_t N, idx_t C, idx_t HW, const float *x, float *mean, float *var);
+int batchnorm_stats_f64(idx_t N, idx_t C, idx_t HW, const double *x, double *mean, double *var);
+void batchnorm_apply_f32(idx_t N, idx_t C, idx_t HW, const float *x, const float *scale, const float *shift,
+                         float *y);
+void batchnorm_apply_f64(idx_t N, idx_t C, idx_t HW, const double *x, const double *scale, const double *shift,
+                         double *y);
+int batchnorm_backward_f32(idx_t N, idx_t C, idx_t HW, const float *x, const float *dy, const float *mu,
+                            const float *rstd, const float *weight, int training,
+                            float *dx, float *dweight, float *dbias);
+int batchnorm_backward_f64(idx_t N, idx_t C, idx_t HW, const double *x, const double *dy, const double *mu,
+                            const double *rstd, const double *weight, int training,
+                            double *dx, double *dweight, double *dbias);
 
 /* SIMD selection for the micro-kernels (gemm_microkernel.c):
  * mode 0 = auto (the best the CPU supports: AVX-512, AVX2+FMA or generic), 1 = force the

@@ -9,7 +9,9 @@
  * NumPy's reference (backend/reference.py) reshapes x to (P, Ho, k, Wo, k) and takes the mean
  * over the two block axes, a reduction over a strided 5-D view that runs several times slower
  * than these loops: each output row sums k input rows, read left to right, into a row of
- * accumulators, and the planes are split between the threads.
+ * accumulators, and the planes are split between the threads. The backward writes each
+ * block's share, dy / k^2, into its k x k pixels row by row (NumPy's reference: zeros, then a
+ * broadcast copy into a 6-D view).
  */
 #include <stdlib.h>
 

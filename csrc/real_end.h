@@ -10,3 +10,6 @@
 #undef NR
 #undef UKR_T
 #undef GET_UKR
+#undef MR512
+#undef NR512
+#undef GET_UKR512

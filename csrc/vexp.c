@@ -1,14 +1,33 @@
 /* vexp.c: y = exp(x - shift) over a row, and its sum (see vexp.h).
  *
- * With AVX2+FMA: 8 float32 lanes at a time through exp_avx2_ps, 4 float64 lanes through
- * exp_avx2_pd (vexp.h, where the methods are described). NaN in gives NaN out.
- * CPUs without AVX2 (and the last few values of a row) use libm's exp, one value at a time.
+ * With AVX-512: float32 16 lanes at a time through exp_avx512_ps, the row's last values as one
+ * masked vector (masked loads and stores are plain instructions in AVX-512, unlike AVX2's).
+ * With AVX2+FMA (and float64 with AVX-512 too: vexp.h says why): 8 float32 lanes through
+ * exp_avx2_ps, 4 float64 lanes through exp_avx2_pd, the last few values one at a time through
+ * libm (vexp.h describes the methods). NaN in gives NaN out. CPUs without AVX2 use libm's exp
+ * throughout. The level follows the GEMM micro-kernel's (miniclip_set_simd).
  */
 #include <math.h>
 
+#include "gemm_microkernel.h"   /* miniclip_use_avx512 */
 #include "vexp.h"
 
 #if MINICLIP_HAVE_AVX2
+__attribute__((target("avx512f")))
+static float exp_shift_sum_avx512_f32(const float *x, float *y, idx_t n, float shift)
+{
+    __m512 vs = _mm512_set1_ps(shift), acc = _mm512_setzero_ps();
+    for (idx_t j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512 xj = _mm512_maskz_loadu_ps(m, x + j);
+        __m512 e = exp_avx512_ps(_mm512_sub_ps(xj, vs));
+        e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(xj, xj, _CMP_UNORD_Q), xj);   /* NaN stays NaN */
+        _mm512_mask_storeu_ps(y + j, m, e);
+        acc = _mm512_mask_add_ps(acc, m, acc, e);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
 __attribute__((target("avx2,fma")))
 static float exp_shift_sum_avx2_f32(const float *x, float *y, idx_t n, float shift)
 {
@@ -37,6 +56,7 @@ static float exp_shift_sum_avx2_f32(const float *x, float *y, idx_t n, float shi
 float exp_shift_sum_f32(const float *x, float *y, idx_t n, float shift)
 {
 #if MINICLIP_HAVE_AVX2
+    if (miniclip_use_avx512()) return exp_shift_sum_avx512_f32(x, y, n, shift);
     if (miniclip_use_avx2()) return exp_shift_sum_avx2_f32(x, y, n, shift);
 #endif
     float sum = 0;

@@ -1,7 +1,7 @@
 /* vexp.h: exp over a row, vectorised where the CPU allows (internal header; vexp.c).
  *
  * The softmax-like kernels spend much of their time in exp; libm's expf is scalar,
- * so vexp.c carries an AVX2 version (chosen at run time like the GEMM micro-kernel).
+ * so vexp.c carries AVX2 and AVX-512 versions (chosen at run time like the GEMM micro-kernel).
  * The 8-lane exp itself, exp_avx2_ps, is here as a static inline function so that other
  * kernels (activation.c) can call it inside their own AVX2 loops, with no call per vector
  * and no temporary array.
@@ -24,6 +24,11 @@
  * through the subnormals to 0, as libm's exp. NaN is not propagated (as above).
  * Only call these from a function compiled for AVX2+FMA (same target attribute), after
  * miniclip_use_avx2() said yes.
+ *
+ * exp_avx512_ps: exp_avx2_ps step for step on 16 lanes (AVX-512F), for functions compiled with
+ * target("avx512f") after miniclip_use_avx512() (gemm_microkernel.h) said yes. float64 stays on
+ * exp_avx2_pd: its Pade form divides, and a 512-bit division takes twice as long as a 256-bit one,
+ * so 8 lanes gained little over 4 and lost on short rows (benchmarks/README.md).
  */
 #ifndef MINICLIP_VEXP_H
 #define MINICLIP_VEXP_H
@@ -97,6 +102,31 @@ static inline __m256d exp_avx2_pd(__m256d x)
     __m128i ni = _mm256_cvtpd_epi32(n);
     __m128i n1 = _mm_srai_epi32(ni, 1), n2 = _mm_sub_epi32(ni, n1);                 /* n = n1 + n2 */
     return _mm256_mul_pd(_mm256_mul_pd(e, pow2_avx2_pd(n1)), pow2_avx2_pd(n2));
+}
+
+/* exp_avx2_ps on 16 lanes */
+__attribute__((target("avx512f")))
+static inline __m512 exp_avx512_ps(__m512 x)
+{
+    const __m512 hi = _mm512_set1_ps(88.3762626647949f), lo = _mm512_set1_ps(-87.3365447505531f);
+    __mmask16 underflow = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_min_ps(x, hi);
+    x = _mm512_max_ps(x, lo);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);          /* x - n ln2_hi */
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);              /* - n ln2_lo */
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));       /* 1 + r + r^2 P */
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));                      /* * 2^n */
+    return _mm512_maskz_mov_ps((__mmask16)~underflow, y);
 }
 #else
 #define MINICLIP_HAVE_AVX2 0

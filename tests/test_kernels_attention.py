@@ -20,6 +20,10 @@ from miniclip.backend import compiled, reference
 
 _C = pytest.importorskip("miniclip._C")
 
+from simd_levels import forced, simd_levels  # noqa: E402  (needs _C: after importorskip)
+
+SIMDS = simd_levels()
+
 DTYPES = [np.float32, np.float64]
 
 
@@ -93,13 +97,47 @@ def test_attention_matches_reference(B, H, T, D, causal, dtype, layout, scale, i
         assert _rel(g, g_ref) <= 10 * _tol(dtype), name
 
 
+# T around the tile path's limits (csrc/attention.c): the 6-row tile (AVX2, generic) up to 24, the
+# AVX-512 14-row tile at 14 and from 19 to 42 (15 .. 18 take the 6-row tile); below, at and above
+# each, and T = 17, the image tower's.
+# D: multiples of both tiles' widths (32, 64), of the narrow one only (16, 48; float64 8, 24),
+# and neither (20: the general path at every T).
+TILE_T = [1, 5, 6, 7, 13, 14, 15, 17, 18, 19, 24, 25, 28, 41, 42, 43]
+TILE_D = {np.float32: [16, 20, 32, 48, 64], np.float64: [8, 20, 24, 32, 64]}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("simd", SIMDS)
+def test_attention_tile_limits(simd, dtype, threads):
+    """Every SIMD level's tile path and the general one, on either side of each limit, causal
+    or not, the probabilities kept or rebuilt. On 2 threads there are enough heads for the
+    kernel to start its team (more than ATTENTION_PARALLEL_WORK multiply-adds)."""
+    rng = np.random.default_rng(11)
+    with forced(simd, threads):
+        for T, D, causal in ((T, D, c) for T in TILE_T for D in TILE_D[dtype] for c in (False, True)):
+            heads = 6 if threads == 1 else min(2048, -(-1_100_000 // (T * T * D)))
+            q, k, v, dout = (_heads(rng, (heads, 1, T, D), dtype, "packed") for _ in range(4))
+            keep_p = (T + D) % 2 == 0
+            p = np.full((heads, 1, T, T), np.nan, dtype) if keep_p else None
+            out, lse = compiled.attention_forward(q, k, v, 0.3, causal, p=p)
+            q64, k64, v64, dout64 = (x.astype(np.float64) for x in (q, k, v, dout))
+            out_ref, lse_ref = reference.attention_forward(q64, k64, v64, 0.3, causal)
+            case = f"{simd} {dtype.__name__} T={T} D={D} causal={causal} threads={threads}"
+            assert _rel(out, out_ref) <= _tol(dtype), case
+            assert _rel(lse, lse_ref) <= _tol(dtype), case
+            grads = compiled.attention_backward(dout, q, k, v, out, lse, 0.3, causal, p=p)
+            grads_ref = reference.attention_backward(dout64, q64, k64, v64, out_ref, lse_ref, 0.3, causal)
+            for name, g, g_ref in zip(("dq", "dk", "dv"), grads, grads_ref):
+                assert _rel(g, g_ref) <= 10 * _tol(dtype), f"{name} {case}"
+
+
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("simd", ["auto", "generic"])
+@pytest.mark.parametrize("simd", SIMDS)
 def test_attention_model_sizes(causal, simd):
-    """Sizes of the model (T = 77 text, 50 image tokens, D = 64) on the SIMD and generic paths."""
+    """Sizes of the model (T = 77 text, 50 image tokens, D = 64) on every SIMD path."""
     rng = np.random.default_rng(7)
-    compiled.set_simd(simd)
-    try:
+    with forced(simd):
         for T, dtype in [(77, np.float32), (50, np.float64)]:
             q, k, v, dout = (rng.standard_normal((2, 4, T, 64)).astype(dtype) for _ in range(4))
             out, lse = compiled.attention_forward(q, k, v, 0.125, causal)
@@ -110,8 +148,6 @@ def test_attention_model_sizes(causal, simd):
                                                      ref[0], ref[1], 0.125, causal)
             for g, g_ref in zip(grads, grads_ref):
                 assert _rel(g, g_ref) <= 10 * _tol(dtype)
-    finally:
-        compiled.set_simd("auto")
 
 
 @pytest.mark.parametrize("causal", [False, True])

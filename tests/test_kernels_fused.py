@@ -20,6 +20,10 @@ from miniclip.backend import K, compiled, reference
 
 pytest.importorskip("miniclip._C")
 
+from simd_levels import forced, simd_levels  # noqa: E402  (needs _C: after importorskip)
+
+SIMDS = simd_levels()
+
 DTYPES = [np.float32, np.float64]
 SHAPES = st.sampled_from([(1,), (7,), (1, 1), (3, 1), (2, 17), (5, 31), (4, 3, 9), (2, 2, 64), (3, 257)])
 
@@ -68,6 +72,25 @@ def test_softmax_extreme_rows():
     # another axis goes to the reference, and stays correct
     x = np.random.default_rng(0).standard_normal((3, 4, 5))
     _close(compiled.softmax(x, axis=1), reference.softmax(x, axis=1), np.float64)
+
+
+@pytest.mark.parametrize("simd", SIMDS)
+def test_softmax_rows_every_tail_length(simd):
+    """The row exp (csrc/vexp.c: float32 16 lanes with a masked last vector on AVX-512, 8 lanes
+    (float64 4) and a scalar tail on AVX2, libm on generic) at every SIMD level, on rows of every
+    length around the vector widths, with -inf, huge and underflowing entries (exp of -87.5, -746)."""
+    rng = np.random.default_rng(6)
+    for dtype in DTYPES:
+        for C in list(range(1, 36)) + [64, 65, 77, 200]:
+            x = (3.0 * rng.standard_normal((5, C))).astype(dtype)
+            x[1, 1::3] = -np.inf
+            x[2, 1::2] = -87.5 if dtype == np.float32 else -746.0
+            x[3, -1] = 1e4
+            dy = rng.standard_normal((5, C)).astype(dtype)
+            with forced(simd):
+                y, dx = compiled.softmax(x), compiled.softmax_backward(compiled.softmax(x), dy)
+            _close(y, reference.softmax(x), dtype)
+            _close(dx, reference.softmax_backward(reference.softmax(x), dy), dtype)
 
 
 @given(affine=st.sampled_from(["both", "weight", "none"]), **COMMON)

@@ -26,29 +26,15 @@ from miniclip.backend import compiled, reference
 
 _C = pytest.importorskip("miniclip._C")
 
+from simd_levels import forced, simd_levels  # noqa: E402  (needs _C: after importorskip)
+
 # sizes around the micro-kernel tiles (6 x 16 and 6 x 8 generic / AVX2, 14 x 32 and 14 x 16
 # AVX-512): 1, primes, non-multiples, one below and above a tile
 SIZES = [1, 2, 3, 5, 6, 7, 8, 11, 13, 14, 15, 16, 17, 23, 29, 31, 32, 33, 37, 43, 48, 61]
 DTYPES = [np.float32, np.float64]
 
 
-def _simd_levels():
-    """The SIMD levels this CPU can run: generic always, then avx2 and avx512 where present.
-    (Leaves the selection as it found it, e.g. MINICLIP_FORCE_GENERIC=1 from the environment.)"""
-    before = compiled.get_simd()
-    levels = ["generic"]
-    for mode in ("avx2", "avx512"):
-        try:
-            compiled.set_simd(mode)
-            levels.append(mode)
-        except ValueError:
-            pass
-    compiled.set_simd({"avx512": "auto", "avx2+fma": "avx2" if "avx2" in levels else "auto"}.get(before, "generic"))
-    assert compiled.get_simd() == before
-    return levels
-
-
-SIMDS = _simd_levels()
+SIMDS = simd_levels()
 
 
 def _tol(dtype, K):
@@ -75,23 +61,6 @@ def _check_gemm(C, A, B, C0, alpha, beta):
 LAYOUTS = st.sampled_from(["contiguous", "transposed", "strided"])
 
 
-class _forced:
-    """Run a block with the given SIMD level and thread count, then restore the defaults."""
-
-    def __init__(self, simd="auto", threads=None):
-        self.simd, self.threads = simd, threads
-
-    def __enter__(self):
-        self.before = compiled.get_num_threads()
-        compiled.set_simd(self.simd)
-        if self.threads is not None:
-            compiled.set_num_threads(self.threads)
-
-    def __exit__(self, *exc):
-        compiled.set_simd("auto")
-        compiled.set_num_threads(self.before)
-
-
 @given(M=st.sampled_from(SIZES), N=st.sampled_from(SIZES), K=st.sampled_from(SIZES),
        la=LAYOUTS, lb=LAYOUTS, lc=LAYOUTS, dtype=st.sampled_from(DTYPES),
        alpha=st.sampled_from([1.0, -0.5]), beta=st.sampled_from([0.0, 1.0, 0.25]),
@@ -103,7 +72,7 @@ def test_gemm_versions_match_numpy(version, simd, M, N, K, la, lb, lc, dtype, al
     A, B = _operand(rng, M, K, dtype, la), _operand(rng, K, N, dtype, lb)
     C = _operand(rng, M, N, dtype, lc)
     C0 = C.copy()
-    with _forced(simd, threads):
+    with forced(simd, threads):
         out = compiled.gemm(A, B, C, alpha, beta, version=version)
     assert out is C
     _check_gemm(C, A, B, C0, alpha, beta)
@@ -127,7 +96,7 @@ def test_gemm_versions_match_numpy(version, simd, M, N, K, la, lb, lc, dtype, al
 ])
 def test_gemm_v3_blocking_paths(M, N, K, threads, simd, dtype):
     rng = np.random.default_rng(M * N + K)
-    with _forced(simd, threads):
+    with forced(simd, threads):
         assert _C.simd_name() == {"generic": "generic", "avx2": "avx2+fma", "avx512": "avx512"}[simd]
         for la, lb in [("contiguous", "contiguous"), ("transposed", "strided"), ("strided", "transposed")]:
             A, B = _operand(rng, M, K, dtype, la), _operand(rng, K, N, dtype, lb)
@@ -148,7 +117,7 @@ def test_set_simd_levels():
             with pytest.raises(ValueError, match=f"expected a CPU with {mode}"):
                 compiled.set_simd(mode)
             assert compiled.get_simd() == _C.simd_name()            # left at "auto"
-    with _forced("generic"):
+    with forced("generic"):
         assert compiled.get_simd() == "generic"
     assert compiled.get_simd() == ("avx512" if "avx512" in SIMDS else "avx2+fma" if "avx2" in SIMDS
                                    else "generic")
@@ -169,7 +138,7 @@ def test_simd_forced_from_environment(env, expected):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_measure_peak_gflops_is_a_rate(simd, dtype, threads):
     """The peak FMA loop returns a positive, finite GFLOP/s (its value is never asserted)."""
-    with _forced(simd):
+    with forced(simd):
         g = compiled.measure_peak_gflops(dtype, threads, seconds=0.002)
     assert np.isfinite(g) and g > 0
     with pytest.raises(TypeError, match="float32 or float64, got int64"):
@@ -191,7 +160,7 @@ def test_linear_epilogue_matches_reference(simd, M, N, K, lx, lw, lr, bias, resi
     x, w = _operand(rng, M, K, dtype, lx), _operand(rng, N, K, dtype, lw)
     b = rng.standard_normal(2 * N).astype(dtype)[::1 + (lr == "strided")][:N] if bias else None  # strided too
     r = _operand(rng, M, N, dtype, lr) if residual else None
-    with _forced(simd, threads):
+    with forced(simd, threads):
         y = compiled.linear(x, w, b, r)
     ref = reference.linear(*(None if a is None else a.astype(np.float64) for a in (x, w, b, r)))
     assert y.shape == (M, N) and y.dtype == dtype
@@ -262,7 +231,7 @@ def test_matmul_matches_numpy(simd, shapes, dtype, transpose_b, permute_a, seed)
         b = np.swapaxes(rng.standard_normal(sb[:-2] + sb[-1:] + sb[-2:-1]).astype(dtype), -1, -2)
     else:
         b = rng.standard_normal(sb).astype(dtype)
-    with _forced(simd):
+    with forced(simd):
         out = compiled.matmul(a, b)
     exact = np.matmul(a.astype(np.float64), b.astype(np.float64))
     assert out.shape == exact.shape and out.dtype == dtype

@@ -1,6 +1,8 @@
-"""The ResNet's kernels (csrc/conv.c: conv2d with its epilogue, im2col, col2im; csrc/winograd.c:
-the 3x3 convolution by F(2x2, 3x3); csrc/pool.c: avg_pool2d) against their NumPy references, and ``nn.conv_bn``'s fused inference path against
-the plain ops.
+"""The ResNet's kernels against their NumPy references: csrc/conv.c (conv2d with its epilogue,
+im2col and col2im in both layouts, the convolution's backward on them), csrc/winograd.c (the 3x3
+convolution by F(2x2, 3x3)), csrc/pool.c (avg_pool2d and its backward), csrc/batchnorm.c (BatchNorm2d's
+statistics, affine map and backward), csrc/relu.c (ReLU's backward); and ``nn.conv_bn``'s fused
+inference path against the plain ops.
 
 Shape legend: N images, C input channels, H, W input size, O output channels, k the kernel,
 s stride, p padding. Shapes are awkward on purpose: size 1, odd sizes, stride 2 and 3, padding
@@ -112,17 +114,58 @@ def test_conv2d_relu_keeps_nan():
     assert np.isnan(y).all()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("merged", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("problem", PROBLEMS)
-def test_im2col_and_col2im_equal_the_reference_to_the_bit(problem, dtype):
+def test_im2col_and_col2im_equal_the_reference_to_the_bit(problem, dtype, merged, threads):
     rng = np.random.default_rng(2)
     x, w, s, p, *_ = _inputs(rng, problem, dtype, contiguous=False)
     k = w.shape[2]
-    cols = compiled.im2col(x, k, k, s, p)
-    np.testing.assert_array_equal(cols, reference.im2col(x, k, k, s, p))
-    c = rng.standard_normal(cols.shape).astype(dtype)
-    np.testing.assert_array_equal(compiled.col2im(c, x.shape, k, k, s, p),
-                                  reference.col2im(c, x.shape, k, k, s, p))
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        cols = compiled.im2col(x, k, k, s, p, merged=merged)
+        np.testing.assert_array_equal(cols, reference.im2col(x, k, k, s, p, merged=merged))
+        c = rng.standard_normal(cols.shape).astype(dtype)
+        np.testing.assert_array_equal(compiled.col2im(c, x.shape, k, k, s, p, merged=merged),
+                                      reference.col2im(c, x.shape, k, k, s, p, merged=merged))
+    finally:
+        compiled.set_num_threads(before)
+
+
+@pytest.mark.parametrize("block_bytes", [1, compiled.CONV_BACKWARD_BLOCK_BYTES])   # 1: one image per block
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_conv2d_backward_matches_the_products_per_image(problem, dtype, threads, block_bytes, monkeypatch):
+    """K.conv2d_backward (one GEMM over all images for dW, one for dcols; compiled: per block of
+    images) against the formulas per image, in float64 NumPy: dW = sum_n dy[n] cols[n]^T,
+    dx = col2im(W^T dy[n]); and through the op, Conv2d's backward."""
+    monkeypatch.setattr(compiled, "CONV_BACKWARD_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(3)
+    x, w, s, p, *_ = _inputs(rng, problem, dtype, contiguous=False)
+    N, O, k = x.shape[0], w.shape[0], w.shape[2]
+    Ho, Wo = (x.shape[2] + 2 * p - k) // s + 1, (x.shape[3] + 2 * p - k) // s + 1
+    dy = rng.standard_normal((N, O, Ho, Wo)).astype(dtype)
+    cols = reference.im2col(x.astype(np.float64), k, k, s, p)                  # (N, CK, L)
+    dy2 = dy.astype(np.float64).reshape(N, O, -1)                              # (N, O, L)
+    dw = np.einsum("nol,nkl->ok", dy2, cols).reshape(w.shape)
+    dx = reference.col2im(np.einsum("ok,nol->nkl", w.reshape(O, -1).astype(np.float64), dy2), x.shape, k, k, s, p)
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+        ops.conv2d(xt, wt, s, p).backward(dy)
+        results = [(xt.grad, wt.grad)] + [backend.conv2d_backward(x, w, dy, s, p) for backend in (compiled, reference)]
+        only_dx, none = compiled.conv2d_backward(x, w, dy, s, p, needs_dw=False)
+        none_, only_dw = compiled.conv2d_backward(x, w, dy, s, p, needs_dx=False)
+    finally:
+        compiled.set_num_threads(before)
+    assert none is None and none_ is None
+    results.append((only_dx, only_dw))
+    for ours_dx, ours_dw in results:
+        assert _err(ours_dw, dw.astype(dtype)) <= _tol(dtype) and _err(ours_dx, dx.astype(dtype)) <= _tol(dtype), problem
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -132,6 +175,83 @@ def test_avg_pool2d_matches_the_reference(shape, k, dtype):
     x = np.random.default_rng(6).standard_normal(shape).astype(dtype)
     for layout in (x, x[:, ::-1], np.asfortranarray(x)):
         assert _err(compiled.avg_pool2d(layout, k), reference.avg_pool2d(layout, k)) <= _tol(dtype)
+    Ho, Wo = shape[2] // k, shape[3] // k
+    dy = np.random.default_rng(7).standard_normal((shape[0], shape[1], Ho, Wo)).astype(dtype)
+    for layout in (dy, dy[:, ::-1], np.asfortranarray(dy)):     # the backward: each block's share, 0 past the edge
+        ours = compiled.avg_pool2d_backward(layout, shape, k)
+        np.testing.assert_array_equal(ours, reference.avg_pool2d_backward(layout, shape, k))   # the same divisions
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5, 2), (128, 16, 16, 16)])
+def test_relu_backward_equals_the_reference_to_the_bit(shape, dtype, threads):
+    """csrc/relu.c against np.where(y > 0, dy, 0): the same values, NaN, infinities and zeros included."""
+    rng = np.random.default_rng(8)
+    y = np.maximum(rng.standard_normal(shape), 0).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    flat_y, flat_dy = y.reshape(-1), dy.reshape(-1)
+    flat_y[::5], flat_dy[::3] = np.nan, np.nan                       # NaN on both sides, some coinciding
+    flat_dy[1::7], flat_y[2::11] = np.inf, -0.0
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        for a, b in ((y, dy), (y.T, dy.T), (y, dy[..., ::-1])):       # contiguous, transposed, reversed
+            ours = compiled.relu_backward(a, b)
+            ref = reference.relu_backward(a, b)
+            assert ours.dtype == ref.dtype == dtype
+            np.testing.assert_array_equal(ours, ref)
+            np.testing.assert_array_equal(np.signbit(ours), np.signbit(ref))
+    finally:
+        compiled.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avg_pool2d_backward_on_threads(dtype, threads):
+    """A map large enough for the kernel to split its planes between threads, with dropped edges."""
+    shape, k = (16, 9, 33, 35), 3
+    dy = np.random.default_rng(9).standard_normal((16, 9, 11, 11)).astype(dtype)
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        ours = compiled.avg_pool2d_backward(dy, shape, k)
+    finally:
+        compiled.set_num_threads(before)
+    np.testing.assert_array_equal(ours, reference.avg_pool2d_backward(dy, shape, k))
+
+
+# ---------------------------------------------------------------------------- batch norm
+BN_SHAPES = [(1, 1, 1, 2), (2, 3, 1, 1), (1, 5, 3, 7), (3, 4, 5, 5), (128, 3, 1, 1), (2, 17, 9, 11),
+             (4, 70, 8, 8)]  # (N, C, H, W): one pixel per image, odd sizes, batch 1, rows shorter than 8
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batch_norm_kernels_match_the_reference(shape, dtype, threads):
+    rng = np.random.default_rng(7)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 5).astype(dtype)        # an offset mean: the two-pass variance
+    x = np.asfortranarray(x)                                       # non-contiguous: the kernels copy
+    dy = rng.standard_normal(shape).astype(dtype)[:, :, ::-1]      # (reversed rows: another layout)
+    weight, scale, shift = (rng.standard_normal(C).astype(dtype) for _ in range(3))
+    before = compiled.get_num_threads()
+    compiled.set_num_threads(threads)
+    try:
+        stats = compiled.batch_norm_stats(x)
+        y = compiled.batch_norm_apply(x, scale, shift)
+        mu, var = reference.batch_norm_stats(x)
+        rstd = (1 / np.sqrt(var + 1e-5)).astype(dtype)
+        grads = {t: compiled.batch_norm_backward(x, dy, mu, rstd, weight, t) for t in (True, False)}
+    finally:
+        compiled.set_num_threads(before)
+    for ours, ref in zip(stats, (mu, var)):
+        assert _err(ours, ref) <= _tol(dtype)
+    assert _err(y, reference.batch_norm_apply(x, scale, shift)) <= _tol(dtype)
+    for training, ours in grads.items():
+        for a, b in zip(ours, reference.batch_norm_backward(x, dy, mu, rstd, weight, training)):
+            assert _err(a, b) <= _tol(dtype), (training, a, b)
 
 
 # ------------------------------------------------------------------------------ conv_bn

@@ -64,6 +64,12 @@ def test_col2im_is_the_adjoint_of_im2col(data, p):
     back = reference.col2im(c, shape, p["k"], p["k"], p["stride"], p["padding"])
     assert back.shape == shape
     np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, back), rtol=1e-12)
+    # the merged layout (CK, N*L) holds the same columns, images side by side, and its col2im the same adjoint
+    merged = reference.im2col(x, p["k"], p["k"], p["stride"], p["padding"], merged=True)
+    np.testing.assert_array_equal(merged, np.concatenate(list(cols), axis=1))
+    c_merged = np.concatenate(list(c), axis=1)
+    np.testing.assert_array_equal(reference.col2im(c_merged, shape, p["k"], p["k"], p["stride"], p["padding"],
+                                                   merged=True), back)
 
 
 def test_conv2d_rejects_bad_shapes():

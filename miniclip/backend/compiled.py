@@ -25,8 +25,9 @@ __all__ = ["gemm", "gemm_naive", "matmul", "linear", "attention_forward", "atten
            "embedding_backward",
            "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
            "layer_norm_forward", "layer_norm_backward",
-           "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
-           "im2col", "col2im", "conv2d", "avg_pool2d",
+           "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward", "relu_backward",
+           "im2col", "col2im", "conv2d", "conv2d_backward", "avg_pool2d", "avg_pool2d_backward",
+           "batch_norm_stats", "batch_norm_apply", "batch_norm_backward",
            "adamw_step", "set_num_threads", "get_num_threads", "set_simd", "get_simd",
            "measure_peak_gflops"]
 
@@ -449,28 +450,44 @@ def quick_gelu_backward(x, dy):
     return _elementwise("quick_gelu", x, dy)
 
 
+def relu_backward(y, dy):
+    """dy where y > 0, else 0: one branch-free C pass (csrc/relu.c)."""
+    if not (_float_array(y, dy) and y.shape == dy.shape):
+        return reference.relu_backward(y, dy)
+    dx = np.empty(y.shape, dtype=y.dtype)
+    _C.relu_backward(*(np.ascontiguousarray(a).reshape(-1) for a in (y, dy)), dx.reshape(-1))
+    return dx
+
+
 # ----------------------------------------------------------------------- convolution
 def _contiguous(*arrays):
     return [None if a is None else np.ascontiguousarray(a) for a in arrays]
 
 
-def im2col(x, kh, kw, stride, padding):
-    """The windows of x (N, C, H, W) as columns (N, C*kh*kw, L), in C; same contract as the reference."""
-    if not (_float_array(x) and x.ndim == 4) or (kh == kw == 1 and stride == 1 and padding == 0):
-        return reference.im2col(x, kh, kw, stride, padding)               # 1x1: x itself, a view
+def im2col(x, kh, kw, stride, padding, merged=False):
+    """The windows of x (N, C, H, W) as columns (N, C*kh*kw, L), or (C*kh*kw, N*L) when ``merged``,
+    in C; same contract as the reference."""
+    plain_1x1 = kh == kw == 1 and stride == 1 and padding == 0 and not merged
+    if not (_float_array(x) and x.ndim == 4) or plain_1x1:
+        return reference.im2col(x, kh, kw, stride, padding, merged)     # 1x1: x itself, a view
     N, C, H, W = x.shape
     L = ((H + 2 * padding - kh) // stride + 1) * ((W + 2 * padding - kw) // stride + 1)
-    cols = np.empty((N, C * kh * kw, L), dtype=x.dtype)
-    _C.im2col(np.ascontiguousarray(x), kh, kw, stride, padding, cols)
-    return cols
+    CK = C * kh * kw
+    cols = np.empty((CK, N, L) if merged else (N, CK, L), dtype=x.dtype)
+    _C.im2col(np.ascontiguousarray(x), kh, kw, stride, padding, cols, merged)
+    return cols.reshape(CK, N * L) if merged else cols
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding):
-    """The adjoint of im2col, in C (same order of additions as the reference, so equal to the bit)."""
-    if not (_float_array(cols) and cols.ndim == 3) or (kh == kw == 1 and stride == 1 and padding == 0):
-        return reference.col2im(cols, x_shape, kh, kw, stride, padding)
+def col2im(cols, x_shape, kh, kw, stride, padding, merged=False):
+    """The adjoint of im2col (either layout), in C (same order of additions as the reference, so
+    equal to the bit)."""
+    plain_1x1 = kh == kw == 1 and stride == 1 and padding == 0 and not merged
+    if not (_float_array(cols) and cols.ndim == (2 if merged else 3)) or plain_1x1:
+        return reference.col2im(cols, x_shape, kh, kw, stride, padding, merged)
     dx = np.empty(x_shape, dtype=cols.dtype)
-    _C.col2im(np.ascontiguousarray(cols), kh, kw, stride, padding, dx)
+    if merged:
+        cols = cols.reshape(cols.shape[0], x_shape[0], -1)                # (CK, N*L) -> (CK, N, L)
+    _C.col2im(np.ascontiguousarray(cols), kh, kw, stride, padding, dx, merged)
     return dx
 
 
@@ -503,6 +520,38 @@ def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, re
     return y
 
 
+# The backward's columns and dy for a block of images take at most this many bytes, so that they
+# stay in L2 from im2col to the GEMMs and from the GEMM to col2im (benchmarks/README.md, ResNet).
+CONV_BACKWARD_BLOCK_BYTES = 1 << 20
+
+
+def conv2d_backward(x, weight, dy, stride, padding, needs_dx=True, needs_dw=True):
+    """The reference's formula (one GEMM for dW, one for dcols, on the merged layout), run on
+    blocks of whole images: per block, im2col, dW += dy_blk @ cols_blk^T, dcols = W^T @ dy_blk
+    and col2im, while the block's columns are still in cache. Same contract as the reference."""
+    if not (_float_array(x, weight, dy) and x.ndim == 4 and weight.ndim == 4 and dy.ndim == 4):
+        return reference.conv2d_backward(x, weight, dy, stride, padding, needs_dx, needs_dw)
+    N, O, Ho, Wo = dy.shape
+    _, C, kh, kw = weight.shape
+    L, CK = Ho * Wo, C * kh * kw
+    w2 = np.ascontiguousarray(weight).reshape(O, CK)                    # (O, CK)
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy).reshape(N, O, L)
+    dx = np.empty(x.shape, x.dtype) if needs_dx else None
+    dw2 = np.zeros((O, CK), x.dtype) if needs_dw else None
+    nb = max(1, CONV_BACKWARD_BLOCK_BYTES // (x.itemsize * (CK + O) * max(L, 1)))   # images per block
+    for n0 in range(0, N, nb):
+        xb, m = x[n0:n0 + nb], min(nb, N - n0)
+        dy_b = np.ascontiguousarray(dy[n0:n0 + nb].transpose(1, 0, 2)).reshape(O, m * L)   # (O, m*L)
+        if needs_dw:
+            cols = im2col(xb, kh, kw, stride, padding, merged=True)    # (CK, m*L)
+            gemm(dy_b, cols.T, dw2, 1.0, 1.0)                           # dW += (O, m*L) @ (m*L, CK)
+        if needs_dx:
+            dcols = np.empty((CK, m * L), x.dtype)
+            gemm(w2.T, dy_b, dcols)                                     # (CK, O) @ (O, m*L)
+            dx[n0:n0 + nb] = col2im(dcols, xb.shape, kh, kw, stride, padding, merged=True)
+    return dx, (dw2.reshape(weight.shape) if needs_dw else None)
+
+
 def avg_pool2d(x, k):
     """The means of x's k x k blocks in C (csrc/pool.c); same contract as the reference."""
     if not (_float_array(x) and x.ndim == 4):
@@ -511,6 +560,52 @@ def avg_pool2d(x, k):
     y = np.empty((N, C, H // k, W // k), dtype=x.dtype)
     _C.avg_pool2d(np.ascontiguousarray(x).reshape(N * C, H, W), k, y.reshape(N * C, H // k, W // k))
     return y
+
+
+def avg_pool2d_backward(dy, x_shape, k):
+    """The backward of avg_pool2d in C (csrc/pool.c); same contract as the reference."""
+    if not (_float_array(dy) and dy.ndim == 4 and len(x_shape) == 4):
+        return reference.avg_pool2d_backward(dy, x_shape, k)
+    N, C, H, W = x_shape
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    _C.avg_pool2d_backward(np.ascontiguousarray(dy).reshape(N * C, H // k, W // k), k, dx.reshape(N * C, H, W))
+    return dx
+
+
+# ------------------------------------------------------------------------ batch norm
+# csrc/batchnorm.c: each kernel views x (N, C, H, W) as (N, C, H*W); same contracts as the reference.
+def _bn_rows(x):
+    return np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)     # (N, C, HW)
+
+
+def batch_norm_stats(x):
+    """mean, var (C,) of x's channels, in C: two passes (the mean, then the squared deviations)."""
+    if not (_float_array(x) and x.ndim == 4 and x.size):
+        return reference.batch_norm_stats(x)
+    mean, var = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    _C.batchnorm_stats(_bn_rows(x), mean, var)
+    return mean, var
+
+
+def batch_norm_apply(x, scale, shift):
+    """y = x * scale[c] + shift[c] in one C pass."""
+    if not (_float_array(x, scale, shift) and x.ndim == 4 and x.size):
+        return reference.batch_norm_apply(x, scale, shift)
+    y = np.empty(x.shape, x.dtype)
+    _C.batchnorm_apply(_bn_rows(x), np.ascontiguousarray(scale), np.ascontiguousarray(shift), _bn_rows(y))
+    return y
+
+
+def batch_norm_backward(x, dy, mu, rstd, weight, training):
+    """(dx, dweight, dbias) in C: one pass for the two sums, one for dx."""
+    if not (_float_array(x, dy, mu, rstd, weight) and x.ndim == 4 and x.shape == dy.shape and x.size):
+        return reference.batch_norm_backward(x, dy, mu, rstd, weight, training)
+    C = x.shape[1]
+    dx = np.empty(x.shape, x.dtype)
+    dweight, dbias = np.empty(C, x.dtype), np.empty(C, x.dtype)
+    _C.batchnorm_backward(_bn_rows(x), _bn_rows(dy), *_contiguous(mu, rstd, weight), bool(training),
+                          _bn_rows(dx), dweight, dbias)
+    return dx, dweight, dbias
 
 
 # ----------------------------------------------------------------------------- AdamW

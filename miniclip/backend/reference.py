@@ -15,11 +15,12 @@ KERNELS = (
     "matmul", "linear",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "logsumexp",
     "layer_norm_forward", "layer_norm_backward",
-    "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward",
+    "gelu_forward", "gelu_backward", "quick_gelu_forward", "quick_gelu_backward", "relu_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "attention_forward", "attention_backward",
     "embedding_backward",
-    "im2col", "col2im", "conv2d", "avg_pool2d",
+    "im2col", "col2im", "conv2d", "conv2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "batch_norm_stats", "batch_norm_apply", "batch_norm_backward",
     "adamw_step",
 )
 
@@ -164,6 +165,12 @@ def layer_norm_backward(dy, x, weight, mean, rstd):
 
 
 # ----------------------------------------------------------------------- activations
+def relu_backward(y, dy):
+    """ReLU's backward from its output y = max(x, 0): dy where y > 0, else 0 (the subgradient 0
+    at x = 0, as PyTorch)."""
+    return np.where(y > 0, dy, 0)
+
+
 _SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2 / pi)
 _GELU_C = 0.044715
 
@@ -296,7 +303,7 @@ def embedding_backward(ids, dout, num_embeddings):
 
 
 # ----------------------------------------------------------------------- im2col / col2im
-def im2col(x, kh, kw, stride, padding):
+def im2col(x, kh, kw, stride, padding, merged=False):
     """The convolution windows of x as the columns of a matrix: x (N, C, H, W) -> cols (N, C*kh*kw, L).
 
     L = Ho*Wo output positions, Ho = (H + 2 padding - kh) // stride + 1 (likewise Wo); column l of
@@ -305,11 +312,18 @@ def im2col(x, kh, kw, stride, padding):
     so a convolution is one matrix product per image: weight (C_out, C*kh*kw) @ cols[n].
     A 1x1 window with stride 1 and no padding is x itself: returned as a view when x allows.
 
+    ``merged=True`` lays the same columns out as one matrix (C*kh*kw, N*L), the images side by
+    side (column n*L + l is window l of image n), so that a product summed over all images (the
+    convolution's weight gradient) is one GEMM instead of N thin ones.
+
     The loop runs over the kh*kw window offsets (i, j), each copying a whole strided (N, C, Ho, Wo)
     slab of x, the mirror image of ``col2im``; one 6-D transposing copy of a sliding-window view
     does the same work several times slower on large feature maps (see benchmarks/README.md).
     """
     N, C, H, W = x.shape
+    if merged:
+        cols = im2col(x, kh, kw, stride, padding)                      # (N, CK, L)
+        return np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cols.shape[1], -1)   # (CK, N*L)
     if kh == kw == 1 and stride == 1 and padding == 0:
         return x.reshape(N, C, H * W)                                  # every pixel is its own window
     if padding:
@@ -323,14 +337,18 @@ def im2col(x, kh, kw, stride, padding):
     return cols.reshape(N, C * kh * kw, Ho * Wo)
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding):
+def col2im(cols, x_shape, kh, kw, stride, padding, merged=False):
     """The adjoint of ``im2col``: each column entry added back to the pixel it was copied from.
 
-    cols (N, C*kh*kw, L) -> dx (N, C, H, W) with x_shape = (N, C, H, W). Windows overlap when
-    stride < kernel, so a pixel collects the sum over every window (i, j) that read it; the
-    loop runs over the kh*kw window offsets, each a strided add of a whole (N, C, Ho, Wo) slab.
+    cols (N, C*kh*kw, L) -> dx (N, C, H, W) with x_shape = (N, C, H, W); with ``merged=True``
+    cols is im2col's merged layout (C*kh*kw, N*L). Windows overlap when stride < kernel, so a
+    pixel collects the sum over every window (i, j) that read it; the loop runs over the kh*kw
+    window offsets, each a strided add of a whole (N, C, Ho, Wo) slab.
     """
     N, C, H, W = x_shape
+    if merged:
+        cols = cols.reshape(cols.shape[0], N, -1).transpose(1, 0, 2)   # (CK, N*L) -> (N, CK, L)
+        return col2im(np.ascontiguousarray(cols), x_shape, kh, kw, stride, padding)
     if kh == kw == 1 and stride == 1 and padding == 0:
         return cols.reshape(x_shape)
     Ho = (H + 2 * padding - kh) // stride + 1
@@ -372,6 +390,27 @@ def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, re
     return y
 
 
+def conv2d_backward(x, weight, dy, stride, padding, needs_dx=True, needs_dw=True):
+    """The convolution's gradients -> (dx, dweight), each None unless needed (ops/conv.py).
+
+    x (N, C, H, W), weight (O, C, kh, kw), dy (N, O, Ho, Wo). On the merged layout, the images'
+    columns side by side, cols_all (CK, N*L) and dy_all (O, N*L):
+        dW        = dy_all @ cols_all^T       (O, N*L) @ (N*L, CK): the sum over images and positions
+        dcols_all = W^T @ dy_all              (CK, O) @ (O, N*L)
+        dx        = col2im(dcols_all)
+    """
+    N, O, Ho, Wo = dy.shape
+    _, C, kh, kw = weight.shape
+    dy_all = dy.reshape(N, O, Ho * Wo).transpose(1, 0, 2).reshape(O, N * Ho * Wo)   # (O, N*L)
+    dx = dw = None
+    if needs_dw:
+        dw = (dy_all @ im2col(x, kh, kw, stride, padding, merged=True).T).reshape(weight.shape)
+    if needs_dx:
+        dcols_all = weight.reshape(O, C * kh * kw).T @ dy_all                       # (CK, N*L)
+        dx = col2im(dcols_all, x.shape, kh, kw, stride, padding, merged=True)
+    return dx, dw
+
+
 def avg_pool2d(x, k):
     """The mean of each k x k block of x (N, C, H, W) -> (N, C, H // k, W // k); rows and columns
     past the last whole block are dropped (PyTorch's ``AvgPool2d(k)``, ``ceil_mode=False``)."""
@@ -379,6 +418,52 @@ def avg_pool2d(x, k):
     Ho, Wo = H // k, W // k
     blocks = x[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)     # (N, C, Ho, k, Wo, k)
     return blocks.mean(axis=(3, 5))                                     # (N, C, Ho, Wo)
+
+
+def avg_pool2d_backward(dy, x_shape, k):
+    """The backward of ``avg_pool2d``: dx (x_shape) = dy / k^2 copied over each k x k block,
+    0 on the rows and columns past the last whole block."""
+    N, C, H, W = x_shape
+    Ho, Wo = dy.shape[2:]
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    blocks = dx[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)  # a view into dx (contiguous rows)
+    blocks[...] = (dy / (k * k))[:, :, :, None, :, None]              # each block gets its share
+    return dx
+
+
+# ------------------------------------------------------------------------ batch norm
+# x, y, dy, dx (N, C, H, W); the rest (C,); sums and means over the M = N*H*W values of a channel.
+_BN_AXES = (0, 2, 3)  # every axis but the channels
+
+
+def batch_norm_stats(x):
+    """BatchNorm2d's training statistics: mean[c] and the biased var[c] = mean((x - mean[c])^2)."""
+    return x.mean(axis=_BN_AXES), x.var(axis=_BN_AXES)
+
+
+def batch_norm_apply(x, scale, shift):
+    """BatchNorm2d as a per-channel affine map: y = x * scale[c] + shift[c]."""
+    y = x * scale.reshape(1, -1, 1, 1)
+    y += shift.reshape(1, -1, 1, 1)
+    return y
+
+
+def batch_norm_backward(x, dy, mu, rstd, weight, training):
+    """BatchNorm2d's backward -> (dx, dweight, dbias). With xhat = (x - mu) * rstd, g = dy * weight:
+        dbias = sum(dy),   dweight = sum(dy * xhat)
+        dx = rstd * (g - mean(g) - xhat * mean(g * xhat))     training: mu, rstd the batch's
+        dx = rstd * g                                         eval: mu, rstd constants
+    (mean(g) = weight * dbias / M is the path through mu, mean(g * xhat) = weight * dweight / M
+    the path through the variance)."""
+    xhat = (x - mu.reshape(1, -1, 1, 1)) * rstd.reshape(1, -1, 1, 1)   # (N, C, H, W), recomputed
+    dbias = dy.sum(axis=_BN_AXES)
+    dweight = (dy * xhat).sum(axis=_BN_AXES)
+    scale = (weight * rstd).reshape(1, -1, 1, 1)
+    if not training:
+        return dy * scale, dweight, dbias
+    M = dy.size // dy.shape[1]
+    dx = scale * (dy - (dbias / M).reshape(1, -1, 1, 1) - xhat * (dweight / M).reshape(1, -1, 1, 1))
+    return dx, dweight, dbias
 
 
 # ----------------------------------------------------------------------------- AdamW

@@ -51,7 +51,7 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, dy):
         (y,) = ctx.saved_tensors
-        return np.where(y > 0, dy, 0)
+        return K.relu_backward(y, dy)                                   # np.where(y > 0, dy, 0)
 
 
 def relu(x):

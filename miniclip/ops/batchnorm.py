@@ -14,9 +14,8 @@ In training the running statistics follow the batches (PyTorch's convention, mom
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend import K
 from ._util import operands
-
-AXES = (0, 2, 3)  # every axis but the channels: the M values that share a mean and a variance
 
 
 def affine(weight, bias, mu, var, eps):
@@ -26,11 +25,6 @@ def affine(weight, bias, mu, var, eps):
     rstd = 1.0 / np.sqrt(var + eps)
     scale = weight * rstd
     return rstd, scale, bias - mu * scale
-
-
-def _per_channel(v):
-    """(C,) -> (1, C, 1, 1), to broadcast against (N, C, H, W)."""
-    return v.reshape(1, -1, 1, 1)
 
 
 class BatchNorm2d(Function):
@@ -43,14 +37,15 @@ class BatchNorm2d(Function):
     (the mean term is the path through mu, the xhat term the path through var; the tutorial
     derives it). For the parameters, in both modes:
         dweight = sum(dy * xhat),   dbias = sum(dy)
+    The kernels are ``K.batch_norm_stats``, ``K.batch_norm_apply`` and ``K.batch_norm_backward``
+    (NumPy in ``backend/reference.py``, a few fused passes per channel in ``csrc/batchnorm.c``).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
         if training:
             M = x.size // x.shape[1]
-            mu = x.mean(axis=AXES)                                     # (C,)
-            var = x.var(axis=AXES)                                     # (C,), biased: divides by M
+            mu, var = K.batch_norm_stats(x)                            # (C,) each; var biased: divides by M
             running_mean *= 1 - momentum
             running_mean += momentum * mu
             running_var *= 1 - momentum
@@ -60,24 +55,13 @@ class BatchNorm2d(Function):
         rstd, scale, shift = affine(weight, bias, mu, var, eps)        # (C,) each
         ctx.save_for_backward(x, mu, weight, rstd)
         ctx.training = training
-        # y = weight * (x - mu) * rstd + bias = x * scale + shift, two passes over x
-        y = x * _per_channel(scale)
-        y += _per_channel(shift)
-        return y
+        # y = weight * (x - mu) * rstd + bias = x * scale + shift
+        return K.batch_norm_apply(x, scale, shift)
 
     @staticmethod
     def backward(ctx, dy):
         x, mu, weight, rstd = ctx.saved_tensors
-        xhat = (x - _per_channel(mu)) * _per_channel(rstd)             # (N, C, H, W), recomputed
-        dbias = dy.sum(axis=AXES)                                      # (C,)
-        dweight = (dy * xhat).sum(axis=AXES)                           # (C,)
-        scale = _per_channel(weight * rstd)                            # (1, C, 1, 1)
-        if ctx.training:
-            M = dy.size // dy.shape[1]
-            # g = dy * weight: mean(g) = weight * dbias / M, mean(g * xhat) = weight * dweight / M
-            dx = scale * (dy - _per_channel(dbias / M) - xhat * _per_channel(dweight / M))
-        else:
-            dx = dy * scale
+        dx, dweight, dbias = K.batch_norm_backward(x, dy, mu, rstd, weight, ctx.training)
         return dx, dweight, dbias, None, None, None, None, None
 
 

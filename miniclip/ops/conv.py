@@ -16,8 +16,6 @@ a 1x1 convolution's columns straight from x. No bias: every convolution of CLIP'
 followed by a BatchNorm, whose shift would absorb it (the original passes ``bias=False``).
 """
 
-import numpy as np
-
 from ..autograd.function import Function
 from ..backend import K
 from ._util import operands
@@ -27,11 +25,17 @@ class Conv2d(Function):
     """y[n, o, ho, wo] = sum_{c, i, j} weight[o, c, i, j] x_pad[n, c, ho*s + i, wo*s + j].
 
     Backward, from y[n] = W cols[n] (W the weight as (O, CK)):
-        dW      = sum_n dy[n] cols[n]^T       (O, L) @ (L, CK), summed over the images
+        dW       = sum_n dy[n] cols[n]^T      (O, L) @ (L, CK), summed over the images
         dcols[n] = W^T dy[n]                  (CK, O) @ (O, L)
-        dx      = col2im(dcols)               each window entry back to the pixel it copied
-    The columns are rebuilt from x in the backward instead of being kept: a 3x3 window makes
-    them 9 times the size of x.
+        dx       = col2im(dcols)              each window entry back to the pixel it copied
+    Both products run over all images at once, on the merged layout: with the images' columns
+    side by side, cols_all (CK, N*L) and dy_all (O, N*L) (column n*L + l is position l of image
+    n), the sum over n is part of one GEMM's inner dimension, dW = dy_all @ cols_all^T, and
+    dcols_all = W^T @ dy_all is one GEMM N*L columns wide. (One product per image would be N
+    GEMMs as thin as L, a single position in the ResNet's last stage.) The columns are rebuilt
+    from x in the backward instead of being kept: a 3x3 window makes them 9 times the size of x.
+    ``K.conv2d_backward`` is these three lines (``backend/reference.py``); the compiled version
+    runs them on a few images at a time, so that the columns stay in cache from im2col to GEMM.
     """
 
     @staticmethod
@@ -44,24 +48,8 @@ class Conv2d(Function):
     @staticmethod
     def backward(ctx, dy):
         x, weight = ctx.saved_tensors
-        s, p = ctx.stride, ctx.padding
-        N, O, Ho, Wo = dy.shape
-        _, C, kh, kw = weight.shape
-        w2 = weight.reshape(O, C * kh * kw)                           # (O, CK)
-        dy2 = dy.reshape(N, O, Ho * Wo)                               # (N, O, L)
         needs = ctx.needs_input_grad
-        dx = dw = None
-        if needs[1]:
-            cols = K.im2col(x, kh, kw, s, p)                          # (N, CK, L), rebuilt
-            dw2 = np.empty((O, C * kh * kw), dtype=dy.dtype)
-            for n in range(N):  # dW = sum_n dy[n] cols[n]^T, accumulated by the GEMM itself (beta = 1)
-                K.gemm(dy2[n], cols[n].T, dw2, 1.0, 1.0 if n else 0.0)   # (O, L) @ (L, CK)
-            dw = dw2.reshape(weight.shape)
-            if N == 0:
-                dw[...] = 0
-        if needs[0]:
-            dcols = K.matmul(w2.T, dy2)                               # (CK, O) @ (N, O, L) -> (N, CK, L)
-            dx = K.col2im(dcols, x.shape, kh, kw, s, p)               # (N, C, H, W)
+        dx, dw = K.conv2d_backward(x, weight, dy, ctx.stride, ctx.padding, needs[0], needs[1])
         return dx, dw, None, None
 
 

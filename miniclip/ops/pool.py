@@ -7,10 +7,9 @@ Shape legend: N images, C channels, H, W input size, k the block size, Ho = H //
 The blocks tile the image (kernel = stride = k, PyTorch's ``AvgPool2d(k)``); rows and columns
 past the last whole block are dropped, as PyTorch does (``ceil_mode=False``). The forward is
 ``K.avg_pool2d``: the NumPy reference takes the mean over a 6-D view of the blocks, the compiled
-kernel (``csrc/pool.c``) sums each block's rows in one pass.
+kernel (``csrc/pool.c``) sums each block's rows in one pass; the backward, ``K.avg_pool2d_backward``,
+copies each block's share of dy back over it.
 """
-
-import numpy as np
 
 from ..autograd.function import Function
 from ..backend import K
@@ -27,13 +26,7 @@ class AvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, dy):
-        N, C, H, W = ctx.x_shape
-        k = ctx.k
-        Ho, Wo = dy.shape[2:]
-        dx = np.zeros(ctx.x_shape, dtype=dy.dtype)
-        blocks = dx[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)  # a view into dx (contiguous rows)
-        blocks[...] = (dy / (k * k))[:, :, :, None, :, None]              # each block gets its share
-        return dx, None
+        return K.avg_pool2d_backward(dy, ctx.x_shape, ctx.k), None           # (N, C, H, W)
 
 
 def avg_pool2d(x, kernel_size):
