@@ -63,10 +63,11 @@ TRAIN_OPTIONS = (
     ("--grad-clip", "grad_clip", float, "NORM", "clip the global gradient norm to NORM (default: off)"),
     ("--image-resolution", "image_resolution", int, "R", "image side in pixels"),
     ("--patch-size", "vision_patch_size", int, "P", "ViT patch size (R must be a multiple)"),
-    ("--vision-width", "vision_width", int, "W", "image transformer width"),
-    ("--vision-layers", "vision_layers", vision_layers_arg, "N", "image transformer blocks, or four "
-                                                                  "comma-separated stage depths (e.g. 1,1,1,1) "
-                                                                  "for CLIP's ModifiedResNet"),
+    ("--vision-width", "vision_width", int, "W", "image tower width (the ResNet's stem; the ViT's "
+                                                "residual stream)"),
+    ("--vision-layers", "vision_layers", vision_layers_arg, "N", "four comma-separated stage depths: "
+                                                                  "CLIP's ModifiedResNet; one number: a Vision "
+                                                                  "Transformer of that many blocks"),
     ("--vision-heads", "vision_heads", int, "H", "image attention heads (a ModifiedResNet: its attention "
                                                  "pool's)"),
     ("--text-width", "transformer_width", int, "W", "text transformer width"),
@@ -124,6 +125,8 @@ def _add_train_parser(sub):
         default = defaults[name].default
         kwargs = {"choices": metavar.strip("{}").split(",")} if metavar.startswith("{") else {"metavar": metavar}
         default = CLI_DEFAULTS.get(name, default)
+        if isinstance(default, tuple):  # stage depths, as typed: 1,1,1,1
+            default = ",".join(map(str, default))
         shown = "" if default is None else f" (default: {default})"
         p.add_argument(flag, dest=name, type=typ, default=None, help=text + shown, **kwargs)
     p.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,

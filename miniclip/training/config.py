@@ -21,7 +21,7 @@ class TrainConfig:
     # where
     out: str = None                   # run folder; default runs/shapes-<n>, the first that is free
     # optimization
-    steps: int = 5000
+    steps: int = 1600
     batch_size: int = 128
     lr: float = 2e-3
     warmup_steps: int = None          # linear warmup; None: a tenth of the steps
@@ -37,9 +37,9 @@ class TrainConfig:
     # model (the CLIP constructor's arguments; vocab_size is the tokenizer's target size)
     image_resolution: int = 32
     vision_patch_size: int = 8
-    vision_width: int = 64
-    vision_layers: int = 3            # an int: ViT blocks; four stage depths, e.g. (1, 1, 1, 1): CLIP's ModifiedResNet
-    vision_heads: int = 2             # ViT heads; a ModifiedResNet's attention pool: None gives the original's rule
+    vision_width: int = 16
+    vision_layers: tuple = (1, 1, 1, 1)  # four stage depths: CLIP's ModifiedResNet; an int: ViT blocks
+    vision_heads: int = 2             # the ResNet's attention pool (None: the original's rule) or the ViT's heads
     embed_dim: int = 64
     transformer_width: int = 64
     transformer_layers: int = 2
