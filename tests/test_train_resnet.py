@@ -39,7 +39,7 @@ def test_config_takes_stage_depths_and_checks_them():
     assert config.resnet and config.model_args(600)["vision_layers"] == (1, 1, 1, 1)
     again = TrainConfig.from_dict(json.loads(config.to_json()))  # config.json holds a list
     assert again.vision_layers == (1, 1, 1, 1) and again == config
-    assert not TrainConfig().resnet
+    assert TrainConfig().resnet and not TrainConfig(vision_layers=3, vision_width=64).resnet  # the default is the ResNet
     with pytest.raises(ValueError, match=r"TrainConfig.vision_layers: expected an integer >= 1 .* or four stage"):
         TrainConfig(vision_layers=(1, 2))
     with pytest.raises(ValueError, match=r"TrainConfig.image_resolution: expected a multiple of 32"):
