@@ -36,6 +36,20 @@ def _cmd_info(args):
 
 
 # ------------------------------------------------------------------- train / eval / zeroshot / plot
+def vision_layers_arg(text):
+    """``--vision-layers``: "3" (ViT blocks) or "1,1,1,1" (a ModifiedResNet's four stage depths)."""
+    try:
+        depths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        depths = ()
+    if len(depths) == 1:
+        return depths[0]
+    if len(depths) != 4:
+        raise argparse.ArgumentTypeError(f"expected an integer (ViT blocks) or four comma-separated stage "
+                                         f"depths such as 1,1,1,1 (a ModifiedResNet), got {text!r}")
+    return depths
+
+
 # (flag, TrainConfig field, type, metavar, help); defaults come from TrainConfig so --help shows the recipe
 TRAIN_OPTIONS = (
     ("--out", "out", str, "DIR", "run folder (default: runs/shapes-N, the first free N)"),
@@ -49,9 +63,13 @@ TRAIN_OPTIONS = (
     ("--grad-clip", "grad_clip", float, "NORM", "clip the global gradient norm to NORM (default: off)"),
     ("--image-resolution", "image_resolution", int, "R", "image side in pixels"),
     ("--patch-size", "vision_patch_size", int, "P", "ViT patch size (R must be a multiple)"),
-    ("--vision-width", "vision_width", int, "W", "image transformer width"),
-    ("--vision-layers", "vision_layers", int, "N", "image transformer blocks"),
-    ("--vision-heads", "vision_heads", int, "H", "image attention heads"),
+    ("--vision-width", "vision_width", int, "W", "image tower width (the ResNet's stem; the ViT's "
+                                                "residual stream)"),
+    ("--vision-layers", "vision_layers", vision_layers_arg, "N", "four comma-separated stage depths: "
+                                                                  "CLIP's ModifiedResNet; one number: a Vision "
+                                                                  "Transformer of that many blocks"),
+    ("--vision-heads", "vision_heads", int, "H", "image attention heads (a ModifiedResNet: its attention "
+                                                 "pool's)"),
     ("--text-width", "transformer_width", int, "W", "text transformer width"),
     ("--text-layers", "transformer_layers", int, "N", "text transformer blocks"),
     ("--text-heads", "transformer_heads", int, "H", "text attention heads"),
@@ -107,6 +125,8 @@ def _add_train_parser(sub):
         default = defaults[name].default
         kwargs = {"choices": metavar.strip("{}").split(",")} if metavar.startswith("{") else {"metavar": metavar}
         default = CLI_DEFAULTS.get(name, default)
+        if isinstance(default, tuple):  # stage depths, as typed: 1,1,1,1
+            default = ",".join(map(str, default))
         shown = "" if default is None else f" (default: {default})"
         p.add_argument(flag, dest=name, type=typ, default=None, help=text + shown, **kwargs)
     p.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,

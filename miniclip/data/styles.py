@@ -258,7 +258,9 @@ def draw(style: str, shape: str, color: str, size: str, position: str, R: int,
          rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """A uint8 (R, R, 3) image of a ``size`` ``color`` ``shape`` at ``position`` drawn in ``style``,
     and the background's kind."""
-    r = R * (rng.uniform(0.11, 0.18) if size == "small" else rng.uniform(0.24, 0.36))
+    # A small shape's circumradius is 15 to 20% of the picture (4.8 to 6.4 pixels at 32): below that an outline or
+    # a sketch of a star or a cross is a blob at 32 px, and learning to name it mostly learns noise (chapter 10)
+    r = R * (rng.uniform(0.15, 0.20) if size == "small" else rng.uniform(0.24, 0.36))
     if size == "large" and position == "center":
         r = R * rng.uniform(0.24, 0.44)  # large and central: up to nearly filling the picture
     margin = R * rng.uniform(0.02, 0.06)

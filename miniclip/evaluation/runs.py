@@ -47,6 +47,15 @@ class RunEvaluation:
                                               config.seed + EVAL_SEED_OFFSET, preprocess)
 
     def __call__(self, step, final=False):
+        """The evaluation at ``step``, with the model in eval mode (a ResNet's BatchNorm then uses its
+        running statistics, as ``miniclip.load`` will) and back in training mode afterwards."""
+        self.model.eval()
+        try:
+            return self._evaluate(final)
+        finally:
+            self.model.train()
+
+    def _evaluate(self, final):
         config = self.config
         if self.eval_sets is None:
             if self.val_dataset is None:

@@ -2,7 +2,7 @@
 
 CLIP's zero-shot classifier is a linear layer too: its weights are the text embeddings of the
 class names (``evaluate.zero_shot_classifier``). The baseline keeps everything else -- the same
-Vision Transformer, the same images, steps and optimizer -- and *learns* those weights from labels:
+image tower (Vision Transformer or ModifiedResNet), the same images, steps and optimizer -- and *learns* those weights from labels:
 
     features = visual(images)                  (B, E)   the image tower of CLIP(...)
     logits   = features @ head.weight^T + head.bias     (B, L)   L = 48 class names
@@ -18,6 +18,7 @@ models alike. Shape legend: B batch, R resolution, E embedding dim, L classes.
 import numpy as np
 
 from ..nn import Linear, Module, init
+from .resnet import ModifiedResNet
 from .vit import VisionTransformer
 
 
@@ -30,8 +31,12 @@ class SupervisedClassifier(Module):
         dtype = np.dtype(dtype)
         rng = init.as_rng(seed)
         self.n_classes, self.image_resolution, self._dtype = int(n_classes), image_resolution, dtype
-        self.visual = VisionTransformer(image_resolution, vision_patch_size, vision_width, vision_layers,
-                                        vision_heads or max(1, vision_width // 64), embed_dim, dtype=dtype, rng=rng)
+        if isinstance(vision_layers, (tuple, list)):  # four stage depths: the ResNet tower, as CLIP(...) builds it
+            self.visual = ModifiedResNet(tuple(vision_layers), embed_dim, vision_heads or max(1, vision_width * 32 // 64),
+                                         image_resolution, vision_width, dtype=dtype, rng=rng)
+        else:
+            self.visual = VisionTransformer(image_resolution, vision_patch_size, vision_width, vision_layers,
+                                            vision_heads or max(1, vision_width // 64), embed_dim, dtype=dtype, rng=rng)
         self.head = Linear(embed_dim, n_classes, dtype=dtype, rng=rng)
 
     @property

@@ -21,7 +21,7 @@ class TrainConfig:
     # where
     out: str = None                   # run folder; default runs/shapes-<n>, the first that is free
     # optimization
-    steps: int = 5000
+    steps: int = 1600
     batch_size: int = 128
     lr: float = 2e-3
     warmup_steps: int = None          # linear warmup; None: a tenth of the steps
@@ -37,9 +37,9 @@ class TrainConfig:
     # model (the CLIP constructor's arguments; vocab_size is the tokenizer's target size)
     image_resolution: int = 32
     vision_patch_size: int = 8
-    vision_width: int = 64
-    vision_layers: int = 3
-    vision_heads: int = 2
+    vision_width: int = 16
+    vision_layers: tuple = (1, 1, 1, 1)  # four stage depths: CLIP's ModifiedResNet; an int: ViT blocks
+    vision_heads: int = 2             # the ResNet's attention pool (None: the original's rule) or the ViT's heads
     embed_dim: int = 64
     transformer_width: int = 64
     transformer_layers: int = 2
@@ -87,8 +87,14 @@ class TrainConfig:
             need(name, isinstance(v, int) and not isinstance(v, bool) and (v >= 0 if allow_zero else v >= 1),
                  "an integer >= 0" if allow_zero else "an integer >= 1")
 
+        if isinstance(self.vision_layers, list):  # read back from config.json
+            self.vision_layers = tuple(self.vision_layers)
+        need("vision_layers", isinstance(self.vision_layers, int) and not isinstance(self.vision_layers, bool) or (
+            isinstance(self.vision_layers, tuple) and len(self.vision_layers) == 4
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in self.vision_layers)),
+            "an integer >= 1 (ViT blocks) or four stage depths >= 1 (a ModifiedResNet)")
         for name in ("steps", "batch_size", "image_resolution", "vision_patch_size", "vision_width",
-                     "vision_layers", "vision_heads", "embed_dim", "transformer_width", "transformer_layers",
+                     *(() if self.resnet else ("vision_layers",)), "embed_dim", "transformer_width", "transformer_layers",
                      "transformer_heads", "context_length", "eval_every", "checkpoint_every",
                      "keep_checkpoints", "eval_images", "eval_heldout_images", "final_eval_images",
                      "final_eval_heldout_images"):
@@ -117,8 +123,16 @@ class TrainConfig:
         need("dtype", self.dtype in ("float32", "float64"), "'float32' or 'float64'")
         need("vision_patch_size", self.image_resolution % self.vision_patch_size == 0,
              f"a divisor of image_resolution={self.image_resolution}")
-        need("vision_width", self.vision_width % self.vision_heads == 0,
-             f"a multiple of vision_heads={self.vision_heads}")
+        if self.resnet:  # stem and stages halve the picture 5 times; the pool's width is 32 * vision_width
+            need("image_resolution", self.image_resolution % 32 == 0, "a multiple of 32 for a ModifiedResNet")
+            need("vision_heads", self.vision_heads is None or (
+                isinstance(self.vision_heads, int) and self.vision_heads >= 1
+                and 32 * self.vision_width % self.vision_heads == 0),
+                f"None or a divisor of the attention pool's width 32 * vision_width = {32 * self.vision_width}")
+        else:
+            positive_int("vision_heads")
+            need("vision_width", self.vision_width % self.vision_heads == 0,
+                 f"a multiple of vision_heads={self.vision_heads}")
         need("transformer_width", self.transformer_width % self.transformer_heads == 0,
              f"a multiple of transformer_heads={self.transformer_heads}")
         need("vocab_size", isinstance(self.vocab_size, int) and self.vocab_size >= 514,
@@ -132,6 +146,11 @@ class TrainConfig:
              "None, or a CSV path given together with TrainConfig.train_data (the shapes world draws its "
              "own evaluation images)")
         need("local_loss", isinstance(self.local_loss, bool), "True or False")
+
+    @property
+    def resnet(self):
+        """True when the image tower is a ModifiedResNet (``vision_layers`` four stage depths)."""
+        return isinstance(self.vision_layers, (tuple, list))
 
     def to_json(self):
         return json.dumps(asdict(self), indent=2)

@@ -180,9 +180,14 @@ def _run(config, ckpt, on_step, log, world):
     if not resume:
         towers = (f"text {config.transformer_layers}x{config.transformer_width}" if config.objective == "clip" else
                   f"supervised baseline: no text tower, a linear head over {model.n_classes} labels")
-        log(f"model: {n_params / 1e6:.2f} M parameters, images {config.image_resolution}px patch "
-            f"{config.vision_patch_size} ({(config.image_resolution // config.vision_patch_size) ** 2 + 1} tokens), "
-            f"vision {config.vision_layers}x{config.vision_width}, {towers}, embed {config.embed_dim}, {config.dtype}")
+        if config.resnet:
+            vision = (f"images {config.image_resolution}px, vision ModifiedResNet stages "
+                      f"{','.join(map(str, config.vision_layers))} width {config.vision_width}")
+        else:
+            vision = (f"images {config.image_resolution}px patch {config.vision_patch_size} "
+                      f"({(config.image_resolution // config.vision_patch_size) ** 2 + 1} tokens), "
+                      f"vision {config.vision_layers}x{config.vision_width}")
+        log(f"model: {n_params / 1e6:.2f} M parameters, {vision}, {towers}, embed {config.embed_dim}, {config.dtype}")
 
     # ---- data: the training batches and what the run is evaluated on
     from ..data import Loader, Preprocess

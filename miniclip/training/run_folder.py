@@ -102,6 +102,7 @@ def _config_differences(a, b):
     """The fields both configs have and disagree on (a field added to TrainConfig since a checkpoint
     was written is not a difference: it takes its default)."""
     keys = sorted((set(a) & set(b)) - set(VOLATILE_FIELDS))
+    a, b = json.loads(json.dumps(a)), json.loads(json.dumps(b))  # as saved: a tuple and its JSON list agree
     return [f"{k} ({a.get(k)!r} vs {b.get(k)!r})" for k in keys if a.get(k) != b.get(k)]
 
 
