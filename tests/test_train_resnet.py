@@ -13,25 +13,17 @@ import miniclip
 from miniclip.model.resnet import ModifiedResNet
 from miniclip.training import TrainConfig, train
 
-RESNET = dict(batch_size=16, image_resolution=32, vision_layers=(1, 1, 1, 1), vision_width=8, vision_heads=None,
-              transformer_width=32, transformer_layers=1, transformer_heads=1, embed_dim=32, context_length=16,
-              vocab_size=600, warmup_steps=2, init_temperature=0.2, threads=1, progress=False, plots=False,
-              eval_images=48, eval_heldout_images=16, final_eval_images=96, final_eval_heldout_images=32)
+from test_train import TINY, quiet, records  # (the ViT runs' helpers; tests/ is on the path)
+
+# TINY with CLIP's ModifiedResNet as the image tower (32 px: the least it takes)
+RESNET = dict(TINY, batch_size=16, image_resolution=32, vision_patch_size=8, vision_layers=(1, 1, 1, 1),
+              vision_width=8, vision_heads=None, warmup_steps=2, eval_images=48, eval_heldout_images=16,
+              final_eval_images=96, final_eval_heldout_images=32)
 
 
 def tiny_resnet(tmp_path, name, **overrides):
-    kw = dict(RESNET, out=str(tmp_path / name), steps=8, eval_every=4, checkpoint_every=2)
-    kw.update(overrides)
-    return TrainConfig(**kw)
-
-
-def quiet(*args):
-    pass
-
-
-def records(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
+    return TrainConfig(**{**RESNET, "out": str(tmp_path / name), "steps": 8, "eval_every": 4,
+                          "checkpoint_every": 2, **overrides})
 
 
 def test_config_takes_stage_depths_and_checks_them():

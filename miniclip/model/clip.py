@@ -25,6 +25,20 @@ from .resnet import ModifiedResNet
 from .vit import VisionTransformer
 
 
+def image_tower(embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size, vision_heads=None,
+                dtype=np.float32, rng=None):
+    """CLIP's image encoder: ``vision_layers`` an int builds a ``VisionTransformer`` of that depth, a
+    tuple of four stage depths a ``ModifiedResNet``. ``vision_heads=None`` follows the original's
+    rules (ResNet: ``vision_width * 32 // 64``, ViT: ``vision_width // 64``), at least 1 head."""
+    if isinstance(vision_layers, (tuple, list)):
+        heads = max(1, vision_width * 32 // 64) if vision_heads is None else vision_heads
+        return ModifiedResNet(tuple(vision_layers), embed_dim, heads, image_resolution, vision_width,
+                              dtype=dtype, rng=rng)
+    heads = max(1, vision_width // 64) if vision_heads is None else vision_heads
+    return VisionTransformer(image_resolution, vision_patch_size, vision_width, vision_layers, heads, embed_dim,
+                             dtype=dtype, rng=rng)
+
+
 class CLIP(Module):
     """The original constructor's arguments, plus:
 
@@ -51,9 +65,6 @@ class CLIP(Module):
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"CLIP: expected dtype float32 or float64, got {dtype}")
-        resnet = isinstance(vision_layers, (tuple, list))
-        if vision_heads is None:  # the original's rules, at least 1 head for small test models
-            vision_heads = max(1, vision_width * 32 // 64 if resnet else vision_width // 64)
         rng = init.as_rng(seed)
         self.embed_dim, self.image_resolution = embed_dim, image_resolution
         self.context_length, self.vocab_size = context_length, vocab_size
@@ -61,12 +72,8 @@ class CLIP(Module):
 
         # same order as the original's __init__: own parameters come out as positional_embedding,
         # text_projection, logit_scale, then visual.*, transformer.*, token_embedding.*, ln_final.*
-        if resnet:
-            self.visual = ModifiedResNet(tuple(vision_layers), embed_dim, vision_heads, image_resolution,
-                                         vision_width, dtype=dtype, rng=rng)
-        else:
-            self.visual = VisionTransformer(image_resolution, vision_patch_size, vision_width, vision_layers,
-                                            vision_heads, embed_dim, dtype=dtype, rng=rng)
+        self.visual = image_tower(embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
+                                  vision_heads, dtype=dtype, rng=rng)
         self.transformer = Transformer(transformer_width, transformer_layers, transformer_heads,
                                        causal=True, dtype=dtype, rng=rng)
         self.token_embedding = Embedding(vocab_size, transformer_width, dtype=dtype, rng=rng)

@@ -18,8 +18,7 @@ models alike. Shape legend: B batch, R resolution, E embedding dim, L classes.
 import numpy as np
 
 from ..nn import Linear, Module, init
-from .resnet import ModifiedResNet
-from .vit import VisionTransformer
+from .clip import image_tower
 
 
 class SupervisedClassifier(Module):
@@ -31,12 +30,8 @@ class SupervisedClassifier(Module):
         dtype = np.dtype(dtype)
         rng = init.as_rng(seed)
         self.n_classes, self.image_resolution, self._dtype = int(n_classes), image_resolution, dtype
-        if isinstance(vision_layers, (tuple, list)):  # four stage depths: the ResNet tower, as CLIP(...) builds it
-            self.visual = ModifiedResNet(tuple(vision_layers), embed_dim, vision_heads or max(1, vision_width * 32 // 64),
-                                         image_resolution, vision_width, dtype=dtype, rng=rng)
-        else:
-            self.visual = VisionTransformer(image_resolution, vision_patch_size, vision_width, vision_layers,
-                                            vision_heads or max(1, vision_width // 64), embed_dim, dtype=dtype, rng=rng)
+        self.visual = image_tower(embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
+                                  vision_heads, dtype=dtype, rng=rng)  # the same tower CLIP(...) builds
         self.head = Linear(embed_dim, n_classes, dtype=dtype, rng=rng)
 
     @property
