@@ -4,7 +4,10 @@
  *   conv_unit        one block: columns, GEMM, epilogue
  *   im2col_rows      the columns of a block (the central copy)
  *   conv_epilogue    y = max(y * scale + shift + res, 0), each part optional
- *   im2col, col2im   whole images, for the backward
+ *   conv2d_backward  the backward's driver: blocks of whole images, threads, dW summed
+ *   conv_backward_unit   one block: columns, dy gathered, dW += dy cols^T, dcols = W^T dy, col2im
+ *   im2col, col2im   whole images (the reference's layouts), for tests and the reference path
+ *   col2im_plane     the adjoint copy of one channel (the central add of col2im)
  */
 #include "real.h"
 
@@ -16,6 +19,12 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
                              const REAL *x, idx_t l0, idx_t m, REAL *cols, idx_t ld);
 static void SFX(conv_epilogue)(idx_t O, idx_t m, const REAL *out, idx_t ld_out, REAL *y, idx_t ld_y,
                                const REAL *scale, const REAL *shift, const REAL *res, int relu);
+static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O,
+                                    idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
+                                    const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
+                                    REAL *cols, REAL *dyb, int nthreads);
+static void SFX(col2im_plane)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Ho, idx_t Wo,
+                              const REAL *rows, idx_t ld, REAL *plane);
 
 /* Columns per block. The positions of all images are one sequence of N*L columns (image by
  * image), cut into nblk even blocks: as few as keep a block's columns and output, (CK + O) x lb,
@@ -165,6 +174,103 @@ static void SFX(conv_epilogue)(idx_t O, idx_t m, const REAL *out, idx_t ld_out, 
     }
 }
 
+/* Images per block for the backward: as many as keep a block's columns and gathered dy,
+ * (CK + O) x m*L, within block_bytes (at least one), then fewer so that the blocks are a multiple
+ * of the thread count when there are enough images (every thread gets as many). */
+static idx_t SFX(conv_backward_block)(idx_t N, idx_t CK, idx_t O, idx_t L, idx_t block_bytes, int nt)
+{
+    idx_t fit = block_bytes / ((idx_t)sizeof(REAL) * (CK + O) * L);
+    if (fit < 1) fit = 1;
+    idx_t nblk = (N + fit - 1) / fit;
+    if (nt > 1 && N >= nt) nblk = (nblk + nt - 1) / nt * nt;
+    return (N + nblk - 1) / nblk;
+}
+
+/* dx (N, C, H, W) and dW (O, CK) of y = conv(x, w) from dy (N, O, L); dx or dw NULL when not
+ * wanted. Returns 0 when out of memory (nothing written), 1 otherwise.
+ *
+ * Each thread takes whole blocks (schedule static: the same blocks in every run) and adds its
+ * blocks' dW into its own accumulator; the accumulators are summed at the end in thread order.
+ * So for one thread count the result is the same in every run; between thread counts dW differs
+ * by float rounding only (the sum over images is grouped differently), while dx is the same
+ * (each pixel's sum lies inside one image, hence inside one block). */
+int SFX(conv2d_backward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                         const REAL *x, const REAL *w, const REAL *dy, idx_t block_bytes, REAL *dx, REAL *dw)
+{
+    idx_t Ho = (H + 2 * p - kh) / s + 1, Wo = (W + 2 * p - kw) / s + 1, L = Ho * Wo, CK = C * kh * kw;
+    if (N <= 0 || O <= 0 || L <= 0 || CK <= 0) {          /* nothing to sum: zero gradients */
+        if (dx) memset(dx, 0, (size_t)(N * C * H * W) * sizeof(REAL));
+        if (dw) memset(dw, 0, (size_t)(O * CK) * sizeof(REAL));
+        return 1;
+    }
+    int nt = (double)N * L * CK * O < CONV_BACKWARD_MIN_PARALLEL ? 1 : miniclip_max_threads();
+    idx_t nb = SFX(conv_backward_block)(N, CK, O, L, block_bytes, nt);
+    idx_t units = (N + nb - 1) / nb;
+    int team = nt > 1 && units >= nt;                     /* whole blocks per thread */
+    int nbuf = team ? nt : 1;
+    size_t lb = (size_t)(nb * L);
+    size_t per_thread = (size_t)(CK + O) * lb + (dw ? (size_t)(O * CK) : 0);   /* cols, dyb, dW */
+    REAL *buf = (REAL *)malloc(per_thread * (size_t)nbuf * sizeof(REAL));
+    if (!buf) return 0;
+    if (dw)
+        for (int t = 0; t < nbuf; t++) memset(buf + per_thread * t + (CK + O) * lb, 0, (size_t)(O * CK) * sizeof(REAL));
+    if (team) {
+        #pragma omp parallel for schedule(static) num_threads(nt)
+        for (idx_t u = 0; u < units; u++) {
+            REAL *mine = buf + per_thread * (size_t)CONV_THREAD_ID();
+            idx_t n0 = u * nb;
+            SFX(conv_backward_unit)(n0, N - n0 < nb ? N - n0 : nb, C, H, W, O, kh, kw, s, p, Wo, L, x, w, dy,
+                                    dx, dw ? mine + (CK + O) * lb : NULL, mine, mine + CK * lb, 1);
+        }
+    } else {                                               /* few blocks: the GEMM's own threads */
+        for (idx_t u = 0; u < units; u++) {
+            idx_t n0 = u * nb;
+            SFX(conv_backward_unit)(n0, N - n0 < nb ? N - n0 : nb, C, H, W, O, kh, kw, s, p, Wo, L, x, w, dy,
+                                    dx, dw ? buf + (CK + O) * lb : NULL, buf, buf + CK * lb, nt);
+        }
+    }
+    if (dw) {                                              /* dW = the accumulators, summed in thread order */
+        memcpy(dw, buf + (CK + O) * lb, (size_t)(O * CK) * sizeof(REAL));
+        for (int t = 1; t < nbuf; t++) {
+            const REAL *acc = buf + per_thread * t + (CK + O) * lb;
+            for (idx_t i = 0; i < O * CK; i++) dw[i] += acc[i];
+        }
+    }
+    free(buf);
+    return 1;
+}
+
+/* One block: images n0 .. n0 + m, their m*L positions side by side (column i*L + l is position l
+ * of image n0 + i, the merged layout of im2col). */
+static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O,
+                                    idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
+                                    const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
+                                    REAL *cols, REAL *dyb, int nthreads)
+{
+    idx_t CK = C * kh * kw, mL = m * L, Ho = L / Wo;
+    const REAL *d = dy + n0 * O * L;                      /* (O, L) for one image: dy[n0] in place */
+    if (m > 1) {
+        for (idx_t i = 0; i < m; i++)                     /* dyb (O, m*L) = dy[n0 + i] side by side */
+            for (idx_t o = 0; o < O; o++)
+                memcpy(dyb + o * mL + i * L, dy + ((n0 + i) * O + o) * L, (size_t)L * sizeof(REAL));
+        d = dyb;
+    }
+    if (dw_acc) {
+        for (idx_t i = 0; i < m; i++)                     /* cols (CK, m*L) */
+            SFX(im2col_rows)(C, H, W, kh, kw, s, p, Wo, x + (n0 + i) * C * H * W, 0, L, cols + i * L, mL);
+        /* dW += dy_blk (O, m*L) @ cols^T (m*L, CK) */
+        SFX(gemm_packed)(O, CK, mL, (REAL)1, d, mL, 1, cols, 1, mL, (REAL)1, dw_acc, CK, 1, nthreads);
+    }
+    if (dx) {
+        /* dcols (CK, m*L) = W^T (CK, O) @ dy_blk (O, m*L), over the columns, no longer needed */
+        SFX(gemm_packed)(CK, mL, O, (REAL)1, w, 1, CK, d, mL, 1, (REAL)0, cols, mL, 1, nthreads);
+        for (idx_t i = 0; i < m; i++)                     /* the block's images are whole: no other */
+            for (idx_t c = 0; c < C; c++)                 /* block writes their pixels */
+                SFX(col2im_plane)(H, W, kh, kw, s, p, Ho, Wo, cols + c * kh * kw * mL + i * L, mL,
+                                  dx + ((n0 + i) * C + c) * H * W);
+    }
+}
+
 /* The columns of every image, in one of two layouts (row (c, i, j) of image n starts at
  * cols + n*ld_img + (c, i, j)*ld):
  *     merged = 0:  cols (N, C*kh*kw, L)      ld = L,    ld_img = C*kh*kw*L   (image by image)
@@ -186,9 +292,8 @@ void SFX(im2col)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s
                          cols + (nc / C) * ld_img + (nc % C) * kh * kw * ld, ld);
 }
 
-/* dx (N, C, H, W) = col2im(cols) (either layout), the adjoint of im2col: each column entry is
- * added to the pixel it was copied from, the offsets (i, j) in the reference's order, so
- * both sum every pixel in the same order. */
+/* dx (N, C, H, W) = col2im(cols) (either layout), the adjoint of im2col, the (image, channel)
+ * planes split between threads. */
 void SFX(col2im)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
                  const REAL *cols, REAL *dx, int merged)
 {
@@ -196,25 +301,32 @@ void SFX(col2im)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s
     CONV_LAYOUT(merged, N, C * kh * kw, L, ld, ld_img);
     int nt = (double)N * C * kh * kw * L < 65536 ? 1 : miniclip_max_threads();
     #pragma omp parallel for schedule(static) num_threads(nt)
-    for (idx_t nc = 0; nc < N * C; nc++) {
-        REAL *plane = dx + nc * H * W;                     /* (H, W) */
-        const REAL *rows = cols + (nc / C) * ld_img + (nc % C) * kh * kw * ld;   /* row (c, 0, 0) of image n */
-        memset(plane, 0, (size_t)(H * W) * sizeof(REAL));
-        for (idx_t i = 0; i < kh; i++)
-            for (idx_t j = 0; j < kw; j++) {
-                const REAL *src = rows + (i * kw + j) * ld;   /* (Ho, Wo) */
-                idx_t off = j - p;
-                idx_t wlo = off >= 0 ? 0 : (-off + s - 1) / s;
-                idx_t whi = W - off > 0 ? (W - off + s - 1) / s : 0;
-                if (whi > Wo) whi = Wo;
-                for (idx_t ho = 0; ho < Ho; ho++) {
-                    idx_t hi = ho * s - p + i;
-                    if (hi < 0 || hi >= H) continue;
-                    REAL *row = plane + hi * W;
-                    for (idx_t wo = wlo; wo < whi; wo++) row[wo * s + off] += src[ho * Wo + wo];
-                }
+    for (idx_t nc = 0; nc < N * C; nc++)                  /* row (c, 0, 0) of image n = nc / C */
+        SFX(col2im_plane)(H, W, kh, kw, s, p, Ho, Wo, cols + (nc / C) * ld_img + (nc % C) * kh * kw * ld, ld,
+                          dx + nc * H * W);
+}
+
+/* plane (H, W) = the adjoint of im2col_rows for one channel: rows (kh*kw, Ho*Wo), row stride ld,
+ * holds the channel's kh*kw rows (i, j); each entry is added to the pixel it was copied from, the
+ * offsets (i, j) in the reference's order, so both sum every pixel in the same order. */
+static void SFX(col2im_plane)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Ho, idx_t Wo,
+                              const REAL *rows, idx_t ld, REAL *plane)
+{
+    memset(plane, 0, (size_t)(H * W) * sizeof(REAL));
+    for (idx_t i = 0; i < kh; i++)
+        for (idx_t j = 0; j < kw; j++) {
+            const REAL *src = rows + (i * kw + j) * ld;   /* (Ho, Wo) */
+            idx_t off = j - p;                             /* input column = wo*s + off */
+            idx_t wlo = off >= 0 ? 0 : (-off + s - 1) / s;
+            idx_t whi = W - off > 0 ? (W - off + s - 1) / s : 0;
+            if (whi > Wo) whi = Wo;
+            for (idx_t ho = 0; ho < Ho; ho++) {
+                idx_t hi = ho * s - p + i;
+                if (hi < 0 || hi >= H) continue;
+                REAL *row = plane + hi * W;
+                for (idx_t wo = wlo; wo < whi; wo++) row[wo * s + off] += src[ho * Wo + wo];
             }
-    }
+        }
 }
 
 #include "real_end.h"
