@@ -6,6 +6,7 @@
  *   conv_epilogue    y = max(y * scale + shift + res, 0), each part optional
  *   conv2d_backward  the backward's driver: blocks of whole images, threads, dW summed
  *   conv_backward_unit   one block: columns, dy gathered, dW += dy cols^T, dcols = W^T dy, col2im
+ *   side_by_side     images (m, R, L) -> the merged rows (R, m*L), and back
  *   im2col, col2im   whole images (the reference's layouts), for tests and the reference path
  *   col2im_plane     the adjoint copy of one channel (the central add of col2im)
  */
@@ -23,6 +24,7 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
                                     idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
                                     const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
                                     REAL *cols, REAL *dyb, int nthreads);
+static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *dst, int merge);
 static void SFX(col2im_plane)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Ho, idx_t Wo,
                               const REAL *rows, idx_t ld, REAL *plane);
 
@@ -248,27 +250,43 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
                                     REAL *cols, REAL *dyb, int nthreads)
 {
     idx_t CK = C * kh * kw, mL = m * L, Ho = L / Wo;
+    int plain = kh == 1 && kw == 1 && s == 1 && p == 0;   /* 1x1: the columns are x's rows */
     const REAL *d = dy + n0 * O * L;                      /* (O, L) for one image: dy[n0] in place */
     if (m > 1) {
-        for (idx_t i = 0; i < m; i++)                     /* dyb (O, m*L) = dy[n0 + i] side by side */
-            for (idx_t o = 0; o < O; o++)
-                memcpy(dyb + o * mL + i * L, dy + ((n0 + i) * O + o) * L, (size_t)L * sizeof(REAL));
+        SFX(side_by_side)(m, O, L, d, dyb, 1);            /* dyb (O, m*L) */
         d = dyb;
     }
     if (dw_acc) {
-        for (idx_t i = 0; i < m; i++)                     /* cols (CK, m*L) */
-            SFX(im2col_rows)(C, H, W, kh, kw, s, p, Wo, x + (n0 + i) * C * H * W, 0, L, cols + i * L, mL);
+        if (plain)                                        /* cols (CK, m*L) */
+            SFX(side_by_side)(m, C, L, x + n0 * C * L, cols, 1);
+        else
+            for (idx_t i = 0; i < m; i++)
+                SFX(im2col_rows)(C, H, W, kh, kw, s, p, Wo, x + (n0 + i) * C * H * W, 0, L, cols + i * L, mL);
         /* dW += dy_blk (O, m*L) @ cols^T (m*L, CK) */
         SFX(gemm_packed)(O, CK, mL, (REAL)1, d, mL, 1, cols, 1, mL, (REAL)1, dw_acc, CK, 1, nthreads);
     }
     if (dx) {
         /* dcols (CK, m*L) = W^T (CK, O) @ dy_blk (O, m*L), over the columns, no longer needed */
         SFX(gemm_packed)(CK, mL, O, (REAL)1, w, 1, CK, d, mL, 1, (REAL)0, cols, mL, 1, nthreads);
-        for (idx_t i = 0; i < m; i++)                     /* the block's images are whole: no other */
-            for (idx_t c = 0; c < C; c++)                 /* block writes their pixels */
-                SFX(col2im_plane)(H, W, kh, kw, s, p, Ho, Wo, cols + c * kh * kw * mL + i * L, mL,
-                                  dx + ((n0 + i) * C + c) * H * W);
+        if (plain)                                        /* the block's images are whole: no other */
+            SFX(side_by_side)(m, C, L, cols, dx + n0 * C * L, 0);   /* block writes their pixels */
+        else
+            for (idx_t i = 0; i < m; i++)
+                for (idx_t c = 0; c < C; c++)
+                    SFX(col2im_plane)(H, W, kh, kw, s, p, Ho, Wo, cols + c * kh * kw * mL + i * L, mL,
+                                      dx + ((n0 + i) * C + c) * H * W);
     }
+}
+
+/* merge = 1: dst (R, m*L) = the m images src (m, R, L) side by side, row r of image i at
+ * dst[r, i*L:(i+1)*L]; merge = 0: the way back, dst (m, R, L) = the images of src (R, m*L). */
+static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *dst, int merge)
+{
+    for (idx_t i = 0; i < m; i++)
+        for (idx_t r = 0; r < R; r++) {
+            idx_t img = (i * R + r) * L, row = r * m * L + i * L;
+            memcpy(dst + (merge ? row : img), src + (merge ? img : row), (size_t)L * sizeof(REAL));
+        }
 }
 
 /* The columns of every image, in one of two layouts (row (c, i, j) of image n starts at
