@@ -2,7 +2,7 @@
  * Read conv.c first: it states the algorithm and the shape legend. Top-down:
  *   conv2d_forward   the driver: blocks of output positions, threads
  *   conv_unit        one block: columns, GEMM, epilogue
- *   im2col_rows      the columns of a block (the central copy)
+ *   im2col_rows      the columns of a block (the central copy); im2col_same, its whole-image case
  *   conv_epilogue    y = max(y * scale + shift + res, 0), each part optional
  *   conv2d_backward  the backward's driver: blocks of whole images, threads, dW summed
  *   conv_backward_unit   one block: columns, dy gathered, dW += dy cols^T, dcols = W^T dy, col2im
@@ -20,6 +20,7 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
                              const REAL *x, idx_t l0, idx_t m, REAL *cols, idx_t ld);
 static void SFX(conv_epilogue)(idx_t O, idx_t m, const REAL *out, idx_t ld_out, REAL *y, idx_t ld_y,
                                const REAL *scale, const REAL *shift, const REAL *res, int relu);
+static void SFX(im2col_same)(idx_t H, idx_t W, idx_t di, idx_t dj, const REAL *xc, REAL *dst);
 static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O,
                                     idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
                                     const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
@@ -117,10 +118,12 @@ static void SFX(conv_unit)(idx_t j0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O
  *     cols[(c, i, j), l - l0] = x[c, ho*s - p + i, wo*s - p + j]   (0 outside the image)
  * with l = ho*Wo + wo. Each row (c, i, j) is written one output row ho at a time: the
  * columns wo whose input column wo*s - p + j falls left of the image are 0, those inside
- * copy from the image row (contiguous when s = 1), those right of it are 0. */
+ * copy from the image row (contiguous when s = 1), those right of it are 0. A whole image whose
+ * output has the input's size goes to im2col_same instead: one copy per row (c, i, j). */
 static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo,
                              const REAL *x, idx_t l0, idx_t m, REAL *cols, idx_t ld)
 {
+    int same = s == 1 && Wo == W && H + 2 * p - kh + 1 == H;   /* "same" padding, stride 1 */
     for (idx_t c = 0; c < C; c++)
         for (idx_t i = 0; i < kh; i++)
             for (idx_t j = 0; j < kw; j++) {
@@ -130,6 +133,10 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
                 idx_t whi = W - off > 0 ? (W - off + s - 1) / s : 0; /* first wo past the right edge */
                 if (whi > Wo) whi = Wo;
                 if (wlo > whi) wlo = whi;
+                if (same && l0 == 0 && m == H * W) {      /* a whole image, output size = input size */
+                    SFX(im2col_same)(H, W, i - p, off, x + c * H * W, dst);
+                    continue;
+                }
                 for (idx_t l = l0; l < l0 + m; ) {
                     idx_t ho = l / Wo, wo0 = l % Wo;
                     idx_t wo1 = wo0 + (l0 + m - l) < Wo ? wo0 + (l0 + m - l) : Wo;
@@ -151,6 +158,32 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
                     l += wo1 - wo0;
                 }
             }
+}
+
+/* One row (c, i, j) of a whole image's columns when the output has the input's size (stride 1,
+ * "same" padding): dst[ho*W + wo] = xc[ho + di, wo + dj] (di = i - p, dj = j - p), the plane
+ * xc (H, W) shifted as a whole by di*W + dj, so one copy of the rows inside the image, then
+ * zeros for the rows outside it and for the columns wo + dj outside it (whose copied values
+ * came from the neighbouring row). Same values as the general loop, with one call per row
+ * (c, i, j) instead of one per output row, the cost that dominated on small maps. */
+static void SFX(im2col_same)(idx_t H, idx_t W, idx_t di, idx_t dj, const REAL *xc, REAL *dst)
+{
+    idx_t shift = di * W + dj, HW = H * W;
+    idx_t hlo = di < 0 ? -di : 0, hhi = di > 0 ? H - di : H;   /* output rows inside the image */
+    if (hlo > H) hlo = H;                                  /* (none when |di| >= H) */
+    if (hhi < hlo) hhi = hlo;
+    idx_t a = hlo * W, b = hhi * W;                        /* the positions copied, clipped to */
+    if (a < -shift) a = -shift;                            /* read inside the plane */
+    if (b > HW - shift) b = HW - shift;
+    if (b < a) a = b = hlo * W;                            /* nothing to copy */
+    memset(dst, 0, (size_t)a * sizeof(REAL));
+    memcpy(dst + a, xc + a + shift, (size_t)(b - a) * sizeof(REAL));
+    memset(dst + b, 0, (size_t)(HW - b) * sizeof(REAL));
+    idx_t wlo = dj < 0 ? (-dj < W ? -dj : W) : 0, whi = dj > 0 ? (W - dj > 0 ? W - dj : 0) : W;
+    for (idx_t ho = hlo; ho < hhi; ho++) {                 /* the columns outside the image */
+        for (idx_t wo = 0; wo < wlo; wo++) dst[ho * W + wo] = 0;
+        for (idx_t wo = whi; wo < W; wo++) dst[ho * W + wo] = 0;
+    }
 }
 
 /* y (O, m), row stride ld_y, = out (O, m), row stride ld_out, * scale[o] + shift[o] + res[o, l],

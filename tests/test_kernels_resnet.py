@@ -33,6 +33,8 @@ PROBLEMS = [
     (3, 4, 6, 6, 5, 1, 1, 0),          # 1x1: x read in place
     (2, 3, 5, 7, 2, 1, 2, 0),          # 1x1 with stride: needs columns
     (1, 2, 3, 3, 3, 3, 1, 2),          # padding wider than the kernel's reach
+    (2, 3, 1, 2, 4, 5, 1, 2),          # "same" padding (output = input size) with a kernel
+    (1, 2, 2, 1, 3, 7, 1, 3),          # larger than the map
     (2, 3, 4, 4, 2, 5, 3, 2),          # stride 3, 5x5
     (1, 17, 1, 1, 3, 1, 1, 0),         # 1x1 map
     (3, 200, 7, 7, 13, 3, 1, 1),       # several blocks, some spanning two images
