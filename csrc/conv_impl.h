@@ -8,7 +8,8 @@
  *   conv_backward_unit   one block: columns, dy gathered, dW += dy cols^T, dcols = W^T dy, col2im
  *   side_by_side     images (m, R, L) -> the merged rows (R, m*L), and back
  *   im2col, col2im   whole images (the reference's layouts), for tests and the reference path
- *   col2im_plane     the adjoint copy of one channel (the central add of col2im)
+ *   col2im_plane     the adjoint copy of one channel (the central add of col2im); col2im_same,
+ *                    its case of a whole image whose output has the input's size
  */
 #include "real.h"
 
@@ -21,6 +22,7 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
 static void SFX(conv_epilogue)(idx_t O, idx_t m, const REAL *out, idx_t ld_out, REAL *y, idx_t ld_y,
                                const REAL *scale, const REAL *shift, const REAL *res, int relu);
 static void SFX(im2col_same)(idx_t H, idx_t W, idx_t di, idx_t dj, const REAL *xc, REAL *dst);
+static void SFX(col2im_same)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t p, REAL *rows, idx_t ld, REAL *plane);
 static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O,
                                     idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
                                     const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
@@ -160,6 +162,27 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
             }
 }
 
+#ifndef CONV_SAME_RANGE
+#define CONV_SAME_RANGE
+/* For the plane shifted by di rows and dj columns (stride 1, output size = input size H x W):
+ * the output rows inside the image, [hlo, hhi), the columns inside it, [wlo, whi), and the flat
+ * positions [a, b) of those rows whose shifted position lies inside the plane (b = a when none). */
+static void same_range(idx_t H, idx_t W, idx_t di, idx_t dj, idx_t *a, idx_t *b, idx_t *hlo, idx_t *hhi,
+                       idx_t *wlo, idx_t *whi)
+{
+    idx_t shift = di * W + dj;
+    *hlo = di < 0 ? -di : 0;
+    *hhi = di > 0 ? H - di : H;
+    if (*hlo > H) *hlo = H;                                /* (none when |di| >= H) */
+    if (*hhi < *hlo) *hhi = *hlo;
+    *a = *hlo * W > -shift ? *hlo * W : -shift;
+    *b = *hhi * W < H * W - shift ? *hhi * W : H * W - shift;
+    if (*b < *a) *a = *b = *hlo * W;
+    *wlo = dj < 0 ? (-dj < W ? -dj : W) : 0;
+    *whi = dj > 0 ? (W - dj > 0 ? W - dj : 0) : W;
+}
+#endif
+
 /* One row (c, i, j) of a whole image's columns when the output has the input's size (stride 1,
  * "same" padding): dst[ho*W + wo] = xc[ho + di, wo + dj] (di = i - p, dj = j - p), the plane
  * xc (H, W) shifted as a whole by di*W + dj, so one copy of the rows inside the image, then
@@ -168,22 +191,37 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
  * (c, i, j) instead of one per output row, the cost that dominated on small maps. */
 static void SFX(im2col_same)(idx_t H, idx_t W, idx_t di, idx_t dj, const REAL *xc, REAL *dst)
 {
-    idx_t shift = di * W + dj, HW = H * W;
-    idx_t hlo = di < 0 ? -di : 0, hhi = di > 0 ? H - di : H;   /* output rows inside the image */
-    if (hlo > H) hlo = H;                                  /* (none when |di| >= H) */
-    if (hhi < hlo) hhi = hlo;
-    idx_t a = hlo * W, b = hhi * W;                        /* the positions copied, clipped to */
-    if (a < -shift) a = -shift;                            /* read inside the plane */
-    if (b > HW - shift) b = HW - shift;
-    if (b < a) a = b = hlo * W;                            /* nothing to copy */
+    idx_t a, b, hlo, hhi, wlo, whi, HW = H * W;
+    same_range(H, W, di, dj, &a, &b, &hlo, &hhi, &wlo, &whi);
     memset(dst, 0, (size_t)a * sizeof(REAL));
-    memcpy(dst + a, xc + a + shift, (size_t)(b - a) * sizeof(REAL));
+    memcpy(dst + a, xc + a + di * W + dj, (size_t)(b - a) * sizeof(REAL));
     memset(dst + b, 0, (size_t)(HW - b) * sizeof(REAL));
-    idx_t wlo = dj < 0 ? (-dj < W ? -dj : W) : 0, whi = dj > 0 ? (W - dj > 0 ? W - dj : 0) : W;
     for (idx_t ho = hlo; ho < hhi; ho++) {                 /* the columns outside the image */
         for (idx_t wo = 0; wo < wlo; wo++) dst[ho * W + wo] = 0;
         for (idx_t wo = whi; wo < W; wo++) dst[ho * W + wo] = 0;
     }
+}
+
+/* plane (H, W) = col2im of one channel's rows (kh*kw, H*W), row stride ld, when the output has
+ * the input's size (stride 1, "same" padding): the adjoint of im2col_same, plane shifted by
+ * (i - p)*W + (j - p) += row (i, j) over the rows inside the image, after zeroing the row's
+ * entries in the columns outside it (they would land on the neighbouring image row; adding 0
+ * changes no sum, so the result is col2im_plane's to the bit). rows is overwritten there. */
+static void SFX(col2im_same)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t p, REAL *rows, idx_t ld, REAL *plane)
+{
+    memset(plane, 0, (size_t)(H * W) * sizeof(REAL));
+    for (idx_t i = 0; i < kh; i++)
+        for (idx_t j = 0; j < kw; j++) {
+            REAL *src = rows + (i * kw + j) * ld;          /* (H, W) */
+            idx_t a, b, hlo, hhi, wlo, whi, shift = (i - p) * W + (j - p);
+            same_range(H, W, i - p, j - p, &a, &b, &hlo, &hhi, &wlo, &whi);
+            for (idx_t ho = hlo; ho < hhi; ho++) {
+                for (idx_t wo = 0; wo < wlo; wo++) src[ho * W + wo] = 0;
+                for (idx_t wo = whi; wo < W; wo++) src[ho * W + wo] = 0;
+            }
+            REAL *dst = plane + shift;
+            for (idx_t l = a; l < b; l++) dst[l] += src[l];
+        }
 }
 
 /* y (O, m), row stride ld_y, = out (O, m), row stride ld_out, * scale[o] + shift[o] + res[o, l],
@@ -305,9 +343,13 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
             SFX(side_by_side)(m, C, L, cols, dx + n0 * C * L, 0);   /* block writes their pixels */
         else
             for (idx_t i = 0; i < m; i++)
-                for (idx_t c = 0; c < C; c++)
-                    SFX(col2im_plane)(H, W, kh, kw, s, p, Ho, Wo, cols + c * kh * kw * mL + i * L, mL,
-                                      dx + ((n0 + i) * C + c) * H * W);
+                for (idx_t c = 0; c < C; c++) {
+                    REAL *rows = cols + c * kh * kw * mL + i * L, *plane = dx + ((n0 + i) * C + c) * H * W;
+                    if (s == 1 && Ho == H && Wo == W)
+                        SFX(col2im_same)(H, W, kh, kw, p, rows, mL, plane);
+                    else
+                        SFX(col2im_plane)(H, W, kh, kw, s, p, Ho, Wo, rows, mL, plane);
+                }
     }
 }
 
