@@ -80,6 +80,24 @@
 #define CONV_BACKWARD_MIN_PARALLEL (1 << 17)
 #endif
 
+/* For the plane shifted by di rows and dj columns (stride 1, output size = input size H x W):
+ * the output rows inside the image, [hlo, hhi), the columns inside it, [wlo, whi), and the flat
+ * positions [a, b) of those rows whose shifted position lies inside the plane (b = a when none). */
+static void same_range(idx_t H, idx_t W, idx_t di, idx_t dj, idx_t *a, idx_t *b, idx_t *hlo, idx_t *hhi,
+                       idx_t *wlo, idx_t *whi)
+{
+    idx_t shift = di * W + dj;
+    *hlo = di < 0 ? -di : 0;
+    *hhi = di > 0 ? H - di : H;
+    if (*hlo > H) *hlo = H;                                /* (none when |di| >= H) */
+    if (*hhi < *hlo) *hhi = *hlo;
+    *a = *hlo * W > -shift ? *hlo * W : -shift;
+    *b = *hhi * W < H * W - shift ? *hhi * W : H * W - shift;
+    if (*b < *a) *a = *b = *hlo * W;
+    *wlo = dj < 0 ? (-dj < W ? -dj : W) : 0;
+    *whi = dj > 0 ? (W - dj > 0 ? W - dj : 0) : W;
+}
+
 #define REAL_BITS 32
 #include "conv_impl.h"
 #define REAL_BITS 64

@@ -162,27 +162,6 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
             }
 }
 
-#ifndef CONV_SAME_RANGE
-#define CONV_SAME_RANGE
-/* For the plane shifted by di rows and dj columns (stride 1, output size = input size H x W):
- * the output rows inside the image, [hlo, hhi), the columns inside it, [wlo, whi), and the flat
- * positions [a, b) of those rows whose shifted position lies inside the plane (b = a when none). */
-static void same_range(idx_t H, idx_t W, idx_t di, idx_t dj, idx_t *a, idx_t *b, idx_t *hlo, idx_t *hhi,
-                       idx_t *wlo, idx_t *whi)
-{
-    idx_t shift = di * W + dj;
-    *hlo = di < 0 ? -di : 0;
-    *hhi = di > 0 ? H - di : H;
-    if (*hlo > H) *hlo = H;                                /* (none when |di| >= H) */
-    if (*hhi < *hlo) *hhi = *hlo;
-    *a = *hlo * W > -shift ? *hlo * W : -shift;
-    *b = *hhi * W < H * W - shift ? *hhi * W : H * W - shift;
-    if (*b < *a) *a = *b = *hlo * W;
-    *wlo = dj < 0 ? (-dj < W ? -dj : W) : 0;
-    *whi = dj > 0 ? (W - dj > 0 ? W - dj : 0) : W;
-}
-#endif
-
 /* One row (c, i, j) of a whole image's columns when the output has the input's size (stride 1,
  * "same" padding): dst[ho*W + wo] = xc[ho + di, wo + dj] (di = i - p, dj = j - p), the plane
  * xc (H, W) shifted as a whole by di*W + dj, so one copy of the rows inside the image, then
@@ -285,8 +264,9 @@ int SFX(conv2d_backward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, 
     size_t per_thread = (size_t)(CK + O) * lb + (dw ? (size_t)(O * CK) : 0);   /* cols, dyb, dW */
     REAL *buf = (REAL *)malloc(per_thread * (size_t)nbuf * sizeof(REAL));
     if (!buf) return 0;
-    if (dw)
-        for (int t = 0; t < nbuf; t++) memset(buf + per_thread * t + (CK + O) * lb, 0, (size_t)(O * CK) * sizeof(REAL));
+    if (dw)                                                /* the accumulators start at 0 */
+        for (int t = 0; t < nbuf; t++)
+            memset(buf + per_thread * t + (CK + O) * lb, 0, (size_t)(O * CK) * sizeof(REAL));
     if (team) {
         #pragma omp parallel for schedule(static) num_threads(nt)
         for (idx_t u = 0; u < units; u++) {
