@@ -542,6 +542,34 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, int
         raise MemoryError("conv2d_forward: out of memory")
 
 
+def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[:, :, :, ::1] dy,
+                    int kh, int kw, int stride, int padding, Py_ssize_t block_bytes,
+                    floating[:, :, :, ::1] dx, floating[:, ::1] dw):
+    """dx (N, C, H, W) and dw (O, C*kh*kw), the gradients of y = conv(x, w) from dy (N, O, Ho, Wo)
+    (conv.c), on blocks of whole images whose columns and dy take at most block_bytes; dx or dw may
+    be None (not computed). All contiguous."""
+    cdef idx_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3], O = w.shape[0]
+    cdef idx_t Ho = (H + 2 * padding - kh) // stride + 1, Wo = (W + 2 * padding - kw) // stride + 1
+    if (w.shape[1] != C * kh * kw or dy.shape[0] != N or dy.shape[1] != O or dy.shape[2] != Ho
+            or dy.shape[3] != Wo or (dw is not None and (dw.shape[0] != O or dw.shape[1] != C * kh * kw))
+            or (dx is not None and (dx.shape[0] != N or dx.shape[1] != C or dx.shape[2] != H
+                                    or dx.shape[3] != W))):
+        raise ValueError("conv2d_backward: shapes differ")
+    cdef const floating *px = &x[0, 0, 0, 0] if x.size else NULL
+    cdef const floating *pw = &w[0, 0] if w.size else NULL
+    cdef const floating *pdy = &dy[0, 0, 0, 0] if dy.size else NULL
+    cdef floating *pdx = &dx[0, 0, 0, 0] if dx is not None and dx.size else NULL
+    cdef floating *pdw = &dw[0, 0] if dw is not None and dw.size else NULL
+    cdef int ok
+    with nogil:
+        if floating is float:
+            ok = conv2d_backward_f32(N, C, H, W, O, kh, kw, stride, padding, px, pw, pdy, block_bytes, pdx, pdw)
+        else:
+            ok = conv2d_backward_f64(N, C, H, W, O, kh, kw, stride, padding, px, pw, pdy, block_bytes, pdx, pdw)
+    if not ok:
+        raise MemoryError("conv2d_backward: out of memory")
+
+
 def im2col(const floating[:, :, :, ::1] x, int kh, int kw, int stride, int padding, floating[:, :, ::1] cols,
            bint merged=False):
     """cols = the windows of x (N, C, H, W) (conv.c): (N, C*kh*kw, Ho*Wo), or when merged

@@ -27,13 +27,29 @@
  * GEMM on them (no barriers inside a product). With fewer blocks than threads (one small
  * image), the blocks run one after another, each GEMM on every thread.
  *
- * Also here, for the backward and for tests: im2col and col2im over whole images, the same
- * copies as the NumPy reference (backend/reference.py), parallel over the channels, in the
- * layout image by image (N, CK, L) or with the images side by side (CK, N*L), the "merged"
- * layout on which the backward's dW and dcols are one GEMM each over all images.
+ * The backward (ops/conv.py states its math: dW = sum_n dy[n] cols[n]^T, dcols[n] = W^T dy[n],
+ * dx = col2im(dcols)) runs on blocks of m whole images, their m*L columns side by side (the
+ * "merged" layout, column i*L + l is position l of image n0 + i), dyb (O, m*L) likewise:
  *
- * The code, for float and double (real.h): conv_impl.h, the driver first, then the column
- * block, the epilogue, and the whole-image im2col / col2im.
+ *     for each block of m images n0 .. n0 + m:
+ *         cols = im2col of the block's images                  (CK, m*L), a small buffer
+ *         dyb  = dy[n0 + i] side by side                       (O, m*L), a small buffer
+ *         dW_t += dyb @ cols^T                                 (O, CK): the thread's accumulator
+ *         cols = W^T @ dyb                                     (CK, m*L): dcols, over the columns
+ *         dx[n0 .. n0 + m] = col2im(cols)                      each pixel from its own image's block
+ *     dW = dW_0 + dW_1 + ...                                   in thread order
+ *
+ * The block's columns and dy stay in cache from im2col to both GEMMs and dcols from its GEMM to
+ * col2im, and the sum over images, the inner dimension of dW's product (m*L long, against O and
+ * CK of a few dozen), is split between the threads by blocks rather than inside one thin GEMM.
+ * Blocks hold whole images so that no two threads add into the same pixel of dx.
+ *
+ * Also here, for tests and the reference path: im2col and col2im over whole images, the same
+ * copies as the NumPy reference (backend/reference.py), parallel over the channels, in the
+ * layout image by image (N, CK, L) or with the images side by side (CK, N*L).
+ *
+ * The code, for float and double (real.h): conv_impl.h, the forward's driver first, then the
+ * column block, the epilogue, the backward's driver and block, and the whole-image im2col / col2im.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +73,30 @@
 #ifndef CONV_MIN_BLOCK
 #define CONV_MIN_BLOCK 256
 #endif
+
+/* the backward runs on one thread below this many multiply-adds per GEMM (N*L*CK*O): a team's
+ * start-up would cost more than it saves */
+#ifndef CONV_BACKWARD_MIN_PARALLEL
+#define CONV_BACKWARD_MIN_PARALLEL (1 << 17)
+#endif
+
+/* For the plane shifted by di rows and dj columns (stride 1, output size = input size H x W):
+ * the output rows inside the image, [hlo, hhi), the columns inside it, [wlo, whi), and the flat
+ * positions [a, b) of those rows whose shifted position lies inside the plane (b = a when none). */
+static void same_range(idx_t H, idx_t W, idx_t di, idx_t dj, idx_t *a, idx_t *b, idx_t *hlo, idx_t *hhi,
+                       idx_t *wlo, idx_t *whi)
+{
+    idx_t shift = di * W + dj;
+    *hlo = di < 0 ? -di : 0;
+    *hhi = di > 0 ? H - di : H;
+    if (*hlo > H) *hlo = H;                                /* (none when |di| >= H) */
+    if (*hhi < *hlo) *hhi = *hlo;
+    *a = *hlo * W > -shift ? *hlo * W : -shift;
+    *b = *hhi * W < H * W - shift ? *hhi * W : H * W - shift;
+    if (*b < *a) *a = *b = *hlo * W;
+    *wlo = dj < 0 ? (-dj < W ? -dj : W) : 0;
+    *whi = dj > 0 ? (W - dj > 0 ? W - dj : 0) : W;
+}
 
 #define REAL_BITS 32
 #include "conv_impl.h"

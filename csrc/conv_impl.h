@@ -2,9 +2,14 @@
  * Read conv.c first: it states the algorithm and the shape legend. Top-down:
  *   conv2d_forward   the driver: blocks of output positions, threads
  *   conv_unit        one block: columns, GEMM, epilogue
- *   im2col_rows      the columns of a block (the central copy)
+ *   im2col_rows      the columns of a block (the central copy); im2col_same, its whole-image case
  *   conv_epilogue    y = max(y * scale + shift + res, 0), each part optional
- *   im2col, col2im   whole images, for the backward
+ *   conv2d_backward  the backward's driver: blocks of whole images, threads, dW summed
+ *   conv_backward_unit   one block: columns, dy gathered, dW += dy cols^T, dcols = W^T dy, col2im
+ *   side_by_side     images (m, R, L) -> the merged rows (R, m*L), and back
+ *   im2col, col2im   whole images (the reference's layouts), for tests and the reference path
+ *   col2im_plane     the adjoint copy of one channel (the central add of col2im); col2im_same,
+ *                    its case of a whole image whose output has the input's size
  */
 #include "real.h"
 
@@ -16,6 +21,15 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
                              const REAL *x, idx_t l0, idx_t m, REAL *cols, idx_t ld);
 static void SFX(conv_epilogue)(idx_t O, idx_t m, const REAL *out, idx_t ld_out, REAL *y, idx_t ld_y,
                                const REAL *scale, const REAL *shift, const REAL *res, int relu);
+static void SFX(im2col_same)(idx_t H, idx_t W, idx_t di, idx_t dj, const REAL *xc, REAL *dst);
+static void SFX(col2im_same)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t p, REAL *rows, idx_t ld, REAL *plane);
+static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O,
+                                    idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
+                                    const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
+                                    REAL *cols, REAL *dyb, int nthreads);
+static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *dst, int merge);
+static void SFX(col2im_plane)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Ho, idx_t Wo,
+                              const REAL *rows, idx_t ld, REAL *plane);
 
 /* Columns per block. The positions of all images are one sequence of N*L columns (image by
  * image), cut into nblk even blocks: as few as keep a block's columns and output, (CK + O) x lb,
@@ -106,10 +120,12 @@ static void SFX(conv_unit)(idx_t j0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O
  *     cols[(c, i, j), l - l0] = x[c, ho*s - p + i, wo*s - p + j]   (0 outside the image)
  * with l = ho*Wo + wo. Each row (c, i, j) is written one output row ho at a time: the
  * columns wo whose input column wo*s - p + j falls left of the image are 0, those inside
- * copy from the image row (contiguous when s = 1), those right of it are 0. */
+ * copy from the image row (contiguous when s = 1), those right of it are 0. A whole image whose
+ * output has the input's size goes to im2col_same instead: one copy per row (c, i, j). */
 static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo,
                              const REAL *x, idx_t l0, idx_t m, REAL *cols, idx_t ld)
 {
+    int same = s == 1 && Wo == W && H + 2 * p - kh + 1 == H;   /* "same" padding, stride 1 */
     for (idx_t c = 0; c < C; c++)
         for (idx_t i = 0; i < kh; i++)
             for (idx_t j = 0; j < kw; j++) {
@@ -119,6 +135,10 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
                 idx_t whi = W - off > 0 ? (W - off + s - 1) / s : 0; /* first wo past the right edge */
                 if (whi > Wo) whi = Wo;
                 if (wlo > whi) wlo = whi;
+                if (same && l0 == 0 && m == H * W) {      /* a whole image, output size = input size */
+                    SFX(im2col_same)(H, W, i - p, off, x + c * H * W, dst);
+                    continue;
+                }
                 for (idx_t l = l0; l < l0 + m; ) {
                     idx_t ho = l / Wo, wo0 = l % Wo;
                     idx_t wo1 = wo0 + (l0 + m - l) < Wo ? wo0 + (l0 + m - l) : Wo;
@@ -140,6 +160,47 @@ static void SFX(im2col_rows)(idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_
                     l += wo1 - wo0;
                 }
             }
+}
+
+/* One row (c, i, j) of a whole image's columns when the output has the input's size (stride 1,
+ * "same" padding): dst[ho*W + wo] = xc[ho + di, wo + dj] (di = i - p, dj = j - p), the plane
+ * xc (H, W) shifted as a whole by di*W + dj, so one copy of the rows inside the image, then
+ * zeros for the rows outside it and for the columns wo + dj outside it (whose copied values
+ * came from the neighbouring row). Same values as the general loop, with one call per row
+ * (c, i, j) instead of one per output row, the cost that dominated on small maps. */
+static void SFX(im2col_same)(idx_t H, idx_t W, idx_t di, idx_t dj, const REAL *xc, REAL *dst)
+{
+    idx_t a, b, hlo, hhi, wlo, whi, HW = H * W;
+    same_range(H, W, di, dj, &a, &b, &hlo, &hhi, &wlo, &whi);
+    memset(dst, 0, (size_t)a * sizeof(REAL));
+    memcpy(dst + a, xc + a + di * W + dj, (size_t)(b - a) * sizeof(REAL));
+    memset(dst + b, 0, (size_t)(HW - b) * sizeof(REAL));
+    for (idx_t ho = hlo; ho < hhi; ho++) {                 /* the columns outside the image */
+        for (idx_t wo = 0; wo < wlo; wo++) dst[ho * W + wo] = 0;
+        for (idx_t wo = whi; wo < W; wo++) dst[ho * W + wo] = 0;
+    }
+}
+
+/* plane (H, W) = col2im of one channel's rows (kh*kw, H*W), row stride ld, when the output has
+ * the input's size (stride 1, "same" padding): the adjoint of im2col_same, plane shifted by
+ * (i - p)*W + (j - p) += row (i, j) over the rows inside the image, after zeroing the row's
+ * entries in the columns outside it (they would land on the neighbouring image row; adding 0
+ * changes no sum, so the result is col2im_plane's to the bit). rows is overwritten there. */
+static void SFX(col2im_same)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t p, REAL *rows, idx_t ld, REAL *plane)
+{
+    memset(plane, 0, (size_t)(H * W) * sizeof(REAL));
+    for (idx_t i = 0; i < kh; i++)
+        for (idx_t j = 0; j < kw; j++) {
+            REAL *src = rows + (i * kw + j) * ld;          /* (H, W) */
+            idx_t a, b, hlo, hhi, wlo, whi, shift = (i - p) * W + (j - p);
+            same_range(H, W, i - p, j - p, &a, &b, &hlo, &hhi, &wlo, &whi);
+            for (idx_t ho = hlo; ho < hhi; ho++) {
+                for (idx_t wo = 0; wo < wlo; wo++) src[ho * W + wo] = 0;
+                for (idx_t wo = whi; wo < W; wo++) src[ho * W + wo] = 0;
+            }
+            REAL *dst = plane + shift;
+            for (idx_t l = a; l < b; l++) dst[l] += src[l];
+        }
 }
 
 /* y (O, m), row stride ld_y, = out (O, m), row stride ld_out, * scale[o] + shift[o] + res[o, l],
@@ -165,6 +226,124 @@ static void SFX(conv_epilogue)(idx_t O, idx_t m, const REAL *out, idx_t ld_out, 
     }
 }
 
+/* Images per block for the backward: as many as keep a block's columns and gathered dy,
+ * (CK + O) x m*L, within block_bytes (at least one), then fewer so that the blocks are a multiple
+ * of the thread count when there are enough images (every thread gets as many). */
+static idx_t SFX(conv_backward_block)(idx_t N, idx_t CK, idx_t O, idx_t L, idx_t block_bytes, int nt)
+{
+    idx_t fit = block_bytes / ((idx_t)sizeof(REAL) * (CK + O) * L);
+    if (fit < 1) fit = 1;
+    idx_t nblk = (N + fit - 1) / fit;
+    if (nt > 1 && N >= nt) nblk = (nblk + nt - 1) / nt * nt;
+    return (N + nblk - 1) / nblk;
+}
+
+/* dx (N, C, H, W) and dW (O, CK) of y = conv(x, w) from dy (N, O, L); dx or dw NULL when not
+ * wanted. Returns 0 when out of memory (nothing written), 1 otherwise.
+ *
+ * Each thread takes whole blocks (schedule static: the same blocks in every run) and adds its
+ * blocks' dW into its own accumulator; the accumulators are summed at the end in thread order.
+ * So for one thread count the result is the same in every run; between thread counts dW differs
+ * by float rounding only (the sum over images is grouped differently), while dx is the same
+ * (each pixel's sum lies inside one image, hence inside one block). */
+int SFX(conv2d_backward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                         const REAL *x, const REAL *w, const REAL *dy, idx_t block_bytes, REAL *dx, REAL *dw)
+{
+    idx_t Ho = (H + 2 * p - kh) / s + 1, Wo = (W + 2 * p - kw) / s + 1, L = Ho * Wo, CK = C * kh * kw;
+    if (N <= 0 || O <= 0 || L <= 0 || CK <= 0) {          /* nothing to sum: zero gradients */
+        if (dx) memset(dx, 0, (size_t)(N * C * H * W) * sizeof(REAL));
+        if (dw) memset(dw, 0, (size_t)(O * CK) * sizeof(REAL));
+        return 1;
+    }
+    int nt = (double)N * L * CK * O < CONV_BACKWARD_MIN_PARALLEL ? 1 : miniclip_max_threads();
+    idx_t nb = SFX(conv_backward_block)(N, CK, O, L, block_bytes, nt);
+    idx_t units = (N + nb - 1) / nb;
+    int team = nt > 1 && units >= nt;                     /* whole blocks per thread */
+    int nbuf = team ? nt : 1;
+    size_t lb = (size_t)(nb * L);
+    size_t per_thread = (size_t)(CK + O) * lb + (dw ? (size_t)(O * CK) : 0);   /* cols, dyb, dW */
+    REAL *buf = (REAL *)malloc(per_thread * (size_t)nbuf * sizeof(REAL));
+    if (!buf) return 0;
+    if (dw)                                                /* the accumulators start at 0 */
+        for (int t = 0; t < nbuf; t++)
+            memset(buf + per_thread * t + (CK + O) * lb, 0, (size_t)(O * CK) * sizeof(REAL));
+    if (team) {
+        #pragma omp parallel for schedule(static) num_threads(nt)
+        for (idx_t u = 0; u < units; u++) {
+            REAL *mine = buf + per_thread * (size_t)CONV_THREAD_ID();
+            idx_t n0 = u * nb;
+            SFX(conv_backward_unit)(n0, N - n0 < nb ? N - n0 : nb, C, H, W, O, kh, kw, s, p, Wo, L, x, w, dy,
+                                    dx, dw ? mine + (CK + O) * lb : NULL, mine, mine + CK * lb, 1);
+        }
+    } else {                                               /* few blocks: the GEMM's own threads */
+        for (idx_t u = 0; u < units; u++) {
+            idx_t n0 = u * nb;
+            SFX(conv_backward_unit)(n0, N - n0 < nb ? N - n0 : nb, C, H, W, O, kh, kw, s, p, Wo, L, x, w, dy,
+                                    dx, dw ? buf + (CK + O) * lb : NULL, buf, buf + CK * lb, nt);
+        }
+    }
+    if (dw) {                                              /* dW = the accumulators, summed in thread order */
+        memcpy(dw, buf + (CK + O) * lb, (size_t)(O * CK) * sizeof(REAL));
+        for (int t = 1; t < nbuf; t++) {
+            const REAL *acc = buf + per_thread * t + (CK + O) * lb;
+            for (idx_t i = 0; i < O * CK; i++) dw[i] += acc[i];
+        }
+    }
+    free(buf);
+    return 1;
+}
+
+/* One block: images n0 .. n0 + m, their m*L positions side by side (column i*L + l is position l
+ * of image n0 + i, the merged layout of im2col). */
+static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W, idx_t O,
+                                    idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
+                                    const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
+                                    REAL *cols, REAL *dyb, int nthreads)
+{
+    idx_t CK = C * kh * kw, mL = m * L, Ho = L / Wo;
+    int plain = kh == 1 && kw == 1 && s == 1 && p == 0;   /* 1x1: the columns are x's rows */
+    const REAL *d = dy + n0 * O * L;                      /* (O, L) for one image: dy[n0] in place */
+    if (m > 1) {
+        SFX(side_by_side)(m, O, L, d, dyb, 1);            /* dyb (O, m*L) */
+        d = dyb;
+    }
+    if (dw_acc) {
+        if (plain)                                        /* cols (CK, m*L) */
+            SFX(side_by_side)(m, C, L, x + n0 * C * L, cols, 1);
+        else
+            for (idx_t i = 0; i < m; i++)
+                SFX(im2col_rows)(C, H, W, kh, kw, s, p, Wo, x + (n0 + i) * C * H * W, 0, L, cols + i * L, mL);
+        /* dW += dy_blk (O, m*L) @ cols^T (m*L, CK) */
+        SFX(gemm_packed)(O, CK, mL, (REAL)1, d, mL, 1, cols, 1, mL, (REAL)1, dw_acc, CK, 1, nthreads);
+    }
+    if (dx) {
+        /* dcols (CK, m*L) = W^T (CK, O) @ dy_blk (O, m*L), over the columns, no longer needed */
+        SFX(gemm_packed)(CK, mL, O, (REAL)1, w, 1, CK, d, mL, 1, (REAL)0, cols, mL, 1, nthreads);
+        if (plain)                                        /* the block's images are whole: no other */
+            SFX(side_by_side)(m, C, L, cols, dx + n0 * C * L, 0);   /* block writes their pixels */
+        else
+            for (idx_t i = 0; i < m; i++)
+                for (idx_t c = 0; c < C; c++) {
+                    REAL *rows = cols + c * kh * kw * mL + i * L, *plane = dx + ((n0 + i) * C + c) * H * W;
+                    if (s == 1 && Ho == H && Wo == W)
+                        SFX(col2im_same)(H, W, kh, kw, p, rows, mL, plane);
+                    else
+                        SFX(col2im_plane)(H, W, kh, kw, s, p, Ho, Wo, rows, mL, plane);
+                }
+    }
+}
+
+/* merge = 1: dst (R, m*L) = the m images src (m, R, L) side by side, row r of image i at
+ * dst[r, i*L:(i+1)*L]; merge = 0: the way back, dst (m, R, L) = the images of src (R, m*L). */
+static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *dst, int merge)
+{
+    for (idx_t i = 0; i < m; i++)
+        for (idx_t r = 0; r < R; r++) {
+            idx_t img = (i * R + r) * L, row = r * m * L + i * L;
+            memcpy(dst + (merge ? row : img), src + (merge ? img : row), (size_t)L * sizeof(REAL));
+        }
+}
+
 /* The columns of every image, in one of two layouts (row (c, i, j) of image n starts at
  * cols + n*ld_img + (c, i, j)*ld):
  *     merged = 0:  cols (N, C*kh*kw, L)      ld = L,    ld_img = C*kh*kw*L   (image by image)
@@ -186,9 +365,8 @@ void SFX(im2col)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s
                          cols + (nc / C) * ld_img + (nc % C) * kh * kw * ld, ld);
 }
 
-/* dx (N, C, H, W) = col2im(cols) (either layout), the adjoint of im2col: each column entry is
- * added to the pixel it was copied from, the offsets (i, j) in the reference's order, so
- * both sum every pixel in the same order. */
+/* dx (N, C, H, W) = col2im(cols) (either layout), the adjoint of im2col, the (image, channel)
+ * planes split between threads. */
 void SFX(col2im)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
                  const REAL *cols, REAL *dx, int merged)
 {
@@ -196,25 +374,32 @@ void SFX(col2im)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s
     CONV_LAYOUT(merged, N, C * kh * kw, L, ld, ld_img);
     int nt = (double)N * C * kh * kw * L < 65536 ? 1 : miniclip_max_threads();
     #pragma omp parallel for schedule(static) num_threads(nt)
-    for (idx_t nc = 0; nc < N * C; nc++) {
-        REAL *plane = dx + nc * H * W;                     /* (H, W) */
-        const REAL *rows = cols + (nc / C) * ld_img + (nc % C) * kh * kw * ld;   /* row (c, 0, 0) of image n */
-        memset(plane, 0, (size_t)(H * W) * sizeof(REAL));
-        for (idx_t i = 0; i < kh; i++)
-            for (idx_t j = 0; j < kw; j++) {
-                const REAL *src = rows + (i * kw + j) * ld;   /* (Ho, Wo) */
-                idx_t off = j - p;
-                idx_t wlo = off >= 0 ? 0 : (-off + s - 1) / s;
-                idx_t whi = W - off > 0 ? (W - off + s - 1) / s : 0;
-                if (whi > Wo) whi = Wo;
-                for (idx_t ho = 0; ho < Ho; ho++) {
-                    idx_t hi = ho * s - p + i;
-                    if (hi < 0 || hi >= H) continue;
-                    REAL *row = plane + hi * W;
-                    for (idx_t wo = wlo; wo < whi; wo++) row[wo * s + off] += src[ho * Wo + wo];
-                }
+    for (idx_t nc = 0; nc < N * C; nc++)                  /* row (c, 0, 0) of image n = nc / C */
+        SFX(col2im_plane)(H, W, kh, kw, s, p, Ho, Wo, cols + (nc / C) * ld_img + (nc % C) * kh * kw * ld, ld,
+                          dx + nc * H * W);
+}
+
+/* plane (H, W) = the adjoint of im2col_rows for one channel: rows (kh*kw, Ho*Wo), row stride ld,
+ * holds the channel's kh*kw rows (i, j); each entry is added to the pixel it was copied from, the
+ * offsets (i, j) in the reference's order, so both sum every pixel in the same order. */
+static void SFX(col2im_plane)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Ho, idx_t Wo,
+                              const REAL *rows, idx_t ld, REAL *plane)
+{
+    memset(plane, 0, (size_t)(H * W) * sizeof(REAL));
+    for (idx_t i = 0; i < kh; i++)
+        for (idx_t j = 0; j < kw; j++) {
+            const REAL *src = rows + (i * kw + j) * ld;   /* (Ho, Wo) */
+            idx_t off = j - p;                             /* input column = wo*s + off */
+            idx_t wlo = off >= 0 ? 0 : (-off + s - 1) / s;
+            idx_t whi = W - off > 0 ? (W - off + s - 1) / s : 0;
+            if (whi > Wo) whi = Wo;
+            for (idx_t ho = 0; ho < Ho; ho++) {
+                idx_t hi = ho * s - p + i;
+                if (hi < 0 || hi >= H) continue;
+                REAL *row = plane + hi * W;
+                for (idx_t wo = wlo; wo < whi; wo++) row[wo * s + off] += src[ho * Wo + wo];
             }
-    }
+        }
 }
 
 #include "real_end.h"

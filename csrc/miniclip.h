@@ -165,6 +165,15 @@ int conv2d_forward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, id
 int conv2d_forward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
                        const double *x, const double *w, const double *scale, const double *shift,
                        const double *res, int relu, double *y);
+/* conv2d_backward: dx = the gradient of x, dw = of w (O, C*kh*kw) (either NULL: not wanted), from
+ * dy (N, O, Ho, Wo), on blocks of whole images whose columns and dy take at most block_bytes.
+ * Returns 0 when out of memory (nothing written), 1 otherwise. */
+int conv2d_backward_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                        const float *x, const float *w, const float *dy, idx_t block_bytes, float *dx,
+                        float *dw);
+int conv2d_backward_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s, idx_t p,
+                        const double *x, const double *w, const double *dy, idx_t block_bytes, double *dx,
+                        double *dw);
 void im2col_f32(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,
                 const float *x, float *cols, int merged);
 void im2col_f64(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p,

@@ -33,6 +33,8 @@ PROBLEMS = [
     (3, 4, 6, 6, 5, 1, 1, 0),          # 1x1: x read in place
     (2, 3, 5, 7, 2, 1, 2, 0),          # 1x1 with stride: needs columns
     (1, 2, 3, 3, 3, 3, 1, 2),          # padding wider than the kernel's reach
+    (2, 3, 1, 2, 4, 5, 1, 2),          # "same" padding (output = input size) with a kernel
+    (1, 2, 2, 1, 3, 7, 1, 3),          # larger than the map
     (2, 3, 4, 4, 2, 5, 3, 2),          # stride 3, 5x5
     (1, 17, 1, 1, 3, 1, 1, 0),         # 1x1 map
     (3, 200, 7, 7, 13, 3, 1, 1),       # several blocks, some spanning two images
@@ -134,19 +136,31 @@ def test_im2col_and_col2im_equal_the_reference_to_the_bit(problem, dtype, merged
         compiled.set_num_threads(before)
 
 
-@pytest.mark.parametrize("block_bytes", [1, compiled.CONV_BACKWARD_BLOCK_BYTES])   # 1: one image per block
+# The backward's own: large enough (N*L*CK*O multiply-adds) that the threads share the blocks
+# (csrc/conv.c, CONV_BACKWARD_MIN_PARALLEL), with a 7x7 kernel, odd batches, L = 1 and N = 1.
+BACKWARD_PROBLEMS = PROBLEMS + [
+    (5, 6, 11, 9, 24, 7, 2, 3),        # the original stem's 7x7, stride 2, padding 3, odd map
+    (7, 10, 13, 13, 12, 3, 2, 0),      # 3x3, stride 2, no padding, odd batch
+    (37, 96, 1, 1, 64, 1, 1, 0),       # L = 1 (the last stage at 32 px), odd batch
+    (1, 8, 40, 33, 16, 3, 1, 1),       # one large image: one block, the GEMM's own threads
+]
+
+
+@pytest.mark.parametrize("images_per_block", [1, 2, None])       # None: CONV_BACKWARD_BLOCK_BYTES
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("problem", PROBLEMS)
-def test_conv2d_backward_matches_the_products_per_image(problem, dtype, threads, block_bytes, monkeypatch):
+@pytest.mark.parametrize("problem", BACKWARD_PROBLEMS)
+def test_conv2d_backward_matches_the_products_per_image(problem, dtype, threads, images_per_block, monkeypatch):
     """K.conv2d_backward (one GEMM over all images for dW, one for dcols; compiled: per block of
-    images) against the formulas per image, in float64 NumPy: dW = sum_n dy[n] cols[n]^T,
-    dx = col2im(W^T dy[n]); and through the op, Conv2d's backward."""
-    monkeypatch.setattr(compiled, "CONV_BACKWARD_BLOCK_BYTES", block_bytes)
+    images, blocks that need not divide N) against the formulas per image, in float64 NumPy:
+    dW = sum_n dy[n] cols[n]^T, dx = col2im(W^T dy[n]); and through the op, Conv2d's backward."""
     rng = np.random.default_rng(3)
     x, w, s, p, *_ = _inputs(rng, problem, dtype, contiguous=False)
     N, O, k = x.shape[0], w.shape[0], w.shape[2]
     Ho, Wo = (x.shape[2] + 2 * p - k) // s + 1, (x.shape[3] + 2 * p - k) // s + 1
+    if images_per_block is not None:      # the columns and dy of this many images
+        block_bytes = images_per_block * (w[0].size + O) * Ho * Wo * x.itemsize
+        monkeypatch.setattr(compiled, "CONV_BACKWARD_BLOCK_BYTES", block_bytes)
     dy = rng.standard_normal((N, O, Ho, Wo)).astype(dtype)
     cols = reference.im2col(x.astype(np.float64), k, k, s, p)                  # (N, CK, L)
     dy2 = dy.astype(np.float64).reshape(N, O, -1)                              # (N, O, L)
@@ -160,12 +174,53 @@ def test_conv2d_backward_matches_the_products_per_image(problem, dtype, threads,
         results = [(xt.grad, wt.grad)] + [backend.conv2d_backward(x, w, dy, s, p) for backend in (compiled, reference)]
         only_dx, none = compiled.conv2d_backward(x, w, dy, s, p, needs_dw=False)
         none_, only_dw = compiled.conv2d_backward(x, w, dy, s, p, needs_dx=False)
+        assert compiled.conv2d_backward(x, w, dy, s, p, needs_dx=False, needs_dw=False) == (None, None)
     finally:
         compiled.set_num_threads(before)
     assert none is None and none_ is None
     results.append((only_dx, only_dw))
     for ours_dx, ours_dw in results:
         assert _err(ours_dw, dw.astype(dtype)) <= _tol(dtype) and _err(ours_dx, dx.astype(dtype)) <= _tol(dtype), problem
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("problem", BACKWARD_PROBLEMS[-4:])
+def test_conv2d_backward_thread_counts_change_dw_by_rounding_only(problem, dtype):
+    """The compiled backward's promise (csrc/conv_impl.h, conv2d_backward): the same result in
+    every run for one thread count; between thread counts dx to the bit and dW up to rounding."""
+    rng = np.random.default_rng(4)
+    x, w, s, p, *_ = _inputs(rng, problem, dtype)
+    N, O, k = x.shape[0], w.shape[0], w.shape[2]
+    dy = rng.standard_normal((N, O, (x.shape[2] + 2 * p - k) // s + 1, (x.shape[3] + 2 * p - k) // s + 1))
+    dy = dy.astype(dtype)
+    before = compiled.get_num_threads()
+    results = {}
+    try:
+        for threads in (1, 2, 3, 2):
+            compiled.set_num_threads(threads)
+            results.setdefault(threads, []).append(compiled.conv2d_backward(x, w, dy, s, p))
+    finally:
+        compiled.set_num_threads(before)
+    for a, b in [(results[2][0], results[2][1])]:                             # two runs at 2 threads
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    dx1, dw1 = results[1][0]
+    for threads in (2, 3):
+        dx, dw = results[threads][0]
+        np.testing.assert_array_equal(dx, dx1)
+        assert _err(dw, dw1) <= _tol(dtype)
+
+
+def test_conv2d_backward_of_nothing_is_zero():
+    """No output channel (O = 0) or no image (N = 0): the gradients exist and are zero."""
+    x, w = np.ones((2, 3, 4, 4), np.float32), np.ones((0, 3, 3, 3), np.float32)
+    dx, dw = compiled.conv2d_backward(x, w, np.ones((2, 0, 2, 2), np.float32), 1, 0)
+    np.testing.assert_array_equal(dx, np.zeros_like(x))
+    assert dw.shape == w.shape
+    x, w = np.ones((0, 3, 4, 4)), np.ones((5, 3, 3, 3))
+    dx, dw = compiled.conv2d_backward(x, w, np.ones((0, 5, 2, 2)), 1, 0)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dw, np.zeros_like(w))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -526,30 +526,23 @@ CONV_BACKWARD_BLOCK_BYTES = 1 << 20
 
 
 def conv2d_backward(x, weight, dy, stride, padding, needs_dx=True, needs_dw=True):
-    """The reference's formula (one GEMM for dW, one for dcols, on the merged layout), run on
-    blocks of whole images: per block, im2col, dW += dy_blk @ cols_blk^T, dcols = W^T @ dy_blk
-    and col2im, while the block's columns are still in cache. Same contract as the reference."""
+    """The reference's formula (dW = dy_all @ cols_all^T, dcols_all = W^T @ dy_all, dx =
+    col2im(dcols_all)) in C (csrc/conv.c), on blocks of whole images, the blocks split between the
+    threads: per block, im2col, dW_thread += dy_blk @ cols_blk^T, dcols = W^T @ dy_blk and col2im,
+    while the block's columns are still in cache; the threads' dW summed in a fixed order. Same
+    contract as the reference; for one thread count the same result in every run, and between
+    thread counts dx is the same and dW differs by float rounding (the images' sum grouped
+    differently)."""
     if not (_float_array(x, weight, dy) and x.ndim == 4 and weight.ndim == 4 and dy.ndim == 4):
         return reference.conv2d_backward(x, weight, dy, stride, padding, needs_dx, needs_dw)
-    N, O, Ho, Wo = dy.shape
-    _, C, kh, kw = weight.shape
-    L, CK = Ho * Wo, C * kh * kw
-    w2 = np.ascontiguousarray(weight).reshape(O, CK)                    # (O, CK)
-    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy).reshape(N, O, L)
+    O, C, kh, kw = weight.shape
     dx = np.empty(x.shape, x.dtype) if needs_dx else None
-    dw2 = np.zeros((O, CK), x.dtype) if needs_dw else None
-    nb = max(1, CONV_BACKWARD_BLOCK_BYTES // (x.itemsize * (CK + O) * max(L, 1)))   # images per block
-    for n0 in range(0, N, nb):
-        xb, m = x[n0:n0 + nb], min(nb, N - n0)
-        dy_b = np.ascontiguousarray(dy[n0:n0 + nb].transpose(1, 0, 2)).reshape(O, m * L)   # (O, m*L)
-        if needs_dw:
-            cols = im2col(xb, kh, kw, stride, padding, merged=True)    # (CK, m*L)
-            gemm(dy_b, cols.T, dw2, 1.0, 1.0)                           # dW += (O, m*L) @ (m*L, CK)
-        if needs_dx:
-            dcols = np.empty((CK, m * L), x.dtype)
-            gemm(w2.T, dy_b, dcols)                                     # (CK, O) @ (O, m*L)
-            dx[n0:n0 + nb] = col2im(dcols, xb.shape, kh, kw, stride, padding, merged=True)
-    return dx, (dw2.reshape(weight.shape) if needs_dw else None)
+    dw = np.empty(weight.shape, x.dtype) if needs_dw else None
+    if needs_dx or needs_dw:
+        x, w2, dy = _contiguous(x, weight.reshape(O, C * kh * kw), dy)  # w2 (O, CK)
+        _C.conv2d_backward(x, w2, dy, kh, kw, stride, padding, CONV_BACKWARD_BLOCK_BYTES, dx,
+                           None if dw is None else dw.reshape(O, C * kh * kw))
+    return dx, dw
 
 
 def avg_pool2d(x, k):

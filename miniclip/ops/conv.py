@@ -35,7 +35,9 @@ class Conv2d(Function):
     GEMMs as thin as L, a single position in the ResNet's last stage.) The columns are rebuilt
     from x in the backward instead of being kept: a 3x3 window makes them 9 times the size of x.
     ``K.conv2d_backward`` is these three lines (``backend/reference.py``); the compiled version
-    runs them on a few images at a time, so that the columns stay in cache from im2col to GEMM.
+    (``csrc/conv.c``) runs them on blocks of whole images, the blocks shared out between the
+    threads: each block's columns stay in cache from im2col to its two GEMMs, each thread adds its
+    blocks' sum into its own dW, and the threads' dWs are added at the end in a fixed order.
     """
 
     @staticmethod
