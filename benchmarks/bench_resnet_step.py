@@ -34,13 +34,12 @@ import miniclip  # noqa: E402, F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_step_variants import VARIANTS, step_seconds  # noqa: E402
+from bench_step_variants import REFERENCE, RESNET, VARIANTS, step_seconds  # noqa: E402
 
 from miniclip.autograd.profiler import profile  # noqa: E402
 from miniclip.backend import K  # noqa: E402
 from miniclip.training.run import _threads  # noqa: E402
 
-RESNET = "ResNet (1,1,1,1) width 16"
 
 
 def resnet_step(steps):
@@ -70,7 +69,7 @@ def measure(threads, rounds, steps, vit=True):
         with _threads(n):
             for _ in range(rounds):
                 if vit:
-                    row["vit"] = min(row.get("vit", float("inf")), step_seconds(VARIANTS["default"], steps))
+                    row["vit"] = min(row.get("vit", float("inf")), step_seconds(VARIANTS[REFERENCE], steps))
                 seconds, conv = resnet_step(steps)
                 if seconds < row.get("resnet", float("inf")):
                     row["resnet"], row["conv_backward"] = seconds, conv
