@@ -526,13 +526,9 @@ CONV_BACKWARD_BLOCK_BYTES = 1 << 20
 
 
 def conv2d_backward(x, weight, dy, stride, padding, needs_dx=True, needs_dw=True):
-    """The reference's formula (dW = dy_all @ cols_all^T, dcols_all = W^T @ dy_all, dx =
-    col2im(dcols_all)) in C (csrc/conv.c), on blocks of whole images, the blocks split between the
-    threads: per block, im2col, dW_thread += dy_blk @ cols_blk^T, dcols = W^T @ dy_blk and col2im,
-    while the block's columns are still in cache; the threads' dW summed in a fixed order. Same
-    contract as the reference; for one thread count the same result in every run, and between
-    thread counts dx is the same and dW differs by float rounding (the images' sum grouped
-    differently)."""
+    """The reference's formula in C (csrc/conv.c states how it runs: blocks of whole images shared
+    between the threads). Same contract as the reference; for one thread count the same result in
+    every run, and between thread counts dx is the same and dW differs by float rounding."""
     if not (_float_array(x, weight, dy) and x.ndim == 4 and weight.ndim == 4 and dy.ndim == 4):
         return reference.conv2d_backward(x, weight, dy, stride, padding, needs_dx, needs_dw)
     O, C, kh, kw = weight.shape
