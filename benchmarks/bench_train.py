@@ -1,15 +1,18 @@
 """One full training step of the default model: miniclip (compiled, NumPy backend) beside PyTorch.
 
 A step is what ``miniclip train`` does per batch: forward, symmetric InfoNCE loss, backward, AdamW
-update (with zero_grad and the logit_scale clamp). The model is ``TrainConfig()``'s default (ViT 3x64
-patch 8 at 32 px, text 2x64, context 12), float32; the PyTorch model is ``tests/torch_clip.py``'s
-``TorchCLIP`` (the original CLIP layout) with ``torch.optim.AdamW`` and the same hyperparameters.
+update (with zero_grad and the logit_scale clamp). The model is ``TrainConfig()``'s default (``--model
+default``: CLIP's ModifiedResNet with stage depths (1, 1, 1, 1), width 16, at 32 px; text 2x64, context
+12) or the former default that issue 19's step targets were written for (``--model vit``: a ViT 3x64,
+patch 8), float32; the PyTorch model is ``tests/torch_clip.py``'s ``TorchCLIP`` (the original CLIP
+layout, either image tower) with ``torch.optim.AdamW`` and the same hyperparameters.
 
 Each (mode, batch, threads) runs in its own process, so peak RSS (``ru_maxrss``) is that mode's own.
 Inputs are real shapes-world batches drawn once by the parent (images + tokens, as the loop makes them).
 
     python benchmarks/bench_train.py                      # default threads (TrainConfig) and 2
     python benchmarks/bench_train.py --markdown table.md  # also write the tables as Markdown
+    python benchmarks/bench_train.py --model vit          # the former default, a ViT
 
 The step's FLOPs are counted from the shapes (``step_flops``, the count is documented there), so
 the table also shows GFLOP/s and, when the compiled backend has a peak-FMA kernel
@@ -42,8 +45,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 MODES = ("compiled", "numpy", "torch")
-GROUPS = ("attention", "GEMMs", "layer_norm", "GELU", "softmax+loss", "other ops", "graph overhead", "optimizer")
-_GROUP_OF = {"Attention": "attention", "QKVAttention": "attention", "MatMul": "GEMMs", "Linear": "GEMMs", "LayerNorm": "layer_norm",
+GROUPS = ("convolutions", "batch_norm", "attention", "GEMMs", "layer_norm", "GELU", "softmax+loss", "other ops",
+          "graph overhead", "optimizer")
+_GROUP_OF = {"Conv2d": "convolutions", "BatchNorm2d": "batch_norm",
+             "Attention": "attention", "QKVAttention": "attention", "MatMul": "GEMMs", "Linear": "GEMMs", "LayerNorm": "layer_norm",
              "GELU": "GELU", "QuickGELU": "GELU", "CrossEntropy": "softmax+loss", "Softmax": "softmax+loss",
              "LogSoftmax": "softmax+loss", "LogSumExp": "softmax+loss", "Normalize": "softmax+loss",
              "LogSigmoid": "softmax+loss"}
@@ -55,31 +60,65 @@ def step_flops(args, batch):
 
     A product of an (M x K) and a (K x N) matrix counts 2 M N K (a multiply and an add). Forward:
 
-        patch embedding   2 B Np (3 P^2) Cv                       Np = (R / P)^2 patches (conv1 as a GEMM)
-        each block        2 B T C (3C + C + 4C + 4C) = 24 B T C^2  in_proj, out_proj, c_fc, c_proj
-                          + 2 * 2 B T^2 C                          q k^T and P v (all heads: H D = C)
-        projections       2 B Cv E + 2 B Ct E,  logits 2 B^2 E
+        image tower       vit_image_flops or resnet_image_flops
+        text tower        24 B T C^2 + 4 B T^2 C per block, T = context length, C = Ct (as a ViT block)
+        projections       2 B Ct E (text; the image tower's is counted with it),  logits 2 B^2 E
 
-    with T = Np + 1, C = Cv in the image tower and T = context length, C = Ct in the text tower.
-    Backward: twice each product (the gradients of both operands), except the patch embedding
-    (the images need no gradient: once). Attention counts the full T x T products, causal or not
-    (the model's arithmetic; the kernel skips the masked half and recomputes the scores in the
-    backward, neither of which is counted). Layer norm, softmax, QuickGELU, the loss and AdamW are
-    O(B T C) and left out (about 1% of the total at the default size).
+    Backward: twice each product (the gradients of both operands), except the image tower's first
+    product (the images need no gradient: once). Attention counts the full T x T products, causal or
+    not (the model's arithmetic; the kernel skips the masked half and recomputes the scores in the
+    backward, neither of which is counted). Normalizations, activations, pooling, the loss and AdamW
+    are O(B T C) and left out (about 1% of the total at the default sizes).
     """
     B, E = batch, args["embed_dim"]
-    R, P, Cv, Lv = args["image_resolution"], args["vision_patch_size"], args["vision_width"], args["vision_layers"]
     T, Ct, Lt = args["context_length"], args["transformer_width"], args["transformer_layers"]
+    image = resnet_image_flops if isinstance(args["vision_layers"], (tuple, list)) else vit_image_flops
+    first, rest = image(args, B)
+    products = rest + _blocks(B, T, Ct, Lt) + 2 * B * Ct * E + 2 * B * B * E
+    return (first + products) + (first + 2 * products)
+
+
+def _blocks(B, tokens, width, layers):
+    """Transformer blocks: in_proj, out_proj, c_fc, c_proj (24 B T C^2) and q k^T, P v (4 B T^2 C)."""
+    return layers * (24 * B * tokens * width ** 2 + 4 * B * tokens ** 2 * width)
+
+
+def vit_image_flops(args, B):
+    """(first product, the rest) of a ViT's forward: patch embedding 2 B Np (3 P^2) Cv (conv1 as a
+    GEMM, Np = (R / P)^2 patches), blocks on T = Np + 1 tokens, projection 2 B Cv E."""
+    R, P, Cv, Lv = args["image_resolution"], args["vision_patch_size"], args["vision_width"], args["vision_layers"]
     Np = (R // P) ** 2
+    return 2 * B * Np * 3 * P * P * Cv, _blocks(B, Np + 1, Cv, Lv) + 2 * B * Cv * args["embed_dim"]
 
-    def blocks(tokens, width, layers):
-        return layers * (24 * B * tokens * width ** 2 + 4 * B * tokens ** 2 * width)
 
-    patch = 2 * B * Np * 3 * P * P * Cv
-    products = blocks(Np + 1, Cv, Lv) + blocks(T, Ct, Lt) + 2 * B * (Cv + Ct) * E + 2 * B * B * E
-    forward = patch + products
-    backward = patch + 2 * products
-    return forward + backward
+def resnet_image_flops(args, B):
+    """(first product, the rest) of a ModifiedResNet's forward (``model/resnet.py``).
+
+    A convolution from C to O channels with a k x k kernel onto an Ho x Wo map is a product of
+    2 B O (Ho Wo) (C k^2). Stem: 3x3 convolutions 3 -> w/2 (stride 2), w/2 -> w/2, w/2 -> w at R/2,
+    then a 2x2 pool. Stage k (planes p = w 2^k, stride 1 then 2, 2, 2): each Bottleneck 1x1 in -> p and
+    3x3 p -> p at its input size, 1x1 p -> 4p at the output size, and the first block's downsample
+    1x1 in -> 4p. Attention pooling over T = 1 + (R/32)^2 tokens of C = 32 w: q of the first token
+    (2 B C^2), k and v of all (4 B T C^2), q k^T and P v (4 B T C), c_proj 2 B C E.
+    """
+    R, w, E, layers = args["image_resolution"], args["vision_width"], args["embed_dim"], args["vision_layers"]
+
+    def conv(C, O, k, size):
+        return 2 * B * O * size * size * C * k * k
+
+    first = conv(3, w // 2, 3, R // 2)
+    rest = conv(w // 2, w // 2, 3, R // 2) + conv(w // 2, w, 3, R // 2)
+    size, inplanes = R // 4, w
+    for k, blocks in enumerate(layers):
+        planes, out_size = w * 2 ** k, (R // 4) // (2 ** k if k else 1)
+        for b in range(blocks):
+            rest += conv(inplanes, planes, 1, size) + conv(planes, planes, 3, size) + conv(planes, 4 * planes, 1, out_size)
+            if b == 0 and (k > 0 or inplanes != 4 * planes):
+                rest += conv(inplanes, 4 * planes, 1, out_size)
+            inplanes, size = 4 * planes, out_size
+    C, T = 32 * w, 1 + (R // 32) ** 2
+    rest += 2 * B * C * C + 4 * B * T * C * C + 4 * B * T * C + 2 * B * C * E
+    return first, rest
 
 
 def peak_gflops_function():
@@ -125,7 +164,7 @@ def run_worker(mode, batch, threads, steps, inputs):
                MKL_NUM_THREADS=str(threads))
     env["MINICLIP_BACKEND"] = "numpy" if mode == "numpy" else "compiled"
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--batch", str(batch),
-           "--threads", str(threads), "--steps", str(steps), "--inputs", inputs]
+           "--threads", str(threads), "--steps", str(steps), "--inputs", inputs, "--model", MODEL]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         print(f"[{mode} B={batch} threads={threads}] failed:\n{out.stderr[-2000:]}", file=sys.stderr)
@@ -151,9 +190,14 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# --model: TrainConfig's default, or the former default (a ViT) that issue 19's step targets name
+MODELS = {"default": {}, "vit": {"vision_layers": 3, "vision_width": 64, "vision_heads": 2, "vision_patch_size": 8}}
+MODEL = "default"
+
+
 def _config():
     from miniclip.training import TrainConfig
-    return TrainConfig(progress=False, plots=False)
+    return TrainConfig(progress=False, plots=False, **MODELS[MODEL])
 
 
 def worker_miniclip(batch, threads, steps, inputs):
@@ -306,7 +350,8 @@ def format_tables(results, pipeline, load, threads_list, batches, markdown=False
                  f"Python {platform.python_version()}, NumPy {np.__version__}; "
                  f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load before runs {load:.2f}")
     lines.append(f"BLAS: {'; '.join(blas) or '-'} (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset; were {OPENBLAS_WAS})")
-    lines.append(f"FLOPs per step (step_flops: forward + backward products): "
+    lines.append(f"model: --model {MODEL} ({_config().model_args(vocab_size=1)['vision_layers']} vision layers); "
+                 f"FLOPs per step (step_flops: forward + backward products): "
                  + ", ".join(f"B={b}: {step_flops(args, b) / 1e9:.2f} GFLOP" for b in batches))
     if not with_peak:
         lines.append("of peak: - (this build has no peak-FMA kernel, compiled.measure_peak_gflops)")
@@ -338,10 +383,14 @@ def main():
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--max-load", type=float, default=0.8, help="wait for the load average below this")
     p.add_argument("--markdown", help="also write the tables as Markdown to this file")
+    p.add_argument("--model", choices=sorted(MODELS), default="default",
+                   help="default: TrainConfig's model (the ResNet); vit: the former default, a ViT 3x64 patch 8")
     p.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     p.add_argument("--inputs", help=argparse.SUPPRESS)
     a = p.parse_args()
+    global MODEL
+    MODEL = a.model
 
     if a.worker:
         fn = worker_torch if a.worker == "torch" else worker_miniclip
