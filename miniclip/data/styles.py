@@ -137,19 +137,30 @@ def coverage(points: np.ndarray, R: int, stroke: float = 0.0, grid: int = 0) -> 
         return np.asarray(img.resize((R, R), Image.NEAREST), dtype=np.float32) / 255.0
     img = Image.new("L", (_S * R, _S * R), 0)
     draw = ImageDraw.Draw(img)
-    scaled = points * _S
+    scaled = points * _S  # (V, 2)
+    xy = scaled.ravel().tolist()  # Pillow's polygon and line take x0, y0, x1, y1, ... as Python floats
     if stroke > 0:
         width = max(1, round(_S * stroke))
-        draw.line([tuple(p) for p in scaled] + [tuple(scaled[0])], fill=255, width=width)
+        draw.line(xy + xy[:2], fill=255, width=width)
         # round off the corners (where the outline turns by more than 30 degrees) with a dot each:
         # cheaper than Pillow's joint="curve", which draws one at every vertex
-        into, out = scaled - np.roll(scaled, 1, axis=0), np.roll(scaled, -1, axis=0) - scaled  # (V, 2) edges
+        into = scaled - np.roll(scaled, 1, axis=0)  # (V, 2) the edge into each vertex
+        out = np.roll(into, -1, axis=0)  # (V, 2) the edge out of it
         cos_turn = (into * out).sum(1) / (np.linalg.norm(into, axis=1) * np.linalg.norm(out, axis=1) + 1e-9)
-        for x, y in scaled[cos_turn < 0.87]:
+        for x, y in scaled[cos_turn < 0.87].tolist():
             draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
     else:
-        draw.polygon([tuple(p) for p in scaled], fill=255)
-    return np.asarray(img.reduce(_S), dtype=np.float32) / 255.0  # (R, R)
+        draw.polygon(xy, fill=255)
+    return pixels(img.reduce(_S)) / np.float32(255)  # (R, R) float32
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    """The pixels of a Pillow ``image`` as a read-only uint8 array (H, W) ("L") or (H, W, 3) ("RGB").
+
+    Read through its raw bytes: ``np.asarray(image)`` gives the same array through Pillow's array
+    interface, at twice the cost on pictures this small."""
+    shape = (image.height, image.width) if image.mode == "L" else (image.height, image.width, 3)
+    return np.frombuffer(image.tobytes(), np.uint8).reshape(shape)
 
 
 def pick_color(name: str, rng: np.random.Generator) -> np.ndarray:
@@ -167,7 +178,7 @@ def _centered_line(R):
     return line[None, :], line[:, None]  # (1, R) across, (R, 1) down
 
 
-def _ramp(rng, R):
+def ramp(rng: np.random.Generator, R: int) -> np.ndarray:
     """A linear ramp (R, R) from 0 to 1 in a random direction."""
     direction = rng.uniform(0, 2 * np.pi)
     across, down = _centered_line(R)
@@ -177,26 +188,28 @@ def _ramp(rng, R):
 def _smooth_noise(rng, R, cells):
     """Low-frequency noise (R, R) in about [-1, 1]: a ``cells`` x ``cells`` random board, bicubic-enlarged."""
     board = Image.fromarray(rng.uniform(0, 255, size=(cells, cells)).astype(np.uint8))
-    return np.asarray(board.resize((R, R), Image.BICUBIC), dtype=np.float32) / 127.5 - 1
+    return pixels(board.resize((R, R), Image.BICUBIC)) / np.float32(127.5) - 1
+
+
+_BACKGROUNDS = ("dark", "light", "gray", "gradient", "noisy")
+_LEVELS = {"dark": (0, 70), "light": (185, 255), "gray": (60, 200), "gradient": (0, 255), "noisy": (20, 220)}
 
 
 def background(rng: np.random.Generator, R: int, fill: np.ndarray) -> tuple[np.ndarray, str]:
     """A grayish background (R, R, 3) float that the color ``fill`` stands out from, and its kind
     ("dark", "light", "gray", "gradient" or "noisy")."""
     for _ in range(8):
-        kind = ("dark", "light", "gray", "gradient", "noisy")[rng.integers(5)]
-        levels = {"dark": (0, 70), "light": (185, 255), "gray": (60, 200), "gradient": (0, 255),
-                  "noisy": (20, 220)}[kind]
-        ends = rng.uniform(*levels, size=(2, 1)) + rng.uniform(-12, 12, size=(2, 3))  # two tinted grays
+        kind = _BACKGROUNDS[rng.integers(5)]
+        ends = rng.uniform(*_LEVELS[kind], size=(2, 1)) + rng.uniform(-12, 12, size=(2, 3))  # two tinted grays
         if kind in ("gray", "noisy"):
             ends[1] = ends[0]
-        mean = ends.mean(axis=0)
+        mean = (ends[0] + ends[1]) / 2
         if np.linalg.norm(mean - fill) >= _MIN_CONTRAST:
             break
     else:  # nothing stood out in 8 draws (rare): a dark background always does for these colors
         kind, ends = "dark", rng.uniform(0, 50, size=(2, 3))
     ends = ends.astype(np.float32)
-    image = ends[0] + (ends[1] - ends[0]) * _ramp(rng, R)[:, :, None]  # (R, R, 3)
+    image = ends[0] + (ends[1] - ends[0]) * ramp(rng, R)[:, :, None]  # (R, R, 3)
     if kind == "noisy":
         image = image + _smooth_noise(rng, R, rng.integers(3, 9))[:, :, None] * rng.uniform(15, 35)
     return image, kind
@@ -210,7 +223,7 @@ def paint(style: str, points: np.ndarray, rng: np.random.Generator, R: int, r: f
         return coverage(points, R, stroke=max(0.9, r * rng.uniform(0.12, 0.3)))[:, :, None], fill
     if style == "shaded":  # a gradient across the shape, sometimes a blotchy texture on top
         lo, hi = rng.uniform(0.65, 0.9), rng.uniform(1.0, 1.12)
-        shade = lo + (hi - lo) * _ramp(rng, R)
+        shade = lo + (hi - lo) * ramp(rng, R)
         if rng.uniform() < 0.5:
             shade = shade + 0.12 * _smooth_noise(rng, R, rng.integers(4, 10))
         return coverage(points, R)[:, :, None], np.clip(fill * shade[:, :, None], 0, 255)
@@ -244,14 +257,16 @@ def capture(image: np.ndarray, rng: np.random.Generator, effects: bool = True) -
     out = image.astype(np.uint8)  # rounded: +0.5, then truncated
     if not effects:
         return out
+    picture = None  # the picture as a Pillow image, once an effect needs one
     if rng.uniform() < 0.3:
-        out = np.asarray(Image.fromarray(out).filter(ImageFilter.GaussianBlur(R / 32 * rng.uniform(0.3, 1.0))))
+        picture = Image.fromarray(out).filter(ImageFilter.GaussianBlur(R / 32 * rng.uniform(0.3, 1.0)))
     if rng.uniform() < 0.15:
         buffer = io.BytesIO()
-        Image.fromarray(out).save(buffer, format="JPEG", quality=int(rng.integers(15, 80)))
-        buffer.seek(0)
-        out = np.asarray(Image.open(buffer).convert("RGB"))
-    return out
+        picture = Image.fromarray(out) if picture is None else picture
+        picture.save(buffer, format="JPEG", quality=int(rng.integers(15, 80)))
+        # decoded as Image.open would, by the same JPEG decoder, without reading the file's headers again
+        picture = Image.frombytes("RGB", (R, R), buffer.getvalue(), "jpeg", "RGB", "")
+    return out if picture is None else pixels(picture)
 
 
 def draw(style: str, shape: str, color: str, size: str, position: str, R: int,
