@@ -164,26 +164,27 @@ def _outline_points(shape: str, cx: float, cy: float, r: float, angle: float) ->
 @functools.lru_cache(maxsize=None)
 def _unit_outline(shape: str) -> np.ndarray:
     """The vertices (V, 2) of ``shape`` with circumradius 1 around (0, 0): the same for every sample,
-    so made once."""
+    so made once (read-only: they are shared)."""
     if shape == "circle":
-        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-        return np.stack([np.cos(t), np.sin(t)], axis=1)  # (48, 2)
+        return _styles.unit_circle()  # (48, 2)
     if shape == "square":
-        return np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.75
-    if shape == "diamond":
-        return np.array([[0, -1], [0.62, 0], [0, 1], [-0.62, 0]])
-    if shape == "triangle":
+        pts = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.75
+    elif shape == "diamond":
+        pts = np.array([[0, -1], [0.62, 0], [0, 1], [-0.62, 0]])
+    elif shape == "triangle":
         t = -np.pi / 2 + np.arange(3) * 2 * np.pi / 3
-        return np.stack([np.cos(t), np.sin(t)], axis=1) * 1.05  # (3, 2), apex up before rotation
-    if shape == "star":
-        t = -np.pi / 2 + np.arange(10) * np.pi / 5
+        pts = np.stack([np.cos(t), np.sin(t)], axis=1) * 1.05  # (3, 2), apex up before rotation
+    elif shape == "star":
         radius = np.where(np.arange(10) % 2 == 0, 1.0, 0.42)
-        return np.stack([np.cos(t), np.sin(t)], axis=1) * radius[:, None]  # (10, 2)
-    if shape == "cross":
+        pts = _styles.star_directions() * radius[:, None]  # (10, 2)
+    elif shape == "cross":
         a, b = 0.85, 0.3  # arm half-length, arm half-width
-        return np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a], [-b, a], [-b, b],
-                         [-a, b], [-a, -b], [-b, -b]])
-    raise ValueError(f"unknown shape {shape!r}, expected one of {SHAPES}")
+        pts = np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a], [-b, a], [-b, b],
+                        [-a, b], [-a, -b], [-b, -b]])
+    else:
+        raise ValueError(f"unknown shape {shape!r}, expected one of {SHAPES}")
+    pts.flags.writeable = False
+    return pts
 
 
 # Rotation range per shape (radians): the full turn where the shape has no preferred orientation worth

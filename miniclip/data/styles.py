@@ -45,6 +45,7 @@ COLOR_ANCHORS = {
     "purple": ((160, 60, 210), (128, 0, 128), (148, 0, 211), (180, 80, 230), (120, 40, 170)),
     "white": ((240, 240, 240), (255, 255, 255), (225, 225, 225), (250, 248, 240)),
 }
+_ANCHOR_ARRAYS = {name: np.array(anchors, np.float32) for name, anchors in COLOR_ANCHORS.items()}
 _S = 4  # S: masks are drawn at S*R pixels and averaged down (anti-aliasing)
 _MIN_CONTRAST = 90.0  # least RGB distance between the shape's color and the background's mean
 # Pixel noise is a window of this fixed field of N(0, 1) noise at a random offset: drawing fresh Gaussian
@@ -58,8 +59,7 @@ def unit_polygon(shape: str, rng: np.random.Generator) -> np.ndarray:
     """Vertices (V, 2) of ``shape`` around (0, 0) with circumradius about 1, y pointing down,
     its proportions drawn from ``rng`` within what the name allows."""
     if shape == "circle":
-        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-        return np.stack([np.cos(t), np.sin(t)], axis=1)  # (48, 2)
+        return unit_circle()  # (48, 2)
     if shape == "square":
         return np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.72
     if shape == "diamond":
@@ -71,14 +71,40 @@ def unit_polygon(shape: str, rng: np.random.Generator) -> np.ndarray:
         return pts - pts.mean(axis=0)  # (3, 2) centered on the centroid
     if shape == "star":
         inner = rng.uniform(0.3, 0.55)
-        t = -np.pi / 2 + np.arange(10) * np.pi / 5
         radius = np.where(np.arange(10) % 2 == 0, 1.0, inner)
-        return np.stack([np.cos(t), np.sin(t)], axis=1) * radius[:, None]  # (10, 2)
+        return star_directions() * radius[:, None]  # (10, 2)
     if shape == "cross":
         a, b = 0.9, rng.uniform(0.18, 0.36)  # arm half-length, arm half-width
         return np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a], [-b, a], [-b, b],
                          [-a, b], [-a, -b], [-b, -b]])
     raise ValueError(f"unknown shape {shape!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def unit_circle(V: int = 48) -> np.ndarray:
+    """``V`` points evenly spaced on the unit circle (V, 2), from (1, 0) turning toward +y: a circle's
+    polygon, the same for every sample, so made once (read-only: it is shared)."""
+    circle = np.stack([np.cos(angles(V)), np.sin(angles(V))], axis=1)  # (V, 2)
+    circle.flags.writeable = False
+    return circle
+
+
+@functools.lru_cache(maxsize=None)
+def star_directions() -> np.ndarray:
+    """The directions (10, 2) of a five-pointed star's points and notches, the first straight up (-y),
+    alternating; made once (read-only)."""
+    t = -np.pi / 2 + np.arange(10) * np.pi / 5
+    directions = np.stack([np.cos(t), np.sin(t)], axis=1)  # (10, 2)
+    directions.flags.writeable = False
+    return directions
+
+
+@functools.lru_cache(maxsize=None)
+def angles(n: int) -> np.ndarray:
+    """``n`` angles evenly spaced over a turn, 0 first, 2 pi excluded (n,): made once per n (read-only)."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    t.flags.writeable = False
+    return t
 
 
 # Rotation range per shape (radians): a full turn where the name does not care, small tilts where a
@@ -117,7 +143,7 @@ def wobble(points: np.ndarray, rng: np.random.Generator, r: float) -> np.ndarray
     t = np.arange(n)[:, None] / n  # (n, 1)
     dense = (pts[:, None, :] * (1 - t) + np.roll(pts, -1, axis=0)[:, None, :] * t).reshape(-1, 2)  # (V*n, 2)
     center = points.mean(axis=0)
-    u = np.linspace(0, 2 * np.pi, len(dense), endpoint=False)
+    u = angles(len(dense))  # (V*n,) the angle along the outline
     k = rng.integers(2, 5)
     bend = 1 + rng.uniform(0.02, 0.06) * np.sin(k * u + rng.uniform(0, 2 * np.pi)) \
         + rng.uniform(0.01, 0.03) * np.sin((k + 3) * u + rng.uniform(0, 2 * np.pi))
@@ -165,10 +191,10 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 def pick_color(name: str, rng: np.random.Generator) -> np.ndarray:
     """An RGB (3,) float color for ``name``: a mix of two of its anchors, jittered a little."""
-    anchors = COLOR_ANCHORS[name]
+    anchors = _ANCHOR_ARRAYS[name]  # (A, 3) float32
     a, b = rng.integers(len(anchors), size=2)
     t = rng.uniform()
-    rgb = np.array(anchors[a], np.float32) * (1 - t) + np.array(anchors[b], np.float32) * t
+    rgb = anchors[a] * (1 - t) + anchors[b] * t
     return np.clip(rgb * rng.uniform(0.92, 1.04) + rng.uniform(-8, 8, size=3), 0, 255).astype(np.float32)
 
 
@@ -196,8 +222,8 @@ _LEVELS = {"dark": (0, 70), "light": (185, 255), "gray": (60, 200), "gradient": 
 
 
 def background(rng: np.random.Generator, R: int, fill: np.ndarray) -> tuple[np.ndarray, str]:
-    """A grayish background (R, R, 3) float that the color ``fill`` stands out from, and its kind
-    ("dark", "light", "gray", "gradient" or "noisy")."""
+    """A grayish background (3, R, R) float32, one plane per channel, that the color ``fill`` stands
+    out from, and its kind ("dark", "light", "gray", "gradient" or "noisy")."""
     for _ in range(8):
         kind = _BACKGROUNDS[rng.integers(5)]
         ends = rng.uniform(*_LEVELS[kind], size=(2, 1)) + rng.uniform(-12, 12, size=(2, 3))  # two tinted grays
@@ -208,10 +234,10 @@ def background(rng: np.random.Generator, R: int, fill: np.ndarray) -> tuple[np.n
             break
     else:  # nothing stood out in 8 draws (rare): a dark background always does for these colors
         kind, ends = "dark", rng.uniform(0, 50, size=(2, 3))
-    ends = ends.astype(np.float32)
-    image = ends[0] + (ends[1] - ends[0]) * ramp(rng, R)[:, :, None]  # (R, R, 3)
+    ends = ends.astype(np.float32)[:, :, None, None]  # (2, 3, 1, 1)
+    image = ends[0] + (ends[1] - ends[0]) * ramp(rng, R)  # (3, R, R)
     if kind == "noisy":
-        image = image + _smooth_noise(rng, R, rng.integers(3, 9))[:, :, None] * rng.uniform(15, 35)
+        image = image + _smooth_noise(rng, R, rng.integers(3, 9)) * rng.uniform(15, 35)
     return image, kind
 
 
@@ -283,6 +309,9 @@ def draw(style: str, shape: str, color: str, size: str, position: str, R: int,
     points = place(unit_polygon(shape, rng), cx, cy, r, rng.uniform(-1, 1) * MAX_ROTATION[shape])
     fill = pick_color(color, rng)
     back, kind = background(rng, R, fill)
-    alpha, color_map = paint(style, points, rng, R, r, fill)
-    image = back + (color_map - back) * alpha  # (R, R, 3) float32: the shape over the background
-    return capture(image, rng, effects=style != "pixel"), kind
+    alpha, color_map = paint(style, points, rng, R, r, fill)  # (R, R, 1), (3,) or (R, R, 3)
+    # The shape over the background, mixed one channel plane at a time: NumPy runs each operation over
+    # whole R x R planes, where a trailing axis of 3 would make it loop three numbers at a time.
+    color_map = color_map[:, None, None] if color_map.ndim == 1 else color_map.transpose(2, 0, 1)  # (3, ., .)
+    image = back + (color_map - back) * alpha[:, :, 0]  # (3, R, R) float32
+    return capture(np.ascontiguousarray(image.transpose(1, 2, 0)), rng, effects=style != "pixel"), kind
