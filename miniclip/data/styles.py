@@ -141,7 +141,8 @@ def wobble(points: np.ndarray, rng: np.random.Generator, r: float) -> np.ndarray
     pts = points + rng.normal(0, 0.06 * r, size=points.shape)  # jittered corners
     n = max(1, 40 // len(points))  # segments per edge: about 40 points around (a circle has 48 already)
     t = np.arange(n)[:, None] / n  # (n, 1)
-    dense = (pts[:, None, :] * (1 - t) + np.roll(pts, -1, axis=0)[:, None, :] * t).reshape(-1, 2)  # (V*n, 2)
+    following = np.concatenate((pts[1:], pts[:1]))  # (V, 2) each corner's successor: np.roll(pts, -1, axis=0)
+    dense = (pts[:, None, :] * (1 - t) + following[:, None, :] * t).reshape(-1, 2)  # (V*n, 2)
     center = points.mean(axis=0)
     u = angles(len(dense))  # (V*n,) the angle along the outline
     k = rng.integers(2, 5)
@@ -170,8 +171,8 @@ def coverage(points: np.ndarray, R: int, stroke: float = 0.0, grid: int = 0) -> 
         draw.line(xy + xy[:2], fill=255, width=width)
         # round off the corners (where the outline turns by more than 30 degrees) with a dot each:
         # cheaper than Pillow's joint="curve", which draws one at every vertex
-        into = scaled - np.roll(scaled, 1, axis=0)  # (V, 2) the edge into each vertex
-        out = np.roll(into, -1, axis=0)  # (V, 2) the edge out of it
+        into = scaled - np.concatenate((scaled[-1:], scaled[:-1]))  # (V, 2) the edge into each vertex
+        out = np.concatenate((into[1:], into[:1]))  # (V, 2) the edge out of it (np.roll, cheaper)
         cos_turn = (into * out).sum(1) / (np.linalg.norm(into, axis=1) * np.linalg.norm(out, axis=1) + 1e-9)
         for x, y in scaled[cos_turn < 0.87].tolist():
             draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
