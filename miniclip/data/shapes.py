@@ -30,13 +30,14 @@ Command line (``miniclip data ...``, or ``python -m miniclip.data ...``)::
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from . import styles as _styles
 from .styles import TRAIN_STYLES
@@ -106,7 +107,6 @@ WHERE = {"left": "on the left", "right": "on the right", "top": "at the top", "b
          "center": "in the center"}
 
 _AN = re.compile(r"\ba (?=[aeiou])")
-_SUPERSAMPLE = 4  # S: mask drawn at S*R pixels and averaged down (anti-aliasing)
 _SPLIT_CODES = {"train": 0, "held_out": 1, "all": 2}
 
 
@@ -151,10 +151,23 @@ def shape_outline(shape: str, cx: float, cy: float, r: float, angle: float) -> l
     Diamonds are rhombi (taller than wide) and squares stay near axis-aligned (small rotations only),
     so that a rotated square never looks like a diamond.
     """
+    return [tuple(p) for p in _outline_points(shape, cx, cy, r, angle).tolist()]
+
+
+def _outline_points(shape: str, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
+    """``shape_outline`` as an array (V, 2)."""
+    c, s = math.cos(angle), math.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    return _unit_outline(shape) @ rot.T * r + np.array([cx, cy])  # (V, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def _unit_outline(shape: str) -> np.ndarray:
+    """The vertices (V, 2) of ``shape`` with circumradius 1 around (0, 0): the same for every sample,
+    so made once (read-only: they are shared)."""
     if shape == "circle":
-        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-        pts = np.stack([np.cos(t), np.sin(t)], axis=1)  # (48, 2)
-    elif shape == "square":
+        return _styles.unit_circle()  # (48, 2)
+    if shape == "square":
         pts = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.75
     elif shape == "diamond":
         pts = np.array([[0, -1], [0.62, 0], [0, 1], [-0.62, 0]])
@@ -162,19 +175,16 @@ def shape_outline(shape: str, cx: float, cy: float, r: float, angle: float) -> l
         t = -np.pi / 2 + np.arange(3) * 2 * np.pi / 3
         pts = np.stack([np.cos(t), np.sin(t)], axis=1) * 1.05  # (3, 2), apex up before rotation
     elif shape == "star":
-        t = -np.pi / 2 + np.arange(10) * np.pi / 5
         radius = np.where(np.arange(10) % 2 == 0, 1.0, 0.42)
-        pts = np.stack([np.cos(t), np.sin(t)], axis=1) * radius[:, None]  # (10, 2)
+        pts = _styles.star_directions() * radius[:, None]  # (10, 2)
     elif shape == "cross":
         a, b = 0.85, 0.3  # arm half-length, arm half-width
         pts = np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a], [-b, a], [-b, b],
                         [-a, b], [-a, -b], [-b, -b]])
     else:
         raise ValueError(f"unknown shape {shape!r}, expected one of {SHAPES}")
-    c, s = math.cos(angle), math.sin(angle)
-    rot = np.array([[c, -s], [s, c]])
-    pts = pts @ rot.T * r + np.array([cx, cy])  # (V, 2)
-    return [tuple(p) for p in pts]
+    pts.flags.writeable = False
+    return pts
 
 
 # Rotation range per shape (radians): the full turn where the shape has no preferred orientation worth
@@ -228,18 +238,14 @@ def _draw_classic(rng, color, shape, size, position, R):
     cx, cy = _styles.center_toward(position, R, r, margin, R * rng.uniform(-0.05, 0.05, size=2))
     angle = rng.uniform(-1, 1) * _MAX_ROTATION[shape]
 
-    # Mask: rasterize at S*R, average S x S blocks -> coverage in [0, 1].
-    S = _SUPERSAMPLE
-    mask_img = Image.new("L", (S * R, S * R), 0)
-    ImageDraw.Draw(mask_img).polygon(shape_outline(shape, S * cx, S * cy, S * r, angle), fill=255)
-    alpha = np.asarray(mask_img.reduce(S), dtype=np.float32)[:, :, None] / 255.0  # (R, R, 1)
+    # Mask: the fraction of each pixel the polygon covers (rasterized at S*R, S x S blocks averaged).
+    alpha = _styles.coverage(_outline_points(shape, cx, cy, r, angle), R)  # (R, R)
 
+    # Colors are mixed one channel plane at a time, (3, R, R): NumPy runs each operation over whole
+    # R x R planes, where a trailing axis of 3 would make it loop three numbers at a time.
     # Background: a dark gradient between two random dark colors plus Gaussian noise.
-    dark = rng.uniform(0, 70, size=(2, 3)).astype(np.float32)  # two RGB endpoints
-    direction = rng.uniform(0, 2 * np.pi)
-    ramp = np.linspace(-0.5, 0.5, R, dtype=np.float32)
-    t = (math.cos(direction) * ramp[None, :] + math.sin(direction) * ramp[:, None]) + 0.5  # (R, R)
-    background = dark[0] + (dark[1] - dark[0]) * t[:, :, None]  # (R, R, 3)
+    dark = rng.uniform(0, 70, size=(2, 3, 1, 1)).astype(np.float32)  # two RGB endpoints
+    background = dark[0] + (dark[1] - dark[0]) * _styles.ramp(rng, R)  # (3, R, R)
 
     # Shape color: base color, brightness x [0.9, 1.05], per-channel shift +-10 (more makes a dark
     # yellow closer to orange than to yellow: the caption would lie).
@@ -247,7 +253,7 @@ def _draw_classic(rng, color, shape, size, position, R):
     fill = base * rng.uniform(0.9, 1.05) + rng.uniform(-10, 10, size=3)
 
     noise = rng.standard_normal((R, R, 3), dtype=np.float32) * np.float32(rng.uniform(3, 12))
-    image = background * (1 - alpha) + fill * alpha + noise  # (R, R, 3)
+    image = (background * (1 - alpha) + fill[:, None, None] * alpha).transpose(1, 2, 0) + noise  # (R, R, 3)
     return np.clip(image, 0, 255).round().astype(np.uint8)
 
 

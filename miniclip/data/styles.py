@@ -45,6 +45,7 @@ COLOR_ANCHORS = {
     "purple": ((160, 60, 210), (128, 0, 128), (148, 0, 211), (180, 80, 230), (120, 40, 170)),
     "white": ((240, 240, 240), (255, 255, 255), (225, 225, 225), (250, 248, 240)),
 }
+_ANCHOR_ARRAYS = {name: np.array(anchors, np.float32) for name, anchors in COLOR_ANCHORS.items()}
 _S = 4  # S: masks are drawn at S*R pixels and averaged down (anti-aliasing)
 _MIN_CONTRAST = 90.0  # least RGB distance between the shape's color and the background's mean
 # Pixel noise is a window of this fixed field of N(0, 1) noise at a random offset: drawing fresh Gaussian
@@ -58,8 +59,7 @@ def unit_polygon(shape: str, rng: np.random.Generator) -> np.ndarray:
     """Vertices (V, 2) of ``shape`` around (0, 0) with circumradius about 1, y pointing down,
     its proportions drawn from ``rng`` within what the name allows."""
     if shape == "circle":
-        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-        return np.stack([np.cos(t), np.sin(t)], axis=1)  # (48, 2)
+        return unit_circle()  # (48, 2)
     if shape == "square":
         return np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.72
     if shape == "diamond":
@@ -71,14 +71,40 @@ def unit_polygon(shape: str, rng: np.random.Generator) -> np.ndarray:
         return pts - pts.mean(axis=0)  # (3, 2) centered on the centroid
     if shape == "star":
         inner = rng.uniform(0.3, 0.55)
-        t = -np.pi / 2 + np.arange(10) * np.pi / 5
         radius = np.where(np.arange(10) % 2 == 0, 1.0, inner)
-        return np.stack([np.cos(t), np.sin(t)], axis=1) * radius[:, None]  # (10, 2)
+        return star_directions() * radius[:, None]  # (10, 2)
     if shape == "cross":
         a, b = 0.9, rng.uniform(0.18, 0.36)  # arm half-length, arm half-width
         return np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a], [-b, a], [-b, b],
                          [-a, b], [-a, -b], [-b, -b]])
     raise ValueError(f"unknown shape {shape!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def unit_circle(V: int = 48) -> np.ndarray:
+    """``V`` points evenly spaced on the unit circle (V, 2), from (1, 0) turning toward +y: a circle's
+    polygon, the same for every sample, so made once (read-only: it is shared)."""
+    circle = np.stack([np.cos(angles(V)), np.sin(angles(V))], axis=1)  # (V, 2)
+    circle.flags.writeable = False
+    return circle
+
+
+@functools.lru_cache(maxsize=None)
+def star_directions() -> np.ndarray:
+    """The directions (10, 2) of a five-pointed star's points and notches, the first straight up (-y),
+    alternating; made once (read-only)."""
+    t = -np.pi / 2 + np.arange(10) * np.pi / 5
+    directions = np.stack([np.cos(t), np.sin(t)], axis=1)  # (10, 2)
+    directions.flags.writeable = False
+    return directions
+
+
+@functools.lru_cache(maxsize=None)
+def angles(n: int) -> np.ndarray:
+    """``n`` angles evenly spaced over a turn, 0 first, 2 pi excluded (n,): made once per n (read-only)."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    t.flags.writeable = False
+    return t
 
 
 # Rotation range per shape (radians): a full turn where the name does not care, small tilts where a
@@ -115,9 +141,10 @@ def wobble(points: np.ndarray, rng: np.random.Generator, r: float) -> np.ndarray
     pts = points + rng.normal(0, 0.06 * r, size=points.shape)  # jittered corners
     n = max(1, 40 // len(points))  # segments per edge: about 40 points around (a circle has 48 already)
     t = np.arange(n)[:, None] / n  # (n, 1)
-    dense = (pts[:, None, :] * (1 - t) + np.roll(pts, -1, axis=0)[:, None, :] * t).reshape(-1, 2)  # (V*n, 2)
+    following = np.concatenate((pts[1:], pts[:1]))  # (V, 2) each corner's successor: np.roll(pts, -1, axis=0)
+    dense = (pts[:, None, :] * (1 - t) + following[:, None, :] * t).reshape(-1, 2)  # (V*n, 2)
     center = points.mean(axis=0)
-    u = np.linspace(0, 2 * np.pi, len(dense), endpoint=False)
+    u = angles(len(dense))  # (V*n,) the angle along the outline
     k = rng.integers(2, 5)
     bend = 1 + rng.uniform(0.02, 0.06) * np.sin(k * u + rng.uniform(0, 2 * np.pi)) \
         + rng.uniform(0.01, 0.03) * np.sin((k + 3) * u + rng.uniform(0, 2 * np.pi))
@@ -137,27 +164,38 @@ def coverage(points: np.ndarray, R: int, stroke: float = 0.0, grid: int = 0) -> 
         return np.asarray(img.resize((R, R), Image.NEAREST), dtype=np.float32) / 255.0
     img = Image.new("L", (_S * R, _S * R), 0)
     draw = ImageDraw.Draw(img)
-    scaled = points * _S
+    scaled = points * _S  # (V, 2)
+    xy = scaled.ravel().tolist()  # Pillow's polygon and line take x0, y0, x1, y1, ... as Python floats
     if stroke > 0:
         width = max(1, round(_S * stroke))
-        draw.line([tuple(p) for p in scaled] + [tuple(scaled[0])], fill=255, width=width)
+        draw.line(xy + xy[:2], fill=255, width=width)
         # round off the corners (where the outline turns by more than 30 degrees) with a dot each:
         # cheaper than Pillow's joint="curve", which draws one at every vertex
-        into, out = scaled - np.roll(scaled, 1, axis=0), np.roll(scaled, -1, axis=0) - scaled  # (V, 2) edges
+        into = scaled - np.concatenate((scaled[-1:], scaled[:-1]))  # (V, 2) the edge into each vertex
+        out = np.concatenate((into[1:], into[:1]))  # (V, 2) the edge out of it (np.roll, cheaper)
         cos_turn = (into * out).sum(1) / (np.linalg.norm(into, axis=1) * np.linalg.norm(out, axis=1) + 1e-9)
-        for x, y in scaled[cos_turn < 0.87]:
+        for x, y in scaled[cos_turn < 0.87].tolist():
             draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
     else:
-        draw.polygon([tuple(p) for p in scaled], fill=255)
-    return np.asarray(img.reduce(_S), dtype=np.float32) / 255.0  # (R, R)
+        draw.polygon(xy, fill=255)
+    return pixels(img.reduce(_S)) / np.float32(255)  # (R, R) float32
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    """The pixels of a Pillow ``image`` as a read-only uint8 array (H, W) ("L") or (H, W, 3) ("RGB").
+
+    Read through its raw bytes: ``np.asarray(image)`` gives the same array through Pillow's array
+    interface, at twice the cost on pictures this small."""
+    shape = (image.height, image.width) if image.mode == "L" else (image.height, image.width, 3)
+    return np.frombuffer(image.tobytes(), np.uint8).reshape(shape)
 
 
 def pick_color(name: str, rng: np.random.Generator) -> np.ndarray:
     """An RGB (3,) float color for ``name``: a mix of two of its anchors, jittered a little."""
-    anchors = COLOR_ANCHORS[name]
+    anchors = _ANCHOR_ARRAYS[name]  # (A, 3) float32
     a, b = rng.integers(len(anchors), size=2)
     t = rng.uniform()
-    rgb = np.array(anchors[a], np.float32) * (1 - t) + np.array(anchors[b], np.float32) * t
+    rgb = anchors[a] * (1 - t) + anchors[b] * t
     return np.clip(rgb * rng.uniform(0.92, 1.04) + rng.uniform(-8, 8, size=3), 0, 255).astype(np.float32)
 
 
@@ -167,7 +205,7 @@ def _centered_line(R):
     return line[None, :], line[:, None]  # (1, R) across, (R, 1) down
 
 
-def _ramp(rng, R):
+def ramp(rng: np.random.Generator, R: int) -> np.ndarray:
     """A linear ramp (R, R) from 0 to 1 in a random direction."""
     direction = rng.uniform(0, 2 * np.pi)
     across, down = _centered_line(R)
@@ -177,28 +215,30 @@ def _ramp(rng, R):
 def _smooth_noise(rng, R, cells):
     """Low-frequency noise (R, R) in about [-1, 1]: a ``cells`` x ``cells`` random board, bicubic-enlarged."""
     board = Image.fromarray(rng.uniform(0, 255, size=(cells, cells)).astype(np.uint8))
-    return np.asarray(board.resize((R, R), Image.BICUBIC), dtype=np.float32) / 127.5 - 1
+    return pixels(board.resize((R, R), Image.BICUBIC)) / np.float32(127.5) - 1
+
+
+_BACKGROUNDS = ("dark", "light", "gray", "gradient", "noisy")
+_LEVELS = {"dark": (0, 70), "light": (185, 255), "gray": (60, 200), "gradient": (0, 255), "noisy": (20, 220)}
 
 
 def background(rng: np.random.Generator, R: int, fill: np.ndarray) -> tuple[np.ndarray, str]:
-    """A grayish background (R, R, 3) float that the color ``fill`` stands out from, and its kind
-    ("dark", "light", "gray", "gradient" or "noisy")."""
+    """A grayish background (3, R, R) float32, one plane per channel, that the color ``fill`` stands
+    out from, and its kind ("dark", "light", "gray", "gradient" or "noisy")."""
     for _ in range(8):
-        kind = ("dark", "light", "gray", "gradient", "noisy")[rng.integers(5)]
-        levels = {"dark": (0, 70), "light": (185, 255), "gray": (60, 200), "gradient": (0, 255),
-                  "noisy": (20, 220)}[kind]
-        ends = rng.uniform(*levels, size=(2, 1)) + rng.uniform(-12, 12, size=(2, 3))  # two tinted grays
+        kind = _BACKGROUNDS[rng.integers(5)]
+        ends = rng.uniform(*_LEVELS[kind], size=(2, 1)) + rng.uniform(-12, 12, size=(2, 3))  # two tinted grays
         if kind in ("gray", "noisy"):
             ends[1] = ends[0]
-        mean = ends.mean(axis=0)
+        mean = (ends[0] + ends[1]) / 2
         if np.linalg.norm(mean - fill) >= _MIN_CONTRAST:
             break
     else:  # nothing stood out in 8 draws (rare): a dark background always does for these colors
         kind, ends = "dark", rng.uniform(0, 50, size=(2, 3))
-    ends = ends.astype(np.float32)
-    image = ends[0] + (ends[1] - ends[0]) * _ramp(rng, R)[:, :, None]  # (R, R, 3)
+    ends = ends.astype(np.float32)[:, :, None, None]  # (2, 3, 1, 1)
+    image = ends[0] + (ends[1] - ends[0]) * ramp(rng, R)  # (3, R, R)
     if kind == "noisy":
-        image = image + _smooth_noise(rng, R, rng.integers(3, 9))[:, :, None] * rng.uniform(15, 35)
+        image = image + _smooth_noise(rng, R, rng.integers(3, 9)) * rng.uniform(15, 35)
     return image, kind
 
 
@@ -210,7 +250,7 @@ def paint(style: str, points: np.ndarray, rng: np.random.Generator, R: int, r: f
         return coverage(points, R, stroke=max(0.9, r * rng.uniform(0.12, 0.3)))[:, :, None], fill
     if style == "shaded":  # a gradient across the shape, sometimes a blotchy texture on top
         lo, hi = rng.uniform(0.65, 0.9), rng.uniform(1.0, 1.12)
-        shade = lo + (hi - lo) * _ramp(rng, R)
+        shade = lo + (hi - lo) * ramp(rng, R)
         if rng.uniform() < 0.5:
             shade = shade + 0.12 * _smooth_noise(rng, R, rng.integers(4, 10))
         return coverage(points, R)[:, :, None], np.clip(fill * shade[:, :, None], 0, 255)
@@ -244,14 +284,16 @@ def capture(image: np.ndarray, rng: np.random.Generator, effects: bool = True) -
     out = image.astype(np.uint8)  # rounded: +0.5, then truncated
     if not effects:
         return out
+    picture = None  # the picture as a Pillow image, once an effect needs one
     if rng.uniform() < 0.3:
-        out = np.asarray(Image.fromarray(out).filter(ImageFilter.GaussianBlur(R / 32 * rng.uniform(0.3, 1.0))))
+        picture = Image.fromarray(out).filter(ImageFilter.GaussianBlur(R / 32 * rng.uniform(0.3, 1.0)))
     if rng.uniform() < 0.15:
         buffer = io.BytesIO()
-        Image.fromarray(out).save(buffer, format="JPEG", quality=int(rng.integers(15, 80)))
-        buffer.seek(0)
-        out = np.asarray(Image.open(buffer).convert("RGB"))
-    return out
+        picture = Image.fromarray(out) if picture is None else picture
+        picture.save(buffer, format="JPEG", quality=int(rng.integers(15, 80)))
+        # decoded as Image.open would, by the same JPEG decoder, without reading the file's headers again
+        picture = Image.frombytes("RGB", (R, R), buffer.getvalue(), "jpeg", "RGB", "")
+    return out if picture is None else pixels(picture)
 
 
 def draw(style: str, shape: str, color: str, size: str, position: str, R: int,
@@ -268,6 +310,9 @@ def draw(style: str, shape: str, color: str, size: str, position: str, R: int,
     points = place(unit_polygon(shape, rng), cx, cy, r, rng.uniform(-1, 1) * MAX_ROTATION[shape])
     fill = pick_color(color, rng)
     back, kind = background(rng, R, fill)
-    alpha, color_map = paint(style, points, rng, R, r, fill)
-    image = back + (color_map - back) * alpha  # (R, R, 3) float32: the shape over the background
-    return capture(image, rng, effects=style != "pixel"), kind
+    alpha, color_map = paint(style, points, rng, R, r, fill)  # (R, R, 1), (3,) or (R, R, 3)
+    # The shape over the background, mixed one channel plane at a time: NumPy runs each operation over
+    # whole R x R planes, where a trailing axis of 3 would make it loop three numbers at a time.
+    color_map = color_map[:, None, None] if color_map.ndim == 1 else color_map.transpose(2, 0, 1)  # (3, ., .)
+    image = back + (color_map - back) * alpha[:, :, 0]  # (3, R, R) float32
+    return capture(np.ascontiguousarray(image.transpose(1, 2, 0)), rng, effects=style != "pixel"), kind
