@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 import traceback
@@ -81,6 +82,13 @@ class World:
         kind = "single process" if self.comm is None else "MPI"
         return f"World(rank={self.rank}, size={self.size}, {kind})"
 
+    @property
+    def stop_signals(self):
+        """The signals that stop this rank's run after its current step (``fit.CtrlC``): Ctrl-C and
+        SIGTERM in one process; under MPI Ctrl-C only, since ``mpiexec`` passes SIGTERM to every rank
+        and the ranks could stop after different steps."""
+        return (signal.SIGINT, signal.SIGTERM) if self.size == 1 else (signal.SIGINT,)
+
     @contextlib.contextmanager
     def _timed(self):
         start = time.perf_counter()
@@ -100,13 +108,17 @@ class World:
             self.comm.Allgather(x, out)
         return out
 
-    def reduce_scatter(self, x: np.ndarray) -> np.ndarray:
-        """(P * n, ...) on every rank -> (n, ...): block r of the sum over ranks, on rank r."""
+    def _blocks(self, x):
+        """``x`` (P * n, ...) as a C-contiguous array, and n: the rows of each rank's block."""
         x = np.ascontiguousarray(x)
         if x.shape[0] % self.size:
             raise ValueError(f"reduce_scatter: the first axis ({x.shape[0]}) must split into {self.size} "
                              f"equal blocks, one per rank")
-        n = x.shape[0] // self.size
+        return x, x.shape[0] // self.size
+
+    def reduce_scatter(self, x: np.ndarray) -> np.ndarray:
+        """(P * n, ...) on every rank -> (n, ...): block r of the sum over ranks, on rank r."""
+        x, n = self._blocks(x)
         if self.comm is None:
             return x.copy()
         out = np.empty((n,) + x.shape[1:], dtype=x.dtype)  # (n, ...)
