@@ -1,5 +1,8 @@
 """Data-parallel training over MPI: the communication layer (World, AllGather, gradient all-reduce).
 
+(The ranks of one machine can also meet without MPI: ``local_world.py``'s ``LocalWorld`` is a World
+over pipes and shared memory, what ``miniclip train --processes P`` uses.)
+
 Shape legend:  P world size (number of ranks),  r this rank,  n local batch (pairs on one rank),
 N = P * n global batch,  d embedding dim,  F total number of parameter elements.
 
@@ -370,7 +373,9 @@ def distributed_model_loss(model, images, tokens, world: World, local_loss: bool
     ``images`` (n, 3, R, R) and ``tokens`` (n, T) are rank r's rows [r n, (r + 1) n) of the global
     batch. The same computation as ``loss(*model(images, tokens))`` on the whole batch, cut at the
     features: the encoders see only the local shard (that is the work that scales), the logits see
-    every pair (that is what the contrastive loss needs). A model with a ``logit_bias`` (built for
+    every pair (that is what the contrastive loss needs). One exception: a BatchNorm layer (in the
+    ModifiedResNet) normalizes over the n images of the local shard, not the N of the batch, as
+    PyTorch's DistributedDataParallel without SyncBatchNorm. A model with a ``logit_bias`` (built for
     SigLIP) gets ``distributed_siglip_loss``, any other ``distributed_clip_loss``.
     """
     image_features = ops.normalize(model.encode_image(images), axis=-1)  # (n, E), unit rows

@@ -115,6 +115,7 @@ class LocalWorld(World):
         return message
 
     def _ended(self, q):
+        """Rank q's pipe is closed. On rank 0: raise how rank q ended; on rank q > 0: end this rank too."""
         if not self.is_main:
             raise RankZeroEnded(0)
         process = self.processes[q - 1] if self.processes else None
