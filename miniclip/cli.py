@@ -98,7 +98,7 @@ TRAIN_OPTIONS = (
     ("--data-workers", "data_workers", int, "N", "1: draw batches in a separate process (the default of this "
                                                 "command); 0: in a thread of the training process"),
     ("--processes", "processes", int, "P", "data-parallel ranks on this machine, no MPI needed: each trains on "
-                                           "batch/P pairs of every batch (--batch-size must divide) with --threads "
+                                           "batch/P pairs of every batch (P must divide --batch-size) with --threads "
                                            "threads; P ranks train the one-process run but for BatchNorm, which "
                                            "normalizes over each rank's pairs (default: 2 on a machine with 2 or "
                                            "more cores, else 1)"),
@@ -121,7 +121,8 @@ def _add_train_parser(sub):
                     "shapes world (colored shapes with captions) in a few minutes, shows a progress bar and a\n"
                     "periodic evaluation line, and leaves runs/<name>/ with config.json, metrics.jsonl,\n"
                     "model.npz (for miniclip.load), checkpoints/ and plots. Ctrl-C or SIGTERM saves a checkpoint;\n"
-                    "`miniclip train --resume runs/<name>` continues exactly where it stopped.",
+                    "`miniclip train --resume runs/<name>` continues exactly where it stopped. On a machine with\n"
+                    "2 or more cores it trains on 2 processes, each on half of every batch (--processes).",
         epilog="examples:\n  miniclip train\n  miniclip train --steps 200 --out runs/quick\n"
                "  miniclip train --resume runs/shapes-1\n"
                "  miniclip train --train-data my_pairs.csv --val-data my_val.csv --csv-img-key filepath "

@@ -52,6 +52,7 @@ import numpy as np
 from .distributed import World
 
 _ALIGN = 64  # bytes: every slot starts on a cache line
+SHARED_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()  # memory, where there is one
 
 
 class RankFailedError(RuntimeError):
@@ -159,7 +160,7 @@ class LocalWorld(World):
             self._slot_bytes = max(2 * self._slot_bytes, -(-nbytes // _ALIGN) * _ALIGN)
             total = 2 * self.size * self._slot_bytes  # two sets of P slots, used in turn
             if os.fstat(self._fd).st_size < total:  # every rank grows it to the same size (never shrinks)
-                os.ftruncate(self._fd, total)
+                _reserve(self._fd, total)
             self._map = mmap.mmap(self._fd, total)
         first = self._half * self.size * self._slot_bytes
         self._half ^= 1  # the next collective uses the other set
@@ -229,9 +230,8 @@ def start_ranks(size, target, *args):
     end and raises ``RankFailedError`` if one failed; leaving it by an exception ends them at once.
     Nothing is left behind: the shared file has no name, and each rank dies with this process.
     """
-    shared_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # memory, not disk
     connections, processes, finished = [], [], False
-    with tempfile.TemporaryFile(dir=shared_dir) as buffer:  # unnamed: it goes when the last rank closes it
+    with tempfile.TemporaryFile(dir=SHARED_DIR) as buffer:  # unnamed: it goes when the last rank closes it
         try:
             for rank in range(1, size):
                 mine, theirs = Pipe()  # a socket pair: either end may send
@@ -259,6 +259,19 @@ def start_ranks(size, target, *args):
                 if process.poll() is None:  # rank 0 failed or was stopped: the run is over for every rank
                     process.kill()
                 process.wait()
+
+
+def _reserve(fd, size):
+    """Grow the file to ``size`` bytes with its pages reserved: a full /dev/shm (a container's is often
+    64 MB) is an error here, rather than a SIGBUS at the first write into a page it has no room for."""
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size)
+        else:
+            os.ftruncate(fd, size)
+    except OSError as error:
+        raise OSError(error.errno, f"{error.strerror} (the ranks' shared memory, grown to {size >> 20} MiB)",
+                      SHARED_DIR) from None
 
 
 def _start_python(code, pass_fds):
