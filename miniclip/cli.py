@@ -172,7 +172,7 @@ def _cmd_train(args):
         print(f"miniclip train: {exc}", file=sys.stderr)
         return 1
     args.reports_errors = world.is_main  # distributed: the ranks meet the same user error; rank 0 says it
-    if args.distributed or world.size > 1:  # MPI's ranks are the ranks: none started here
+    if args.distributed or world.comm is not None:  # under MPI, its ranks are the ranks: none started here
         given["processes"] = 1
     if args.distributed and world.size == 1:
         print("miniclip train --distributed: one rank only; start P ranks with `mpiexec -n P miniclip train "

@@ -59,8 +59,8 @@ class TrainConfig:
     val_data: str = None              # a second CSV, never trained on: retrieval R@1/5/10 at each evaluation
     # data parallelism: batch_size is the global batch, split over the ranks
     processes: int = 1                # ranks started on this machine (local_world.py), each with `threads`;
-    # None: 2 on a machine with 2 or more cores (the `miniclip train` command's default), else 1. Not used
-    # when an MPI world is given (mpiexec -n P miniclip train --distributed).
+    # None (the `miniclip train` command's default): 2 on a machine with 2 or more cores when the batch
+    # splits evenly, else 1. Not used under MPI (mpiexec -n P miniclip train --distributed).
     local_loss: bool = False          # each rank computes only its rows of the logits (open_clip's --local-loss)
     # evaluation and bookkeeping
     eval_every: int = 500             # steps between evaluations (and one at the end)

@@ -9,7 +9,8 @@
 Reproducibility: batch k is a pure function of (seed, k) -- the shapes world draws sample i from
 ``default_rng([seed, split, i])`` and a CSV epoch's order from ``default_rng([seed, epoch])`` -- so a
 resumed run sees exactly the batches an uninterrupted one would. With the same seed, thread count and
-number of processes, ``metrics.jsonl`` is identical byte for byte (wall-clock numbers go to ``timing.json`` instead).
+number of processes, ``metrics.jsonl`` is identical byte for byte (wall-clock numbers go to
+``timing.json`` instead).
 
 Run folder (``runs/<name>/``): config.json, metrics.jsonl, timing.json, model.npz (weights, model
 arguments, tokenizer: what ``miniclip.load`` reads), checkpoints/step_*.npz, eval_arrays.npz, *.png, and
@@ -94,9 +95,9 @@ def train(config, resume=False, on_step=None, log=print, world=None):
         config = saved
     elif config.out is None:
         config.out = default_run_dir()
-    if world.size == 1 and config.processes > 1:  # data parallel on this machine: this process is rank 0
+    if world.size == 1 and world.comm is None and config.processes > 1:  # ranks of this machine, no MPI
         with start_ranks(config.processes, _train_rank, config, resume) as world:
-            return train(config, resume, on_step, log, world)
+            return train(config, resume, on_step, log, world)  # as rank 0
     if config.batch_size % world.size:  # distributed: every rank takes an equal shard
         raise ValueError(f"TrainConfig.batch_size: the global batch ({config.batch_size}) must be divisible by "
                          f"the number of ranks ({world.size})")
@@ -242,7 +243,7 @@ def _run(config, ckpt, on_step, log, world):
     run = RunFiles(config, world, manager, records, model, optimizer, tokenizer, model_args, resume, log)
     # under MPI, ranks draw in a thread: a worker process spawned inside an MPI rank can hang at
     # start-up (the child re-imports the launcher's environment) and gains little there
-    workers = config.data_workers if world.comm is None else 0
+    workers = config.data_workers if world.size == 1 or world.comm is None else 0
     steps_done, final = fit(model, optimizer, schedule, step_fn, batches, evaluate, run, start, on_step, workers)
     return TrainResult(run_dir=run_dir, model=model, tokenizer=ContextTokenizer(tokenizer, config.context_length),
                        final=final, steps_done=steps_done, train_seconds=run.timing["train_seconds"])
