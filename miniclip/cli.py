@@ -93,16 +93,21 @@ TRAIN_OPTIONS = (
                                                              "cosine / tau); default 0.07 for clip, 0.1 for siglip"),
     ("--dtype", "dtype", str, "{float32,float64}", "floating-point type of the model"),
     ("--seed", "seed", int, "S", "seed of the initialization and of the data stream"),
-    ("--threads", "threads", int, "N", "compute threads for BLAS and the compiled kernels; a second "
-                                       "thread always draws the next batch"),
+    ("--threads", "threads", int, "N", "compute threads for BLAS and the compiled kernels, in each rank "
+                                       "(--processes); the next batches are drawn beside them"),
     ("--data-workers", "data_workers", int, "N", "1: draw batches in a separate process (the default of this "
                                                 "command); 0: in a thread of the training process"),
+    ("--processes", "processes", int, "P", "data-parallel ranks on this machine, no MPI needed: each trains on "
+                                           "batch/P pairs of every batch (P must divide --batch-size) with --threads "
+                                           "threads; P ranks train the one-process run but for BatchNorm, which "
+                                           "normalizes over each rank's pairs (default: 2 on a machine with 2 or "
+                                           "more cores, else 1)"),
     ("--eval-every", "eval_every", int, "N", "steps between evaluations"),
     ("--checkpoint-every", "checkpoint_every", int, "N", "steps between checkpoints"),
 )
 
 # where the command's default differs from TrainConfig's (a process is safe here: main() is guarded)
-CLI_DEFAULTS = {"data_workers": 1}
+CLI_DEFAULTS = {"data_workers": 1, "processes": None}
 
 
 def _add_train_parser(sub):
@@ -116,7 +121,8 @@ def _add_train_parser(sub):
                     "shapes world (colored shapes with captions) in a few minutes, shows a progress bar and a\n"
                     "periodic evaluation line, and leaves runs/<name>/ with config.json, metrics.jsonl,\n"
                     "model.npz (for miniclip.load), checkpoints/ and plots. Ctrl-C or SIGTERM saves a checkpoint;\n"
-                    "`miniclip train --resume runs/<name>` continues exactly where it stopped.",
+                    "`miniclip train --resume runs/<name>` continues exactly where it stopped. On a machine with\n"
+                    "2 or more cores it trains on 2 processes, each on half of every batch (--processes).",
         epilog="examples:\n  miniclip train\n  miniclip train --steps 200 --out runs/quick\n"
                "  miniclip train --resume runs/shapes-1\n"
                "  miniclip train --train-data my_pairs.csv --val-data my_val.csv --csv-img-key filepath "
@@ -141,7 +147,8 @@ def _add_train_parser(sub):
                    help="data-parallel training over MPI: run as `mpiexec -n P miniclip train --distributed`; "
                         "--batch-size is the global batch, split over the P ranks (needs pip install -e \".[mpi]\")")
     p.add_argument("--local-loss", dest="local_loss", action="store_true", default=None,
-                   help="with --distributed: each rank computes only its rows of the logits against all columns "
+                   help="with several ranks (--processes, --distributed): each rank computes only its rows of "
+                        "the logits against all columns "
                         "(open_clip's --local-loss; same loss and gradients, less work per rank)")
     p.set_defaults(func=_cmd_train)
 
@@ -155,12 +162,18 @@ def _cmd_train(args):
         given["skip_bad_rows"] = True
     if args.local_loss:
         given["local_loss"] = True
+    if args.distributed and given.get("processes", 1) != 1:
+        print("miniclip train: --processes starts its own ranks on this machine; it cannot be combined with "
+              "--distributed (ranks started by mpiexec)", file=sys.stderr)
+        return 1
     try:  # distributed: MPI when asked (--distributed) or when started by mpiexec; else one process
         world = init_distributed(required=args.distributed)
     except DistributedUnavailableError as exc:
         print(f"miniclip train: {exc}", file=sys.stderr)
         return 1
     args.reports_errors = world.is_main  # distributed: the ranks meet the same user error; rank 0 says it
+    if args.distributed or world.comm is not None:  # under MPI, its ranks are the ranks: none started here
+        given["processes"] = 1
     if args.distributed and world.size == 1:
         print("miniclip train --distributed: one rank only; start P ranks with `mpiexec -n P miniclip train "
               "--distributed`", file=sys.stderr)
@@ -531,8 +544,10 @@ def user_errors():
     from .training.checkpoint import CheckpointError
     from .training.run_folder import RunFolderError
     from .training import NonFiniteError
+    from .training.local_world import RankFailedError
 
-    return (ValueError, TypeError, OSError, ImportError, CheckpointError, RunFolderError, NonFiniteError)
+    return (ValueError, TypeError, OSError, ImportError, CheckpointError, RunFolderError, NonFiniteError,
+            RankFailedError)
 
 
 def user_message(exc):

@@ -196,19 +196,19 @@ def alive(pid):
         return False
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds processes through /proc (Linux)")
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_no_process_outlives_a_killed_trainer(sig, tmp_path):
-    run = tmp_path / "run"
+def start_training(run, *flags, **kwargs):
+    """``miniclip train`` of the tiny model on 2 ranks, for ever; returns once it has done 3 steps."""
     proc = cli("train", "--out", str(run), "--steps", "100000", "--eval-every", "100000", "--checkpoint-every", "2",
-               "--data-workers", "1", *TINY_FLAGS)
+               "--data-workers", "1", "--processes", "2", *TINY_FLAGS, *flags, **kwargs)
+    while not (run / "metrics.jsonl").exists() or len(records(run)) < 3:  # training, its workers running
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    return proc
+
+
+def wait_for_the_end(proc, family):
+    """Wait for ``proc`` to end, then for every process of its ``family``; returns (code, stdout, stderr)."""
     try:
-        while not (run / "metrics.jsonl").exists() or len(records(run)) < 3:  # training, its worker running
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.2)
-        family = descendants(proc.pid)
-        assert len(family) == 1  # the batch worker; no multiprocessing resource tracker beside it
-        proc.send_signal(sig)
         code = proc.wait(timeout=60)
         deadline = time.monotonic() + 10
         while any(alive(p) for p in family) and time.monotonic() < deadline:
@@ -221,6 +221,18 @@ def test_no_process_outlives_a_killed_trainer(sig, tmp_path):
     out, err = proc.stdout.read(), proc.stderr.read()
     proc.stdout.close()
     proc.stderr.close()
+    return code, out, err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds processes through /proc (Linux)")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_no_process_outlives_a_killed_trainer(sig, tmp_path):
+    run = tmp_path / "run"
+    proc = start_training(run)
+    family = descendants(proc.pid)
+    assert len(family) == 3  # rank 1 and each rank's batch worker; no multiprocessing resource tracker
+    proc.send_signal(sig)
+    code, out, err = wait_for_the_end(proc, family)
     if sig == signal.SIGTERM:
         assert code == 130 and "stopped by SIGTERM" in out and "--resume" in out
         step = load_checkpoint(CheckpointManager(run / "checkpoints").latest()).step

@@ -9,6 +9,7 @@
     checkpoint.py  atomic .npz checkpoints and the manager that keeps the newest N
     run_folder.py  one writer per run folder (the lock and the marker)
     distributed.py data parallelism over MPI ranks
+    local_world.py data parallelism over the processes of one machine, without MPI
 """
 
 import importlib

@@ -6,7 +6,7 @@ Shape legend: B batch, R image resolution, T context length.
 import numpy as np
 
 from ..data.prefetch import prefetch, prefetch_in_process
-from .distributed import World, shard
+from .distributed import World, rank_slice
 
 
 class StepBatches:
@@ -21,7 +21,9 @@ class StepBatches:
 
     def __init__(self, loader, steps, shuffled_epochs, world=None):
         self.loader, self.steps, self.shuffled_epochs = loader, steps, shuffled_epochs
-        self.world = World() if world is None else world  # distributed: rank r makes only its shard
+        # distributed: rank r makes only rows [r n, (r + 1) n) of each global batch (``shard``); kept as
+        # a slice, not the world, since ``make`` goes to the drawing process and a world's pipes do not
+        self.rows = rank_slice(loader.batch_size, World() if world is None else world)
 
     def indices(self, k):
         b = self.loader.batch_size
@@ -33,7 +35,7 @@ class StepBatches:
 
     def make(self, k):
         epoch, idx = self.indices(k)
-        idx = shard(idx, self.world)  # distributed: rows [r n, (r + 1) n) of the global batch (one process: all)
+        idx = idx[self.rows]  # distributed: this rank's shard of the global batch (one process: all of it)
         return self.loader.make_batch(idx, epoch)
 
     def iterate(self, start, workers=0, ahead=3):

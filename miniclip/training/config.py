@@ -6,6 +6,7 @@ The defaults are the recipe of ``miniclip train`` (README: "The default run"). A
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 from ..loss import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE, clip_loss, siglip_loss
@@ -56,7 +57,10 @@ class TrainConfig:
     csv_separator: str = ","
     skip_bad_rows: bool = False
     val_data: str = None              # a second CSV, never trained on: retrieval R@1/5/10 at each evaluation
-    # data parallelism (mpiexec -n P miniclip train --distributed): batch_size is the global batch
+    # data parallelism: batch_size is the global batch, split over the ranks
+    processes: int = 1                # ranks started on this machine (local_world.py), each with `threads`;
+    # None (the `miniclip train` command's default): 2 on a machine with 2 or more cores when the batch
+    # splits evenly, else 1. Not used under MPI (mpiexec -n P miniclip train --distributed).
     local_loss: bool = False          # each rank computes only its rows of the logits (open_clip's --local-loss)
     # evaluation and bookkeeping
     eval_every: int = 500             # steps between evaluations (and one at the end)
@@ -138,6 +142,14 @@ class TrainConfig:
         need("vocab_size", isinstance(self.vocab_size, int) and self.vocab_size >= 514,
              "an integer >= 514 (256 bytes, 256 bytes ending a word, 2 special tokens)")
         need("data_workers", self.data_workers in (0, 1), "0 (a thread) or 1 (a process)")
+        if self.processes is None:  # as many ranks as cores, up to 2, when the batch splits evenly
+            cores = os.cpu_count() or 1
+            self.processes = 2 if cores >= 2 and self.batch_size % 2 == 0 and self.objective == "clip" else 1
+        positive_int("processes")
+        need("processes", self.batch_size % self.processes == 0,
+             f"a divisor of batch_size={self.batch_size} (each rank takes an equal shard of the batch)")
+        need("processes", self.processes == 1 or self.objective == "clip",
+             "1 for objective='supervised' (the baseline trains in one process)")
         need("threads", self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
              "None or an integer >= 1")
         need("train_data", self.train_data is None or isinstance(self.train_data, str), "None or a CSV path")

@@ -1,5 +1,8 @@
 """Data-parallel training over MPI: the communication layer (World, AllGather, gradient all-reduce).
 
+(The ranks of one machine can also meet without MPI: ``local_world.py``'s ``LocalWorld`` is a World
+over pipes and shared memory, what ``miniclip train --processes P`` uses.)
+
 Shape legend:  P world size (number of ranks),  r this rank,  n local batch (pairs on one rank),
 N = P * n global batch,  d embedding dim,  F total number of parameter elements.
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 import traceback
@@ -81,6 +85,13 @@ class World:
         kind = "single process" if self.comm is None else "MPI"
         return f"World(rank={self.rank}, size={self.size}, {kind})"
 
+    @property
+    def stop_signals(self):
+        """The signals that stop this rank's run after its current step (``fit.CtrlC``): Ctrl-C and
+        SIGTERM in one process; under MPI Ctrl-C only, since ``mpiexec`` passes SIGTERM to every rank
+        and the ranks could stop after different steps."""
+        return (signal.SIGINT, signal.SIGTERM) if self.size == 1 else (signal.SIGINT,)
+
     @contextlib.contextmanager
     def _timed(self):
         start = time.perf_counter()
@@ -100,13 +111,17 @@ class World:
             self.comm.Allgather(x, out)
         return out
 
-    def reduce_scatter(self, x: np.ndarray) -> np.ndarray:
-        """(P * n, ...) on every rank -> (n, ...): block r of the sum over ranks, on rank r."""
+    def _blocks(self, x):
+        """``x`` (P * n, ...) as a C-contiguous array, and n: the rows of each rank's block."""
         x = np.ascontiguousarray(x)
         if x.shape[0] % self.size:
             raise ValueError(f"reduce_scatter: the first axis ({x.shape[0]}) must split into {self.size} "
                              f"equal blocks, one per rank")
-        n = x.shape[0] // self.size
+        return x, x.shape[0] // self.size
+
+    def reduce_scatter(self, x: np.ndarray) -> np.ndarray:
+        """(P * n, ...) on every rank -> (n, ...): block r of the sum over ranks, on rank r."""
+        x, n = self._blocks(x)
         if self.comm is None:
             return x.copy()
         out = np.empty((n,) + x.shape[1:], dtype=x.dtype)  # (n, ...)
@@ -358,7 +373,9 @@ def distributed_model_loss(model, images, tokens, world: World, local_loss: bool
     ``images`` (n, 3, R, R) and ``tokens`` (n, T) are rank r's rows [r n, (r + 1) n) of the global
     batch. The same computation as ``loss(*model(images, tokens))`` on the whole batch, cut at the
     features: the encoders see only the local shard (that is the work that scales), the logits see
-    every pair (that is what the contrastive loss needs). A model with a ``logit_bias`` (built for
+    every pair (that is what the contrastive loss needs). One exception: a BatchNorm layer (in the
+    ModifiedResNet) normalizes over the n images of the local shard, not the N of the batch, as
+    PyTorch's DistributedDataParallel without SyncBatchNorm. A model with a ``logit_bias`` (built for
     SigLIP) gets ``distributed_siglip_loss``, any other ``distributed_clip_loss``.
     """
     image_features = ops.normalize(model.encode_image(images), axis=-1)  # (n, E), unit rows

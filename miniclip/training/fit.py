@@ -39,7 +39,7 @@ def fit(model, optimizer, schedule, step_fn, batches, evaluate, run, start, on_s
     ``on_step(step, record, model)`` is called after every step (tests use it to interrupt a run).
     """
     config, world = run.config, run.world
-    ctrl_c = CtrlC() if world.size == 1 else CtrlC(signals=(signal.SIGINT,))
+    ctrl_c = CtrlC(signals=world.stop_signals)
     progress = Progress(config, start, run.log)
     step = start              # optimizer steps completed so far
     updating = False          # True while parameters are being written (not checkpointable)
@@ -113,8 +113,7 @@ class Progress:
 
 class CtrlC:
     """First Ctrl-C (or SIGTERM, as ``kill`` sends): finish the current step, checkpoint, stop.
-    A second one: stop at once. ``signals``: the signals handled so (distributed: Ctrl-C only, since
-    ``mpiexec`` passes SIGTERM to every rank and the ranks could stop after different steps)."""
+    A second one: stop at once. ``signals``: the signals handled so (distributed: ``World.stop_signals``)."""
 
     def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)):
         self.signals, self.requested, self.previous = signals, None, {}

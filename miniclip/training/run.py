@@ -8,8 +8,9 @@
 
 Reproducibility: batch k is a pure function of (seed, k) -- the shapes world draws sample i from
 ``default_rng([seed, split, i])`` and a CSV epoch's order from ``default_rng([seed, epoch])`` -- so a
-resumed run sees exactly the batches an uninterrupted one would. With the same seed and thread count,
-``metrics.jsonl`` is identical byte for byte (wall-clock numbers go to ``timing.json`` instead).
+resumed run sees exactly the batches an uninterrupted one would. With the same seed, thread count and
+number of processes, ``metrics.jsonl`` is identical byte for byte (wall-clock numbers go to
+``timing.json`` instead).
 
 Run folder (``runs/<name>/``): config.json, metrics.jsonl, timing.json, model.npz (weights, model
 arguments, tokenizer: what ``miniclip.load`` reads), checkpoints/step_*.npz, eval_arrays.npz, *.png, and
@@ -37,6 +38,7 @@ from .checkpoint import CheckpointManager, load_checkpoint
 from .config import TrainConfig
 from .distributed import World, broadcast_parameters
 from .fit import MODEL_FILE, RunFiles, fit, read_records, rewrite_records
+from .local_world import start_ranks
 from .optim import AdamW, WarmupCosine
 from .step import supervised_step, train_step
 
@@ -68,7 +70,13 @@ def train(config, resume=False, on_step=None, log=print, world=None):
 
     ``world`` (``miniclip.training.distributed.init_distributed()``): with P > 1 ranks, each computes its shard
     of every global batch, the features are gathered and the gradients averaged (the result is the
-    one-process run's); only rank 0 evaluates and writes the run folder, logs and shows progress.
+    one-process run's, but for BatchNorm: see below); only rank 0 evaluates and writes the run folder,
+    logs and shows progress. Without a world of several ranks, ``config.processes`` > 1 makes this
+    process rank 0 of that many ranks on this machine (``local_world.py``), which end with it.
+
+    BatchNorm (in the ModifiedResNet) normalizes over each rank's shard of n = N / P images, as
+    PyTorch's DistributedDataParallel without SyncBatchNorm, and the running statistics saved are
+    rank 0's: a ResNet run on P ranks is not the one-process run (a ViT run is, up to rounding).
     """
     reuse_freed_memory()  # every step frees and reallocates the same arrays: keep the pages (tools/memory.py)
     # ---- distributed: which rank am I (see miniclip/training/distributed.py); one process when world is None
@@ -87,6 +95,9 @@ def train(config, resume=False, on_step=None, log=print, world=None):
         config = saved
     elif config.out is None:
         config.out = default_run_dir()
+    if world.size == 1 and world.comm is None and config.processes > 1:  # ranks of this machine, no MPI
+        with start_ranks(config.processes, _train_rank, config, resume) as world:
+            return train(config, resume, on_step, log, world)  # as rank 0
     if config.batch_size % world.size:  # distributed: every rank takes an equal shard
         raise ValueError(f"TrainConfig.batch_size: the global batch ({config.batch_size}) must be divisible by "
                          f"the number of ranks ({world.size})")
@@ -97,6 +108,11 @@ def train(config, resume=False, on_step=None, log=print, world=None):
             f"{config.batch_size}{' (local loss)' if config.local_loss else ''}, {config.threads} thread(s) per rank")
     with _threads(config.threads), _claim_run_folder(config, resume, world, log) as ckpt, world.abort_on_error():
         return _run(config, ckpt, on_step, log, world)  # distributed: a failing rank (above) ends every rank
+
+
+def _train_rank(world, config, resume):
+    """Rank q > 0 of ``config.processes`` (``start_ranks`` runs it in a new process)."""
+    train(config, resume, world=world)
 
 
 @contextmanager
@@ -225,9 +241,9 @@ def _run(config, ckpt, on_step, log, world):
             return train_step(model, batch, loss_fn, optimizer, world, grad_clip=config.grad_clip,
                               local_loss=config.local_loss)
     run = RunFiles(config, world, manager, records, model, optimizer, tokenizer, model_args, resume, log)
-    # distributed: ranks draw in a thread; a worker process spawned inside an MPI rank can hang at
+    # under MPI, ranks draw in a thread: a worker process spawned inside an MPI rank can hang at
     # start-up (the child re-imports the launcher's environment) and gains little there
-    workers = config.data_workers if world.size == 1 else 0
+    workers = config.data_workers if world.size == 1 or world.comm is None else 0
     steps_done, final = fit(model, optimizer, schedule, step_fn, batches, evaluate, run, start, on_step, workers)
     return TrainResult(run_dir=run_dir, model=model, tokenizer=ContextTokenizer(tokenizer, config.context_length),
                        final=final, steps_done=steps_done, train_seconds=run.timing["train_seconds"])
