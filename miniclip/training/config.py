@@ -22,7 +22,7 @@ class TrainConfig:
     # where
     out: str = None                   # run folder; default runs/shapes-<n>, the first that is free
     # optimization
-    steps: int = 1600
+    steps: int = 2200
     batch_size: int = 128
     lr: float = 2e-3
     warmup_steps: int = None          # linear warmup; None: a tenth of the steps
