@@ -24,7 +24,7 @@ class TrainConfig:
     # optimization
     steps: int = 2200
     batch_size: int = 128
-    lr: float = 2e-3
+    lr: float = 3e-3
     warmup_steps: int = None          # linear warmup; None: a tenth of the steps
     weight_decay: float = 0.2
     beta1: float = 0.9
