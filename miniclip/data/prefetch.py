@@ -92,11 +92,8 @@ def prefetch_in_process(make, keys, depth):
     keys = list(keys)
     request_r, request_w = os.pipe()
     result_r, result_w = os.pipe()
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     code = f"from miniclip.data.prefetch import _worker; _worker({request_r}, {result_w}, {os.getpid()})"
-    worker = subprocess.Popen([sys.executable, "-c", code], pass_fds=(request_r, result_w),
-                              env={**os.environ, "PYTHONPATH": path})
+    worker = start_python(code, pass_fds=(request_r, result_w))
     os.close(request_r)
     os.close(result_w)
     requests, results = Connection(request_w, readable=False), Connection(result_r, writable=False)
@@ -123,6 +120,17 @@ def prefetch_in_process(make, keys, depth):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+def start_python(code, pass_fds, new_session=False):
+    """A fresh ``python -c code`` (a ``subprocess.Popen``) that imports this very ``miniclip`` (its
+    parent directory first on PYTHONPATH), with the descriptors ``pass_fds`` left open in it;
+    ``new_session``: in its own session, so that the terminal's Ctrl-C does not reach it."""
+    import subprocess
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    return subprocess.Popen([sys.executable, "-c", code], pass_fds=pass_fds, start_new_session=new_session,
+                            env={**os.environ, "PYTHONPATH": path})
 
 
 def _worker(request_fd, result_fd, parent_pid):

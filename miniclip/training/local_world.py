@@ -49,6 +49,7 @@ from multiprocessing.connection import Connection, Pipe
 
 import numpy as np
 
+from ..data.prefetch import start_python
 from .distributed import World
 
 _ALIGN = 64  # bytes: every slot starts on a cache line
@@ -235,10 +236,10 @@ def start_ranks(size, target, *args):
         try:
             for rank in range(1, size):
                 mine, theirs = Pipe()  # a socket pair: either end may send
-                processes.append(_start_python(
+                processes.append(start_python(
                     f"from miniclip.training.local_world import _rank_main; "
                     f"_rank_main({rank}, {size}, {theirs.fileno()}, {buffer.fileno()}, {os.getpid()})",
-                    pass_fds=(theirs.fileno(), buffer.fileno())))
+                    pass_fds=(theirs.fileno(), buffer.fileno()), new_session=True))  # Ctrl-C is rank 0's
                 theirs.close()  # only rank q holds its end now, so its exit is our end-of-file
                 connections.append(mine)
                 mine.send(sys.path)  # first, so that rank q can import the module of `target`
@@ -272,15 +273,6 @@ def _reserve(fd, size):
     except OSError as error:
         raise OSError(error.errno, f"{error.strerror} (the ranks' shared memory, grown to {size >> 20} MiB)",
                       SHARED_DIR) from None
-
-
-def _start_python(code, pass_fds):
-    """A fresh ``python -c code`` that imports this very ``miniclip``, in its own session (Ctrl-C in
-    the terminal reaches rank 0 only)."""
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
-    return subprocess.Popen([sys.executable, "-c", code], pass_fds=pass_fds, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": path})
 
 
 def _rank_main(rank, size, connection_fd, buffer_fd, parent_pid):
