@@ -7,6 +7,7 @@
  *   conv2d_backward  the backward's driver: blocks of whole images, threads, dW summed
  *   conv_backward_unit   one block: columns, dy gathered, dW += dy cols^T, dcols = W^T dy, col2im
  *   side_by_side     images (m, R, L) -> the merged rows (R, m*L), and back
+ *   im2col_small, col2im_small   a block's columns and dx on small maps: one table of offsets
  *   im2col, col2im   whole images (the reference's layouts), for tests and the reference path
  *   col2im_plane     the adjoint copy of one channel (the central add of col2im); col2im_same,
  *                    its case of a whole image whose output has the input's size
@@ -28,6 +29,10 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
                                     const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
                                     REAL *cols, REAL *dyb, int nthreads);
 static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *dst, int merge);
+static void SFX(im2col_small)(idx_t m, idx_t C, idx_t H, idx_t W, idx_t p, idx_t KK, idx_t L, const idx_t *tab,
+                              const REAL *x, REAL *pad, REAL *cols, idx_t ld);
+static void SFX(col2im_small)(idx_t m, idx_t C, idx_t H, idx_t W, idx_t p, idx_t KK, idx_t L, const idx_t *tab,
+                              const REAL *cols, idx_t ld, REAL *pad, REAL *dx);
 static void SFX(col2im_plane)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Ho, idx_t Wo,
                               const REAL *rows, idx_t ld, REAL *plane);
 
@@ -302,6 +307,13 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
 {
     idx_t CK = C * kh * kw, mL = m * L, Ho = L / Wo;
     int plain = kh == 1 && kw == 1 && s == 1 && p == 0;   /* 1x1: the columns are x's rows */
+    /* a small map (2x2, 4x4): the columns read from, and dx added into, a zero-padded plane at
+     * the offsets of a table, instead of a few values per call of im2col_rows and col2im_plane */
+    int small = !plain && L <= CONV_SMALL_L && (H + 2 * p) * (W + 2 * p) <= CONV_SMALL_PAD
+                && kh * kw * L <= CONV_SMALL_TAB;
+    idx_t tab[CONV_SMALL_TAB];
+    REAL pad[CONV_SMALL_PAD];
+    if (small) window_offsets(kh, kw, s, W + 2 * p, Ho, Wo, tab);
     const REAL *d = dy + n0 * O * L;                      /* (O, L) for one image: dy[n0] in place */
     if (m > 1) {
         SFX(side_by_side)(m, O, L, d, dyb, 1);            /* dyb (O, m*L) */
@@ -310,6 +322,8 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
     if (dw_acc) {
         if (plain)                                        /* cols (CK, m*L) */
             SFX(side_by_side)(m, C, L, x + n0 * C * L, cols, 1);
+        else if (small)
+            SFX(im2col_small)(m, C, H, W, p, kh * kw, L, tab, x + n0 * C * H * W, pad, cols, mL);
         else
             for (idx_t i = 0; i < m; i++)
                 SFX(im2col_rows)(C, H, W, kh, kw, s, p, Wo, x + (n0 + i) * C * H * W, 0, L, cols + i * L, mL);
@@ -321,6 +335,8 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
         SFX(gemm_packed)(CK, mL, O, (REAL)1, w, 1, CK, d, mL, 1, (REAL)0, cols, mL, 1, nthreads);
         if (plain)                                        /* the block's images are whole: no other */
             SFX(side_by_side)(m, C, L, cols, dx + n0 * C * L, 0);   /* block writes their pixels */
+        else if (small)
+            SFX(col2im_small)(m, C, H, W, p, kh * kw, L, tab, cols, mL, pad, dx + n0 * C * H * W);
         else
             for (idx_t i = 0; i < m; i++)
                 for (idx_t c = 0; c < C; c++) {
@@ -341,6 +357,52 @@ static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *
         for (idx_t r = 0; r < R; r++) {
             idx_t img = (i * R + r) * L, row = r * m * L + i * L;
             memcpy(dst + (merge ? row : img), src + (merge ? img : row), (size_t)L * sizeof(REAL));
+        }
+}
+
+/* cols (C*kh*kw, ld) = the columns of m whole images x (m, C, H, W), image i's at column i*L,
+ * for a small map: each channel plane is copied into the middle of the zero-padded plane pad
+ * ((H + 2p) x (W + 2p), whose border stays 0), and row (c, i, j) takes pad[tab[(i, j), l]] at
+ * each position l (window_offsets). The values of im2col_rows, in one loop over the table for
+ * the whole row instead of calls that copy a value or two each. */
+static void SFX(im2col_small)(idx_t m, idx_t C, idx_t H, idx_t W, idx_t p, idx_t KK, idx_t L, const idx_t *tab,
+                              const REAL *x, REAL *pad, REAL *cols, idx_t ld)
+{
+    idx_t Wp = W + 2 * p;
+    memset(pad, 0, (size_t)((H + 2 * p) * Wp) * sizeof(REAL));
+    for (idx_t n = 0; n < m; n++)
+        for (idx_t c = 0; c < C; c++) {
+            const REAL *xc = x + (n * C + c) * H * W;     /* (H, W) */
+            for (idx_t h = 0; h < H; h++)
+                memcpy(pad + (h + p) * Wp + p, xc + h * W, (size_t)W * sizeof(REAL));
+            for (idx_t r = 0; r < KK; r++) {              /* row (c, i, j), r = i*kw + j */
+                REAL *dst = cols + (c * KK + r) * ld + n * L;
+                const idx_t *t = tab + r * L;
+                for (idx_t l = 0; l < L; l++) dst[l] = pad[t[l]];
+            }
+        }
+}
+
+/* dx (m, C, H, W) = col2im of cols (C*kh*kw, ld) for m whole images on a small map, the adjoint
+ * of im2col_small: each channel's rows (i, j) added into the zeroed padded plane pad at the table's
+ * offsets, then its middle copied out (the border, where the padding's positions collected
+ * theirs, is dropped). Each pixel sums over (i, j) in the reference's order from 0, as
+ * col2im_plane: equal to the bit. */
+static void SFX(col2im_small)(idx_t m, idx_t C, idx_t H, idx_t W, idx_t p, idx_t KK, idx_t L, const idx_t *tab,
+                              const REAL *cols, idx_t ld, REAL *pad, REAL *dx)
+{
+    idx_t Wp = W + 2 * p;
+    for (idx_t n = 0; n < m; n++)
+        for (idx_t c = 0; c < C; c++) {
+            memset(pad, 0, (size_t)((H + 2 * p) * Wp) * sizeof(REAL));
+            for (idx_t r = 0; r < KK; r++) {              /* row (c, i, j), r = i*kw + j */
+                const REAL *src = cols + (c * KK + r) * ld + n * L;
+                const idx_t *t = tab + r * L;
+                for (idx_t l = 0; l < L; l++) pad[t[l]] += src[l];
+            }
+            REAL *xc = dx + (n * C + c) * H * W;          /* (H, W) */
+            for (idx_t h = 0; h < H; h++)
+                memcpy(xc + h * W, pad + (h + p) * Wp + p, (size_t)W * sizeof(REAL));
         }
 }
 
