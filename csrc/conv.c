@@ -35,6 +35,7 @@
  *         cols = im2col of the block's images                  (CK, m*L), a small buffer
  *         dyb  = dy[n0 + i] side by side                       (O, m*L), a small buffer
  *         dW_t += dyb @ cols^T                                 (O, CK): the thread's accumulator
+ *                                                              (as dW^T += cols @ dyb^T when CK > O)
  *         cols = W^T @ dyb                                     (CK, m*L): dcols, over the columns
  *         dx[n0 .. n0 + m] = col2im(cols)                      each pixel from its own image's block
  *     dW = dW_0 + dW_1 + ...                                   in thread order

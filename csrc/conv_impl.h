@@ -288,10 +288,12 @@ int SFX(conv2d_backward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, 
         }
     }
     if (dw) {                                              /* dW = the accumulators, summed in thread order */
-        memcpy(dw, buf + (CK + O) * lb, (size_t)(O * CK) * sizeof(REAL));
-        for (int t = 1; t < nbuf; t++) {
+        idx_t rs = CK > O ? 1 : CK, cs = CK > O ? O : 1;   /* dW[o, k] at acc[o*rs + k*cs]: dW^T when CK > O */
+        for (int t = 0; t < nbuf; t++) {
             const REAL *acc = buf + per_thread * t + (CK + O) * lb;
-            for (idx_t i = 0; i < O * CK; i++) dw[i] += acc[i];
+            for (idx_t o = 0; o < O; o++)
+                for (idx_t k = 0; k < CK; k++)
+                    dw[o * CK + k] = t == 0 ? acc[o * rs + k * cs] : dw[o * CK + k] + acc[o * rs + k * cs];
         }
     }
     free(buf);
@@ -327,8 +329,13 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
         else
             for (idx_t i = 0; i < m; i++)
                 SFX(im2col_rows)(C, H, W, kh, kw, s, p, Wo, x + (n0 + i) * C * H * W, 0, L, cols + i * L, mL);
-        /* dW += dy_blk (O, m*L) @ cols^T (m*L, CK) */
-        SFX(gemm_packed)(O, CK, mL, (REAL)1, d, mL, 1, cols, 1, mL, (REAL)1, dw_acc, CK, 1, nthreads);
+        /* dW (O, CK) += dy_blk (O, m*L) @ cols^T (m*L, CK), or, when CK > O, its transpose
+         * dW^T (CK, O) += cols (CK, m*L) @ dy_blk^T: GEMM v3 packs a row-major A with a SIMD
+         * transpose but a transposed B one element at a time, so the larger of the two goes in as A */
+        if (CK > O)
+            SFX(gemm_packed)(CK, O, mL, (REAL)1, cols, mL, 1, d, 1, mL, (REAL)1, dw_acc, O, 1, nthreads);
+        else
+            SFX(gemm_packed)(O, CK, mL, (REAL)1, d, mL, 1, cols, 1, mL, (REAL)1, dw_acc, CK, 1, nthreads);
     }
     if (dx) {
         /* dcols (CK, m*L) = W^T (CK, O) @ dy_blk (O, m*L), over the columns, no longer needed */
