@@ -43,7 +43,10 @@
  * The block's columns and dy stay in cache from im2col to both GEMMs and dcols from its GEMM to
  * col2im, and the sum over images, the inner dimension of dW's product (m*L long, against O and
  * CK of a few dozen), is split between the threads by blocks rather than inside one thin GEMM.
- * Blocks hold whole images so that no two threads add into the same pixel of dx. On small maps
+ * Blocks hold whole images so that no two threads add into the same pixel of dx. (When every
+ * window covers the whole image, a 2x2 map under a 3x3 kernel with padding 1, the convolution is
+ * a dense layer over the flattened image and its backward two large GEMMs on it, with 4/9 of the
+ * multiply-adds: conv_backward_dense.) On small maps
  * (the last stages' 4x4 and 2x2) a row (c, i, j) of the columns holds only a few values per image,
  * so the block's im2col and col2im go through the image's zero-padded plane and one table of window
  * offsets (im2col_small, col2im_small) rather than a call per image row.
@@ -93,6 +96,11 @@
 #endif
 #define CONV_SMALL_PAD 1024
 #define CONV_SMALL_TAB 1024
+
+/* conv_backward_dense's product for dx runs in slices of at most this much of its inner size, no
+ * more than GEMM v3's KC (gemm_packed.c), so each slice is one pass of the micro-kernel however the
+ * GEMM runs it */
+#define CONV_DENSE_SLICE 256
 
 /* tab[(i*kw + j)*L + l] = (ho*s + i)*Wp + wo*s + j for output position l = ho*Wo + wo: where row
  * (i, j) of the columns reads (im2col_small) and adds (col2im_small) at l, in a zero-padded plane

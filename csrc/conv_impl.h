@@ -6,6 +6,7 @@
  *   conv_epilogue    y = max(y * scale + shift + res, 0), each part optional
  *   conv2d_backward  the backward's driver: blocks of whole images, threads, dW summed
  *   conv_backward_unit   one block: columns, dy gathered, dW += dy cols^T, dcols = W^T dy, col2im
+ *   conv_backward_dense  the backward when every window covers the whole image (2x2 maps)
  *   side_by_side     images (m, R, L) -> the merged rows (R, m*L), and back
  *   im2col_small, col2im_small   a block's columns and dx on small maps: one table of offsets
  *   im2col, col2im   whole images (the reference's layouts), for tests and the reference path
@@ -28,6 +29,9 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
                                     idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
                                     const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
                                     REAL *cols, REAL *dyb, int nthreads);
+static int SFX(conv_backward_dense)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s,
+                                   idx_t p, idx_t Ho, idx_t Wo, const REAL *x, const REAL *w, const REAL *dy,
+                                   REAL *dx, REAL *dw);
 static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *dst, int merge);
 static void SFX(im2col_small)(idx_t m, idx_t C, idx_t H, idx_t W, idx_t p, idx_t KK, idx_t L, const idx_t *tab,
                               const REAL *x, REAL *pad, REAL *cols, idx_t ld);
@@ -260,6 +264,8 @@ int SFX(conv2d_backward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, 
         if (dw) memset(dw, 0, (size_t)(O * CK) * sizeof(REAL));
         return 1;
     }
+    if ((Ho - 1) * s <= p && H <= kh - p && (Wo - 1) * s <= p && W <= kw - p && H * W < kh * kw)
+        return SFX(conv_backward_dense)(N, C, H, W, O, kh, kw, s, p, Ho, Wo, x, w, dy, dx, dw);
     int nt = (double)N * L * CK * O < CONV_BACKWARD_MIN_PARALLEL ? 1 : miniclip_max_threads();
     idx_t nb = SFX(conv_backward_block)(N, CK, O, L, block_bytes, nt);
     idx_t units = (N + nb - 1) / nb;
@@ -354,6 +360,63 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
                         SFX(col2im_plane)(H, W, kh, kw, s, p, Ho, Wo, rows, mL, plane);
                 }
     }
+}
+
+/* The backward when every window covers the whole image: (Ho - 1)*s <= p (the last window starts at
+ * or before pixel 0) and H <= kh - p (the first reaches pixel H - 1), likewise across; a 2x2 map
+ * under a 3x3 kernel with padding 1, or a 1x1 map (taken when it saves multiply-adds, H*W < kh*kw).
+ * Then each output position l sees each pixel q
+ * through exactly one offset (i, j) = (h - ho*s + p, v - wo*s + p), and the convolution is a dense
+ * layer over the flattened image, y (N, O*L) = x (N, C*H*W) @ Wd^T with
+ *     Wd[(o, l), (c, q)] = w[o, c, i, j]                              (O*L, C*H*W)
+ * so that
+ *     dx (N, C*H*W) = dy (N, O*L) @ Wd,   dWd (O*L, C*H*W) = dy^T @ x,
+ *     dW[o, c, i, j] = the sum of dWd[(o, l), (c, q)] over the pairs (l, q) with offset (i, j)
+ * two GEMMs with H*W / (kh*kw) of im2col's multiply-adds (4/9 on 2x2 maps: im2col multiplies the
+ * padding's zeros too) and large sides (the batch, O*L, C*H*W) instead of thin ones.
+ * dx's product runs in slices of at most CONV_DENSE_SLICE of its inner size O*L, each one pass of the
+ * GEMM's micro-kernel whatever path it takes for this shape and thread count, so that dx is the
+ * same at every thread count (GEMM v3 splits the rows and the columns between threads, never the
+ * sum); dW's sum over the batch is grouped by the GEMM and may differ by rounding. */
+static int SFX(conv_backward_dense)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s,
+                                   idx_t p, idx_t Ho, idx_t Wo, const REAL *x, const REAL *w, const REAL *dy,
+                                   REAL *dx, REAL *dw)
+{
+    idx_t L = Ho * Wo, HW = H * W, OL = O * L, CHW = C * HW, KK = kh * kw;
+    int nt = miniclip_max_threads();
+    REAL *wd = (REAL *)malloc((size_t)OL * (size_t)CHW * sizeof(REAL));   /* Wd, then dWd */
+    idx_t *tap = (idx_t *)malloc((size_t)(L * HW) * sizeof(idx_t));      /* (L, H*W): i*kw + j */
+    if (!wd || !tap) {
+        free(wd);
+        free(tap);
+        return 0;
+    }
+    for (idx_t l = 0; l < L; l++)
+        for (idx_t q = 0; q < HW; q++)
+            tap[l * HW + q] = (q / W - l / Wo * s + p) * kw + q % W - l % Wo * s + p;
+    if (dx) {
+        for (idx_t o = 0; o < O; o++)
+            for (idx_t l = 0; l < L; l++)
+                for (idx_t c = 0; c < C; c++)
+                    for (idx_t q = 0; q < HW; q++)
+                        wd[(o * L + l) * CHW + c * HW + q] = w[(o * C + c) * KK + tap[l * HW + q]];
+        for (idx_t k0 = 0; k0 < OL; k0 += CONV_DENSE_SLICE)     /* dx (N, C*H*W) (+)= dy[:, k0:k1] @ Wd[k0:k1] */
+            SFX(gemm_packed)(N, CHW, OL - k0 < CONV_DENSE_SLICE ? OL - k0 : CONV_DENSE_SLICE, (REAL)1, dy + k0, OL, 1,
+                             wd + k0 * CHW, CHW, 1, k0 ? (REAL)1 : (REAL)0, dx, CHW, 1, nt);
+    }
+    if (dw) {
+        /* dWd (O*L, C*H*W) = dy^T (O*L, N) @ x (N, C*H*W) */
+        SFX(gemm_packed)(OL, CHW, N, (REAL)1, dy, 1, OL, x, CHW, 1, (REAL)0, wd, CHW, 1, nt);
+        memset(dw, 0, (size_t)(O * C * KK) * sizeof(REAL));  /* an offset no pair uses (1x1 maps) stays 0 */
+        for (idx_t o = 0; o < O; o++)
+            for (idx_t l = 0; l < L; l++)
+                for (idx_t c = 0; c < C; c++)
+                    for (idx_t q = 0; q < HW; q++)
+                        dw[(o * C + c) * KK + tap[l * HW + q]] += wd[(o * L + l) * CHW + c * HW + q];
+    }
+    free(wd);
+    free(tap);
+    return 1;
 }
 
 /* merge = 1: dst (R, m*L) = the m images src (m, R, L) side by side, row r of image i at

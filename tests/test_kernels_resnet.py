@@ -154,7 +154,17 @@ SMALL_MAP_PROBLEMS = [
     (2, 3, 40, 40, 3, 3, 16, 1),       # L = 9, but a padded plane of 42 x 42
     (2, 3, 14, 14, 4, 11, 1, 0),       # L = 16, but 11 x 11 x 16 offsets
 ]
-BACKWARD_PROBLEMS = BACKWARD_PROBLEMS[:-4] + SMALL_MAP_PROBLEMS + BACKWARD_PROBLEMS[-4:]
+# Every window covers the whole image (csrc/conv_impl.h, conv_backward_dense): a 2x2 map under a
+# 3x3 kernel with padding 1 (the model's last stage; above, too), a 1x1 map, stride 2, a 2x1 map;
+# then a batch whose dx product (K = O*L = 512) is small enough that GEMM v3 would take another
+# path at 1 thread than at 2 (its slices keep dx equal).
+DENSE_PROBLEMS = [
+    (5, 3, 1, 1, 4, 3, 1, 1),
+    (3, 6, 3, 3, 4, 5, 2, 2),
+    (2, 5, 2, 1, 7, 3, 1, 1),
+    (4, 128, 2, 2, 128, 3, 1, 1),
+]
+BACKWARD_PROBLEMS = BACKWARD_PROBLEMS[:-4] + SMALL_MAP_PROBLEMS + DENSE_PROBLEMS + BACKWARD_PROBLEMS[-4:]
 
 
 @pytest.mark.parametrize("images_per_block", [1, 2, None])       # None: CONV_BACKWARD_BLOCK_BYTES
@@ -195,7 +205,7 @@ def test_conv2d_backward_matches_the_products_per_image(problem, dtype, threads,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("problem", BACKWARD_PROBLEMS[-4:] + SMALL_MAP_PROBLEMS[:3])
+@pytest.mark.parametrize("problem", BACKWARD_PROBLEMS[-4:] + SMALL_MAP_PROBLEMS[:3] + DENSE_PROBLEMS)
 def test_conv2d_backward_thread_counts_change_dw_by_rounding_only(problem, dtype):
     """The compiled backward's promise (csrc/conv_impl.h, conv2d_backward): the same result in
     every run for one thread count; between thread counts dx to the bit and dW up to rounding."""
