@@ -35,7 +35,7 @@
  *         cols = im2col of the block's images                  (CK, m*L), a small buffer
  *         dyb  = dy[n0 + i] side by side                       (O, m*L), a small buffer
  *         dW_t += dyb @ cols^T                                 (O, CK): the thread's accumulator
- *                                                              (as dW^T += cols @ dyb^T when CK > O)
+ *                                                              (as dW^T += cols @ dyb^T when CK > O >= 16)
  *         cols = W^T @ dyb                                     (CK, m*L): dcols, over the columns
  *         dx[n0 .. n0 + m] = col2im(cols)                      each pixel from its own image's block
  *     dW = dW_0 + dW_1 + ...                                   in thread order
@@ -96,6 +96,10 @@
 #endif
 #define CONV_SMALL_PAD 1024
 #define CONV_SMALL_TAB 1024
+
+/* The backward accumulates dW^T (CK, O) rather than dW (O, CK) when the columns outnumber the
+ * output channels (conv_backward_unit says why), but not below 16 output channels */
+#define DW_TRANSPOSED(CK, O) ((CK) > (O) && (O) >= 16)
 
 /* conv_backward_dense's product for dx runs in slices of at most this much of its inner size, no
  * more than GEMM v3's KC (gemm_packed.c), so each slice is one pass of the micro-kernel however the

@@ -294,7 +294,8 @@ int SFX(conv2d_backward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, 
         }
     }
     if (dw) {                                              /* dW = the accumulators, summed in thread order */
-        idx_t rs = CK > O ? 1 : CK, cs = CK > O ? O : 1;   /* dW[o, k] at acc[o*rs + k*cs]: dW^T when CK > O */
+        int tr = DW_TRANSPOSED(CK, O);                     /* dW[o, k] at acc[o*rs + k*cs] */
+        idx_t rs = tr ? 1 : CK, cs = tr ? O : 1;
         for (int t = 0; t < nbuf; t++) {
             const REAL *acc = buf + per_thread * t + (CK + O) * lb;
             for (idx_t o = 0; o < O; o++)
@@ -337,8 +338,9 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
                 SFX(im2col_rows)(C, H, W, kh, kw, s, p, Wo, x + (n0 + i) * C * H * W, 0, L, cols + i * L, mL);
         /* dW (O, CK) += dy_blk (O, m*L) @ cols^T (m*L, CK), or, when CK > O, its transpose
          * dW^T (CK, O) += cols (CK, m*L) @ dy_blk^T: GEMM v3 packs a row-major A with a SIMD
-         * transpose but a transposed B one element at a time, so the larger of the two goes in as A */
-        if (CK > O)
+         * transpose but a transposed B one element at a time, so the larger of the two goes in as
+         * A (DW_TRANSPOSED: not below 16 channels, which fill too little of the GEMM's 32-wide tile) */
+        if (DW_TRANSPOSED(CK, O))
             SFX(gemm_packed)(CK, O, mL, (REAL)1, cols, mL, 1, d, 1, mL, (REAL)1, dw_acc, O, 1, nthreads);
         else
             SFX(gemm_packed)(O, CK, mL, (REAL)1, d, mL, 1, cols, 1, mL, (REAL)1, dw_acc, CK, 1, nthreads);
