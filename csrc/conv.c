@@ -35,6 +35,7 @@
  *         cols = im2col of the block's images                  (CK, m*L), a small buffer
  *         dyb  = dy[n0 + i] side by side                       (O, m*L), a small buffer
  *         dW_t += dyb @ cols^T                                 (O, CK): the thread's accumulator
+ *                                                              (as dW^T += cols @ dyb^T when CK > O >= 16)
  *         cols = W^T @ dyb                                     (CK, m*L): dcols, over the columns
  *         dx[n0 .. n0 + m] = col2im(cols)                      each pixel from its own image's block
  *     dW = dW_0 + dW_1 + ...                                   in thread order
@@ -42,7 +43,13 @@
  * The block's columns and dy stay in cache from im2col to both GEMMs and dcols from its GEMM to
  * col2im, and the sum over images, the inner dimension of dW's product (m*L long, against O and
  * CK of a few dozen), is split between the threads by blocks rather than inside one thin GEMM.
- * Blocks hold whole images so that no two threads add into the same pixel of dx.
+ * Blocks hold whole images so that no two threads add into the same pixel of dx. (When every
+ * window covers the whole image, a 2x2 map under a 3x3 kernel with padding 1, the convolution is
+ * a dense layer over the flattened image and its backward two large GEMMs on it, with 4/9 of the
+ * multiply-adds: conv_backward_dense.) On small maps
+ * (the last stages' 4x4 and 2x2) a row (c, i, j) of the columns holds only a few values per image,
+ * so the block's im2col and col2im go through the image's zero-padded plane and one table of window
+ * offsets (im2col_small, col2im_small) rather than a call per image row.
  *
  * Also here, for tests and the reference path: im2col and col2im over whole images, the same
  * copies as the NumPy reference (backend/reference.py), parallel over the channels, in the
@@ -79,6 +86,37 @@
 #ifndef CONV_BACKWARD_MIN_PARALLEL
 #define CONV_BACKWARD_MIN_PARALLEL (1 << 17)
 #endif
+
+/* The backward's small maps (conv_backward_unit): at most this many output positions, where a
+ * copy per row of columns moves only a few values and its calls cost more than its copying;
+ * their padded plane ((H + 2p) x (W + 2p) values) and window offsets (kh*kw*L) live on the stack,
+ * so they are bounded too. */
+#ifndef CONV_SMALL_L
+#define CONV_SMALL_L 16
+#endif
+#define CONV_SMALL_PAD 1024
+#define CONV_SMALL_TAB 1024
+
+/* The backward accumulates dW^T (CK, O) rather than dW (O, CK) when the columns outnumber the
+ * output channels (conv_backward_unit says why), but not below 16 output channels */
+#define DW_TRANSPOSED(CK, O) ((CK) > (O) && (O) >= 16)
+
+/* conv_backward_dense's product for dx runs in slices of at most this much of its inner size, no
+ * more than GEMM v3's KC (gemm_packed.c), so each slice is one pass of the micro-kernel however the
+ * GEMM runs it */
+#define CONV_DENSE_SLICE 256
+
+/* tab[(i*kw + j)*L + l] = (ho*s + i)*Wp + wo*s + j for output position l = ho*Wo + wo: where row
+ * (i, j) of the columns reads (im2col_small) and adds (col2im_small) at l, in a zero-padded plane
+ * of row stride Wp = W + 2p (so every window lies inside it, with no test for the border). */
+static void window_offsets(idx_t kh, idx_t kw, idx_t s, idx_t Wp, idx_t Ho, idx_t Wo, idx_t *tab)
+{
+    idx_t L = Ho * Wo;
+    for (idx_t i = 0; i < kh; i++)
+        for (idx_t j = 0; j < kw; j++)
+            for (idx_t l = 0; l < L; l++)
+                tab[(i * kw + j) * L + l] = (l / Wo * s + i) * Wp + l % Wo * s + j;
+}
 
 /* For the plane shifted by di rows and dj columns (stride 1, output size = input size H x W):
  * the output rows inside the image, [hlo, hhi), the columns inside it, [wlo, whi), and the flat

@@ -6,7 +6,9 @@
  *   conv_epilogue    y = max(y * scale + shift + res, 0), each part optional
  *   conv2d_backward  the backward's driver: blocks of whole images, threads, dW summed
  *   conv_backward_unit   one block: columns, dy gathered, dW += dy cols^T, dcols = W^T dy, col2im
+ *   conv_backward_dense  the backward when every window covers the whole image (2x2 maps)
  *   side_by_side     images (m, R, L) -> the merged rows (R, m*L), and back
+ *   im2col_small, col2im_small   a block's columns and dx on small maps: one table of offsets
  *   im2col, col2im   whole images (the reference's layouts), for tests and the reference path
  *   col2im_plane     the adjoint copy of one channel (the central add of col2im); col2im_same,
  *                    its case of a whole image whose output has the input's size
@@ -27,7 +29,14 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
                                     idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Wo, idx_t L,
                                     const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_acc,
                                     REAL *cols, REAL *dyb, int nthreads);
+static int SFX(conv_backward_dense)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s,
+                                   idx_t p, idx_t Ho, idx_t Wo, const REAL *x, const REAL *w, const REAL *dy,
+                                   REAL *dx, REAL *dw);
 static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *dst, int merge);
+static void SFX(im2col_small)(idx_t m, idx_t C, idx_t H, idx_t W, idx_t p, idx_t KK, idx_t L, const idx_t *tab,
+                              const REAL *x, REAL *pad, REAL *cols, idx_t ld);
+static void SFX(col2im_small)(idx_t m, idx_t C, idx_t H, idx_t W, idx_t p, idx_t KK, idx_t L, const idx_t *tab,
+                              const REAL *cols, idx_t ld, REAL *pad, REAL *dx);
 static void SFX(col2im_plane)(idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t s, idx_t p, idx_t Ho, idx_t Wo,
                               const REAL *rows, idx_t ld, REAL *plane);
 
@@ -255,6 +264,8 @@ int SFX(conv2d_backward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, 
         if (dw) memset(dw, 0, (size_t)(O * CK) * sizeof(REAL));
         return 1;
     }
+    if ((Ho - 1) * s <= p && H <= kh - p && (Wo - 1) * s <= p && W <= kw - p && H * W < kh * kw)
+        return SFX(conv_backward_dense)(N, C, H, W, O, kh, kw, s, p, Ho, Wo, x, w, dy, dx, dw);
     int nt = (double)N * L * CK * O < CONV_BACKWARD_MIN_PARALLEL ? 1 : miniclip_max_threads();
     idx_t nb = SFX(conv_backward_block)(N, CK, O, L, block_bytes, nt);
     idx_t units = (N + nb - 1) / nb;
@@ -283,10 +294,13 @@ int SFX(conv2d_backward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, 
         }
     }
     if (dw) {                                              /* dW = the accumulators, summed in thread order */
-        memcpy(dw, buf + (CK + O) * lb, (size_t)(O * CK) * sizeof(REAL));
-        for (int t = 1; t < nbuf; t++) {
+        int tr = DW_TRANSPOSED(CK, O);                     /* dW[o, k] at acc[o*rs + k*cs] */
+        idx_t rs = tr ? 1 : CK, cs = tr ? O : 1;
+        for (int t = 0; t < nbuf; t++) {
             const REAL *acc = buf + per_thread * t + (CK + O) * lb;
-            for (idx_t i = 0; i < O * CK; i++) dw[i] += acc[i];
+            for (idx_t o = 0; o < O; o++)
+                for (idx_t k = 0; k < CK; k++)
+                    dw[o * CK + k] = t == 0 ? acc[o * rs + k * cs] : dw[o * CK + k] + acc[o * rs + k * cs];
         }
     }
     free(buf);
@@ -302,6 +316,13 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
 {
     idx_t CK = C * kh * kw, mL = m * L, Ho = L / Wo;
     int plain = kh == 1 && kw == 1 && s == 1 && p == 0;   /* 1x1: the columns are x's rows */
+    /* a small map (2x2, 4x4): the columns read from, and dx added into, a zero-padded plane at
+     * the offsets of a table, instead of a few values per call of im2col_rows and col2im_plane */
+    int small = !plain && L <= CONV_SMALL_L && (H + 2 * p) * (W + 2 * p) <= CONV_SMALL_PAD
+                && kh * kw * L <= CONV_SMALL_TAB;
+    idx_t tab[CONV_SMALL_TAB];
+    REAL pad[CONV_SMALL_PAD];
+    if (small) window_offsets(kh, kw, s, W + 2 * p, Ho, Wo, tab);
     const REAL *d = dy + n0 * O * L;                      /* (O, L) for one image: dy[n0] in place */
     if (m > 1) {
         SFX(side_by_side)(m, O, L, d, dyb, 1);            /* dyb (O, m*L) */
@@ -310,17 +331,27 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
     if (dw_acc) {
         if (plain)                                        /* cols (CK, m*L) */
             SFX(side_by_side)(m, C, L, x + n0 * C * L, cols, 1);
+        else if (small)
+            SFX(im2col_small)(m, C, H, W, p, kh * kw, L, tab, x + n0 * C * H * W, pad, cols, mL);
         else
             for (idx_t i = 0; i < m; i++)
                 SFX(im2col_rows)(C, H, W, kh, kw, s, p, Wo, x + (n0 + i) * C * H * W, 0, L, cols + i * L, mL);
-        /* dW += dy_blk (O, m*L) @ cols^T (m*L, CK) */
-        SFX(gemm_packed)(O, CK, mL, (REAL)1, d, mL, 1, cols, 1, mL, (REAL)1, dw_acc, CK, 1, nthreads);
+        /* dW (O, CK) += dy_blk (O, m*L) @ cols^T (m*L, CK), or, when CK > O, its transpose
+         * dW^T (CK, O) += cols (CK, m*L) @ dy_blk^T: GEMM v3 packs a row-major A with a SIMD
+         * transpose but a transposed B one element at a time, so the larger of the two goes in as
+         * A (DW_TRANSPOSED: not below 16 channels, which fill too little of the GEMM's 32-wide tile) */
+        if (DW_TRANSPOSED(CK, O))
+            SFX(gemm_packed)(CK, O, mL, (REAL)1, cols, mL, 1, d, 1, mL, (REAL)1, dw_acc, O, 1, nthreads);
+        else
+            SFX(gemm_packed)(O, CK, mL, (REAL)1, d, mL, 1, cols, 1, mL, (REAL)1, dw_acc, CK, 1, nthreads);
     }
     if (dx) {
         /* dcols (CK, m*L) = W^T (CK, O) @ dy_blk (O, m*L), over the columns, no longer needed */
         SFX(gemm_packed)(CK, mL, O, (REAL)1, w, 1, CK, d, mL, 1, (REAL)0, cols, mL, 1, nthreads);
         if (plain)                                        /* the block's images are whole: no other */
             SFX(side_by_side)(m, C, L, cols, dx + n0 * C * L, 0);   /* block writes their pixels */
+        else if (small)
+            SFX(col2im_small)(m, C, H, W, p, kh * kw, L, tab, cols, mL, pad, dx + n0 * C * H * W);
         else
             for (idx_t i = 0; i < m; i++)
                 for (idx_t c = 0; c < C; c++) {
@@ -333,6 +364,63 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
     }
 }
 
+/* The backward when every window covers the whole image: (Ho - 1)*s <= p (the last window starts at
+ * or before pixel 0) and H <= kh - p (the first reaches pixel H - 1), likewise across; a 2x2 map
+ * under a 3x3 kernel with padding 1, or a 1x1 map (taken when it saves multiply-adds, H*W < kh*kw).
+ * Then each output position l sees each pixel q
+ * through exactly one offset (i, j) = (h - ho*s + p, v - wo*s + p), and the convolution is a dense
+ * layer over the flattened image, y (N, O*L) = x (N, C*H*W) @ Wd^T with
+ *     Wd[(o, l), (c, q)] = w[o, c, i, j]                              (O*L, C*H*W)
+ * so that
+ *     dx (N, C*H*W) = dy (N, O*L) @ Wd,   dWd (O*L, C*H*W) = dy^T @ x,
+ *     dW[o, c, i, j] = the sum of dWd[(o, l), (c, q)] over the pairs (l, q) with offset (i, j)
+ * two GEMMs with H*W / (kh*kw) of im2col's multiply-adds (4/9 on 2x2 maps: im2col multiplies the
+ * padding's zeros too) and large sides (the batch, O*L, C*H*W) instead of thin ones.
+ * dx's product runs in slices of at most CONV_DENSE_SLICE of its inner size O*L, each one pass of the
+ * GEMM's micro-kernel whatever path it takes for this shape and thread count, so that dx is the
+ * same at every thread count (GEMM v3 splits the rows and the columns between threads, never the
+ * sum); dW's sum over the batch is grouped by the GEMM and may differ by rounding. */
+static int SFX(conv_backward_dense)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s,
+                                   idx_t p, idx_t Ho, idx_t Wo, const REAL *x, const REAL *w, const REAL *dy,
+                                   REAL *dx, REAL *dw)
+{
+    idx_t L = Ho * Wo, HW = H * W, OL = O * L, CHW = C * HW, KK = kh * kw;
+    int nt = miniclip_max_threads();
+    REAL *wd = (REAL *)malloc((size_t)OL * (size_t)CHW * sizeof(REAL));   /* Wd, then dWd */
+    idx_t *tap = (idx_t *)malloc((size_t)(L * HW) * sizeof(idx_t));      /* (L, H*W): i*kw + j */
+    if (!wd || !tap) {
+        free(wd);
+        free(tap);
+        return 0;
+    }
+    for (idx_t l = 0; l < L; l++)
+        for (idx_t q = 0; q < HW; q++)
+            tap[l * HW + q] = (q / W - l / Wo * s + p) * kw + q % W - l % Wo * s + p;
+    if (dx) {
+        for (idx_t o = 0; o < O; o++)
+            for (idx_t l = 0; l < L; l++)
+                for (idx_t c = 0; c < C; c++)
+                    for (idx_t q = 0; q < HW; q++)
+                        wd[(o * L + l) * CHW + c * HW + q] = w[(o * C + c) * KK + tap[l * HW + q]];
+        for (idx_t k0 = 0; k0 < OL; k0 += CONV_DENSE_SLICE)     /* dx (N, C*H*W) (+)= dy[:, k0:k1] @ Wd[k0:k1] */
+            SFX(gemm_packed)(N, CHW, OL - k0 < CONV_DENSE_SLICE ? OL - k0 : CONV_DENSE_SLICE, (REAL)1, dy + k0, OL, 1,
+                             wd + k0 * CHW, CHW, 1, k0 ? (REAL)1 : (REAL)0, dx, CHW, 1, nt);
+    }
+    if (dw) {
+        /* dWd (O*L, C*H*W) = dy^T (O*L, N) @ x (N, C*H*W) */
+        SFX(gemm_packed)(OL, CHW, N, (REAL)1, dy, 1, OL, x, CHW, 1, (REAL)0, wd, CHW, 1, nt);
+        memset(dw, 0, (size_t)(O * C * KK) * sizeof(REAL));  /* an offset no pair uses (1x1 maps) stays 0 */
+        for (idx_t o = 0; o < O; o++)
+            for (idx_t l = 0; l < L; l++)
+                for (idx_t c = 0; c < C; c++)
+                    for (idx_t q = 0; q < HW; q++)
+                        dw[(o * C + c) * KK + tap[l * HW + q]] += wd[(o * L + l) * CHW + c * HW + q];
+    }
+    free(wd);
+    free(tap);
+    return 1;
+}
+
 /* merge = 1: dst (R, m*L) = the m images src (m, R, L) side by side, row r of image i at
  * dst[r, i*L:(i+1)*L]; merge = 0: the way back, dst (m, R, L) = the images of src (R, m*L). */
 static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *dst, int merge)
@@ -341,6 +429,52 @@ static void SFX(side_by_side)(idx_t m, idx_t R, idx_t L, const REAL *src, REAL *
         for (idx_t r = 0; r < R; r++) {
             idx_t img = (i * R + r) * L, row = r * m * L + i * L;
             memcpy(dst + (merge ? row : img), src + (merge ? img : row), (size_t)L * sizeof(REAL));
+        }
+}
+
+/* cols (C*kh*kw, ld) = the columns of m whole images x (m, C, H, W), image i's at column i*L,
+ * for a small map: each channel plane is copied into the middle of the zero-padded plane pad
+ * ((H + 2p) x (W + 2p), whose border stays 0), and row (c, i, j) takes pad[tab[(i, j), l]] at
+ * each position l (window_offsets). The values of im2col_rows, in one loop over the table for
+ * the whole row instead of calls that copy a value or two each. */
+static void SFX(im2col_small)(idx_t m, idx_t C, idx_t H, idx_t W, idx_t p, idx_t KK, idx_t L, const idx_t *tab,
+                              const REAL *x, REAL *pad, REAL *cols, idx_t ld)
+{
+    idx_t Wp = W + 2 * p;
+    memset(pad, 0, (size_t)((H + 2 * p) * Wp) * sizeof(REAL));
+    for (idx_t n = 0; n < m; n++)
+        for (idx_t c = 0; c < C; c++) {
+            const REAL *xc = x + (n * C + c) * H * W;     /* (H, W) */
+            for (idx_t h = 0; h < H; h++)
+                memcpy(pad + (h + p) * Wp + p, xc + h * W, (size_t)W * sizeof(REAL));
+            for (idx_t r = 0; r < KK; r++) {              /* row (c, i, j), r = i*kw + j */
+                REAL *dst = cols + (c * KK + r) * ld + n * L;
+                const idx_t *t = tab + r * L;
+                for (idx_t l = 0; l < L; l++) dst[l] = pad[t[l]];
+            }
+        }
+}
+
+/* dx (m, C, H, W) = col2im of cols (C*kh*kw, ld) for m whole images on a small map, the adjoint
+ * of im2col_small: each channel's rows (i, j) added into the zeroed padded plane pad at the table's
+ * offsets, then its middle copied out (the border, where the padding's positions collected
+ * theirs, is dropped). Each pixel sums over (i, j) in the reference's order from 0, as
+ * col2im_plane: equal to the bit. */
+static void SFX(col2im_small)(idx_t m, idx_t C, idx_t H, idx_t W, idx_t p, idx_t KK, idx_t L, const idx_t *tab,
+                              const REAL *cols, idx_t ld, REAL *pad, REAL *dx)
+{
+    idx_t Wp = W + 2 * p;
+    for (idx_t n = 0; n < m; n++)
+        for (idx_t c = 0; c < C; c++) {
+            memset(pad, 0, (size_t)((H + 2 * p) * Wp) * sizeof(REAL));
+            for (idx_t r = 0; r < KK; r++) {              /* row (c, i, j), r = i*kw + j */
+                const REAL *src = cols + (c * KK + r) * ld + n * L;
+                const idx_t *t = tab + r * L;
+                for (idx_t l = 0; l < L; l++) pad[t[l]] += src[l];
+            }
+            REAL *xc = dx + (n * C + c) * H * W;          /* (H, W) */
+            for (idx_t h = 0; h < H; h++)
+                memcpy(xc + h * W, pad + (h + p) * Wp + p, (size_t)W * sizeof(REAL));
         }
 }
 

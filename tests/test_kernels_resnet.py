@@ -144,6 +144,27 @@ BACKWARD_PROBLEMS = PROBLEMS + [
     (37, 96, 1, 1, 64, 1, 1, 0),       # L = 1 (the last stage at 32 px), odd batch
     (1, 8, 40, 33, 16, 3, 1, 1),       # one large image: one block, the GEMM's own threads
 ]
+# Small maps (at most CONV_SMALL_L = 16 output positions: the backward's im2col_small and
+# col2im_small, csrc/conv_impl.h), as the model's last stages have them, and two that are small
+# but exceed the stack's bounds (padded plane, table of offsets) and so take the general copies.
+SMALL_MAP_PROBLEMS = [
+    (9, 128, 2, 2, 16, 3, 1, 1),       # the last stage's 3x3 at 32 px, odd batch, many blocks
+    (5, 64, 4, 4, 24, 3, 1, 1),        # the third stage's
+    (3, 7, 5, 3, 6, 3, 2, 2),          # stride 2, padding 2 on an odd map: L = 12
+    (2, 3, 40, 40, 3, 3, 16, 1),       # L = 9, but a padded plane of 42 x 42
+    (2, 3, 14, 14, 4, 11, 1, 0),       # L = 16, but 11 x 11 x 16 offsets
+]
+# Every window covers the whole image (csrc/conv_impl.h, conv_backward_dense): a 2x2 map under a
+# 3x3 kernel with padding 1 (the model's last stage; above, too), a 1x1 map, stride 2, a 2x1 map;
+# then a batch whose dx product (K = O*L = 512) is small enough that GEMM v3 would take another
+# path at 1 thread than at 2 (its slices keep dx equal).
+DENSE_PROBLEMS = [
+    (5, 3, 1, 1, 4, 3, 1, 1),
+    (3, 6, 3, 3, 4, 5, 2, 2),
+    (2, 5, 2, 1, 7, 3, 1, 1),
+    (4, 128, 2, 2, 128, 3, 1, 1),
+]
+BACKWARD_PROBLEMS = BACKWARD_PROBLEMS[:-4] + SMALL_MAP_PROBLEMS + DENSE_PROBLEMS + BACKWARD_PROBLEMS[-4:]
 
 
 @pytest.mark.parametrize("images_per_block", [1, 2, None])       # None: CONV_BACKWARD_BLOCK_BYTES
@@ -184,7 +205,7 @@ def test_conv2d_backward_matches_the_products_per_image(problem, dtype, threads,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("problem", BACKWARD_PROBLEMS[-4:])
+@pytest.mark.parametrize("problem", BACKWARD_PROBLEMS[-4:] + SMALL_MAP_PROBLEMS[:3] + DENSE_PROBLEMS)
 def test_conv2d_backward_thread_counts_change_dw_by_rounding_only(problem, dtype):
     """The compiled backward's promise (csrc/conv_impl.h, conv2d_backward): the same result in
     every run for one thread count; between thread counts dx to the bit and dW up to rounding."""

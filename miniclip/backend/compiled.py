@@ -521,8 +521,9 @@ def conv2d(x, weight, stride, padding, scale=None, shift=None, residual=None, re
 
 
 # The backward's columns and dy for a block of images take at most this many bytes, so that they
-# stay in L2 from im2col to the GEMMs and from the GEMM to col2im (benchmarks/README.md, ResNet).
-CONV_BACKWARD_BLOCK_BYTES = 1 << 20
+# stay in L2 from im2col to the GEMMs and from the GEMM to col2im, beside the GEMM's packed copy of
+# the columns (a quarter of a 2 MiB L2; benchmarks/README.md, "The convolutions' backward, again").
+CONV_BACKWARD_BLOCK_BYTES = 1 << 19
 
 
 def conv2d_backward(x, weight, dy, stride, padding, needs_dx=True, needs_dw=True):
