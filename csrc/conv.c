@@ -43,13 +43,13 @@
  * The block's columns and dy stay in cache from im2col to both GEMMs and dcols from its GEMM to
  * col2im, and the sum over images, the inner dimension of dW's product (m*L long, against O and
  * CK of a few dozen), is split between the threads by blocks rather than inside one thin GEMM.
- * Blocks hold whole images so that no two threads add into the same pixel of dx. (When every
- * window covers the whole image, a 2x2 map under a 3x3 kernel with padding 1, the convolution is
- * a dense layer over the flattened image and its backward two large GEMMs on it, with 4/9 of the
- * multiply-adds: conv_backward_dense.) On small maps
+ * Blocks hold whole images so that no two threads add into the same pixel of dx. On small maps
  * (the last stages' 4x4 and 2x2) a row (c, i, j) of the columns holds only a few values per image,
  * so the block's im2col and col2im go through the image's zero-padded plane and one table of window
- * offsets (im2col_small, col2im_small) rather than a call per image row.
+ * offsets (im2col_small, col2im_small) rather than a call per image row. And when every window
+ * covers the whole image (a 2x2 map under a 3x3 kernel with padding 1), the convolution is a dense
+ * layer over the flattened image, and its backward two large GEMMs on that layer's matrix with 4/9
+ * of the multiply-adds (conv_backward_dense).
  *
  * Also here, for tests and the reference path: im2col and col2im over whole images, the same
  * copies as the NumPy reference (backend/reference.py), parallel over the channels, in the

@@ -265,6 +265,7 @@ int SFX(conv2d_backward)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, 
         return 1;
     }
     if ((Ho - 1) * s <= p && H <= kh - p && (Wo - 1) * s <= p && W <= kw - p && H * W < kh * kw)
+        /* every window covers the whole image: a dense layer */
         return SFX(conv_backward_dense)(N, C, H, W, O, kh, kw, s, p, Ho, Wo, x, w, dy, dx, dw);
     int nt = (double)N * L * CK * O < CONV_BACKWARD_MIN_PARALLEL ? 1 : miniclip_max_threads();
     idx_t nb = SFX(conv_backward_block)(N, CK, O, L, block_bytes, nt);
@@ -367,17 +368,17 @@ static void SFX(conv_backward_unit)(idx_t n0, idx_t m, idx_t C, idx_t H, idx_t W
 /* The backward when every window covers the whole image: (Ho - 1)*s <= p (the last window starts at
  * or before pixel 0) and H <= kh - p (the first reaches pixel H - 1), likewise across; a 2x2 map
  * under a 3x3 kernel with padding 1, or a 1x1 map (taken when it saves multiply-adds, H*W < kh*kw).
- * Then each output position l sees each pixel q
- * through exactly one offset (i, j) = (h - ho*s + p, v - wo*s + p), and the convolution is a dense
- * layer over the flattened image, y (N, O*L) = x (N, C*H*W) @ Wd^T with
+ * Then each output position l sees each pixel q through exactly one offset (i, j) = (h - ho*s + p,
+ * v - wo*s + p), and the convolution is a dense layer over the flattened image,
+ * y (N, O*L) = x (N, C*H*W) @ Wd^T with
  *     Wd[(o, l), (c, q)] = w[o, c, i, j]                              (O*L, C*H*W)
  * so that
  *     dx (N, C*H*W) = dy (N, O*L) @ Wd,   dWd (O*L, C*H*W) = dy^T @ x,
  *     dW[o, c, i, j] = the sum of dWd[(o, l), (c, q)] over the pairs (l, q) with offset (i, j)
  * two GEMMs with H*W / (kh*kw) of im2col's multiply-adds (4/9 on 2x2 maps: im2col multiplies the
  * padding's zeros too) and large sides (the batch, O*L, C*H*W) instead of thin ones.
- * dx's product runs in slices of at most CONV_DENSE_SLICE of its inner size O*L, each one pass of the
- * GEMM's micro-kernel whatever path it takes for this shape and thread count, so that dx is the
+ * dx's product runs in slices of at most CONV_DENSE_SLICE of its inner size O*L, each one pass of
+ * the GEMM's micro-kernel whatever path it takes for this shape and thread count, so that dx is the
  * same at every thread count (GEMM v3 splits the rows and the columns between threads, never the
  * sum); dW's sum over the batch is grouped by the GEMM and may differ by rounding. */
 static int SFX(conv_backward_dense)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O, idx_t kh, idx_t kw, idx_t s,
@@ -402,9 +403,12 @@ static int SFX(conv_backward_dense)(idx_t N, idx_t C, idx_t H, idx_t W, idx_t O,
                 for (idx_t c = 0; c < C; c++)
                     for (idx_t q = 0; q < HW; q++)
                         wd[(o * L + l) * CHW + c * HW + q] = w[(o * C + c) * KK + tap[l * HW + q]];
-        for (idx_t k0 = 0; k0 < OL; k0 += CONV_DENSE_SLICE)     /* dx (N, C*H*W) (+)= dy[:, k0:k1] @ Wd[k0:k1] */
-            SFX(gemm_packed)(N, CHW, OL - k0 < CONV_DENSE_SLICE ? OL - k0 : CONV_DENSE_SLICE, (REAL)1, dy + k0, OL, 1,
-                             wd + k0 * CHW, CHW, 1, k0 ? (REAL)1 : (REAL)0, dx, CHW, 1, nt);
+        /* dx (N, C*H*W) = dy[:, 0:k] @ Wd[0:k] + dy[:, k:2k] @ Wd[k:2k] + ...   k = CONV_DENSE_SLICE */
+        for (idx_t k0 = 0; k0 < OL; k0 += CONV_DENSE_SLICE) {
+            idx_t k = OL - k0 < CONV_DENSE_SLICE ? OL - k0 : CONV_DENSE_SLICE;
+            SFX(gemm_packed)(N, CHW, k, (REAL)1, dy + k0, OL, 1, wd + k0 * CHW, CHW, 1, k0 ? (REAL)1 : (REAL)0,
+                             dx, CHW, 1, nt);
+        }
     }
     if (dw) {
         /* dWd (O*L, C*H*W) = dy^T (O*L, N) @ x (N, C*H*W) */

@@ -148,17 +148,18 @@ BACKWARD_PROBLEMS = PROBLEMS + [
 # col2im_small, csrc/conv_impl.h), as the model's last stages have them, and two that are small
 # but exceed the stack's bounds (padded plane, table of offsets) and so take the general copies.
 SMALL_MAP_PROBLEMS = [
-    (9, 128, 2, 2, 16, 3, 1, 1),       # the last stage's 3x3 at 32 px, odd batch, many blocks
+    (9, 128, 2, 3, 16, 3, 1, 1),       # 2 x 3: not every window covers the map; odd batch, many blocks
     (5, 64, 4, 4, 24, 3, 1, 1),        # the third stage's
     (3, 7, 5, 3, 6, 3, 2, 2),          # stride 2, padding 2 on an odd map: L = 12
     (2, 3, 40, 40, 3, 3, 16, 1),       # L = 9, but a padded plane of 42 x 42
     (2, 3, 14, 14, 4, 11, 1, 0),       # L = 16, but 11 x 11 x 16 offsets
 ]
 # Every window covers the whole image (csrc/conv_impl.h, conv_backward_dense): a 2x2 map under a
-# 3x3 kernel with padding 1 (the model's last stage; above, too), a 1x1 map, stride 2, a 2x1 map;
+# 3x3 kernel with padding 1 (the model's last stage, odd batch), a 1x1 map, stride 2, a 2x1 map;
 # then a batch whose dx product (K = O*L = 512) is small enough that GEMM v3 would take another
 # path at 1 thread than at 2 (its slices keep dx equal).
 DENSE_PROBLEMS = [
+    (9, 128, 2, 2, 16, 3, 1, 1),
     (5, 3, 1, 1, 4, 3, 1, 1),
     (3, 6, 3, 3, 4, 5, 2, 2),
     (2, 5, 2, 1, 7, 3, 1, 1),
