@@ -17,7 +17,6 @@ shape, with the ratio before / after.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from miniclip.backend import K  # noqa: E402
 from miniclip.training.run import _threads  # noqa: E402
+from machine import alternating_rounds  # noqa: E402
 
 # (C, H, O, k, stride, padding) of x (N, C, H, H) and the weight (O, C, k, k)
 SHAPES = [
@@ -65,16 +65,12 @@ def measure(batch, threads, repeats):
 
 def compare(args):
     """Rounds of one process per tree, alternating; the best of each tree, shape by shape."""
-    trees = {"this tree": _TREE, "against": args.against}
     best = {}
-    for _ in range(args.rounds):
-        for name, tree in trees.items():
-            cmd = [sys.executable, __file__, "--tree", tree, "--json", "--batch", str(args.batch),
-                   "--threads", str(args.threads), "--repeats", str(args.repeats)]
-            out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-            for shape, (fwd, bwd, flops) in out.items():
-                mine = best.setdefault((name, shape), [fwd, bwd, flops])
-                mine[0], mine[1] = min(mine[0], fwd), min(mine[1], bwd)
+    worker = ["--batch", str(args.batch), "--threads", str(args.threads), "--repeats", str(args.repeats)]
+    for name, out in alternating_rounds(__file__, _TREE, args.against, args.rounds, worker):
+        for shape, (fwd, bwd, flops) in out.items():
+            mine = best.setdefault((name, shape), [fwd, bwd, flops])
+            mine[0], mine[1] = min(mine[0], fwd), min(mine[1], bwd)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"{'x, weight, stride':44s} | fwd against | bwd against | fwd this | bwd this | bwd before/after")
     for shape in dict.fromkeys(s for _, s in best):

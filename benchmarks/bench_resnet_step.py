@@ -21,7 +21,6 @@ built), ResNet only, and the best round of each is printed:
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import miniclip  # noqa: E402, F401
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_step_variants import REFERENCE, RESNET, VARIANTS, step_seconds  # noqa: E402
+from machine import alternating_rounds  # noqa: E402
 
 from miniclip.autograd.profiler import profile  # noqa: E402
 from miniclip.backend import K  # noqa: E402
@@ -78,17 +78,13 @@ def measure(threads, rounds, steps, vit=True):
 
 def compare(args):
     """Rounds of one process per tree, alternating; the best round of each tree and thread count."""
-    trees = {"this tree": _TREE, "against": args.against}
     best = {}
-    for _ in range(args.rounds):
-        for name, tree in trees.items():
-            cmd = [sys.executable, __file__, "--tree", tree, "--json", "--rounds", "1", "--steps", str(args.steps),
-                   "--threads", *map(str, args.threads)]
-            out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-            for n, row in out.items():
-                mine = best.setdefault((name, int(n)), row)
-                if row["resnet"] < mine["resnet"]:
-                    best[(name, int(n))] = row
+    worker = ["--rounds", "1", "--steps", str(args.steps), "--threads", *map(str, args.threads)]
+    for name, out in alternating_rounds(__file__, _TREE, args.against, args.rounds, worker):
+        for n, row in out.items():
+            mine = best.setdefault((name, int(n)), row)
+            if row["resnet"] < mine["resnet"]:
+                best[(name, int(n))] = row
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"{'tree':>10} | threads | ResNet step | conv backward")
     for (name, n), row in sorted(best.items(), key=lambda kv: (kv[0][1], kv[0][0])):

@@ -5,10 +5,16 @@ forces OpenBLAS onto an older CPU's kernels (e.g. Haswell's AVX2 on an AVX-512 C
 compares against OpenBLAS at its best, so it removes them from its own process *before NumPy
 loads OpenBLAS* (``unforce_openblas()`` first, then ``import numpy``) and from its workers'
 environment; tests and CI keep whatever the machine sets. Imports nothing heavy.
+
+``alternating_rounds`` runs a benchmark against another source tree: one worker process per tree
+and round, the trees taking turns, so that a change of the machine's load falls on both alike.
 """
 
+import json
 import os
 import platform
+import subprocess
+import sys
 
 OPENBLAS_FORCING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -39,3 +45,14 @@ def blas_kernels():
     from threadpoolctl import threadpool_info
     return [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
             if i.get("user_api") == "blas"]
+
+
+def alternating_rounds(script, this_tree, against, rounds, worker_args):
+    """Yield ``(name, result)`` for ``rounds`` rounds of ``python script --tree TREE --json
+    *worker_args`` run once per tree in turn ("this tree", then "against"), each worker's JSON output
+    parsed. The script reads ``--tree`` before importing miniclip, so each worker runs that tree."""
+    trees = {"this tree": this_tree, "against": against}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            cmd = [sys.executable, script, "--tree", tree, "--json", *worker_args]
+            yield name, json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
